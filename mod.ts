@@ -1,0 +1,29 @@
+/**
+ * wstream: a complete WebSocket client and server for Deno (RFC 6455, with
+ * RFC 7692 permessage-deflate), built as a Web Streams pipeline.
+ *
+ * The codec streams work on their own, for example to decode a captured byte
+ * stream into messages:
+ *
+ * ```ts
+ * import { FrameDecoderStream, MessageAssemblerStream } from "@wstream/wstream";
+ * import { assertEquals } from "@std/assert";
+ *
+ * // An unmasked text frame "Hello" (RFC 6455 §5.7), as a server sends it.
+ * const bytes = ReadableStream.from([
+ *   new Uint8Array([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]),
+ * ]);
+ * const messages = await Array.fromAsync(
+ *   bytes
+ *     .pipeThrough(new FrameDecoderStream({ role: "client" }))
+ *     .pipeThrough(new MessageAssemblerStream()),
+ * );
+ * assertEquals(messages, ["Hello"]);
+ * ```
+ *
+ * @module
+ */
+
+export { type Frame, isControlOpcode, Opcode } from "./src/frame.ts";
+export { CloseCode, isValidCloseCode } from "./src/close_code.ts";
+export { type WebSocketCloseInfo, WebSocketError } from "./src/websocket_error.ts";
