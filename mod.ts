@@ -26,4 +26,21 @@
 
 export { type Frame, isControlOpcode, Opcode } from "./src/frame.ts";
 export { CloseCode, isValidCloseCode } from "./src/close_code.ts";
-export { type WebSocketCloseInfo, WebSocketError } from "./src/websocket_error.ts";
+export {
+  type WebSocketCloseInfo,
+  WebSocketError,
+} from "./src/websocket_error.ts";
+export {
+  type FrameDecoderOptions,
+  FrameDecoderStream,
+} from "./src/frame_decoder.ts";
+export {
+  type FrameEncoderOptions,
+  FrameEncoderStream,
+} from "./src/frame_encoder.ts";
+export {
+  type Message,
+  type MessageAssemblerOptions,
+  MessageAssemblerStream,
+  type MessageInflater,
+} from "./src/message_assembler.ts";

@@ -1,0 +1,299 @@
+/**
+ * Frames to messages (RFC 6455 §5.4, §5.6): fragments joined, text
+ * validated, control frames handed to the connection as they arrive.
+ *
+ * @module
+ */
+
+import { CloseCode } from "./close_code.ts";
+import { parseClosePayload } from "./close_payload.ts";
+import { type Frame, Opcode } from "./frame.ts";
+import { decodeUtf8, Utf8Validator } from "./utf8.ts";
+import { WebSocketError } from "./websocket_error.ts";
+
+/** A WebSocket message: text as `string`, binary as `Uint8Array`. */
+export type Message = string | Uint8Array;
+
+/**
+ * Inflates the frames of a compressed message (RFC 7692 §7.2.2), one call
+ * per frame. Implemented by permessage-deflate.
+ */
+export interface MessageInflater {
+  /**
+   * Inflates one frame's payload.
+   *
+   * @param payload The frame's compressed payload.
+   * @param fin Whether it is the message's last frame.
+   * @param maxBytes The largest inflated size the whole message may reach.
+   * @returns The inflated bytes of this frame.
+   * @throws {WebSocketError} 1009 as soon as the message would pass `maxBytes`.
+   */
+  inflate(
+    payload: Uint8Array,
+    fin: boolean,
+    maxBytes: number,
+  ): Promise<Uint8Array>;
+}
+
+/** Options for {@linkcode MessageAssemblerStream} and {@linkcode MessageAssembler}. */
+export interface MessageAssemblerOptions {
+  /**
+   * The largest message accepted, in bytes (inflated bytes for a compressed
+   * message). Default 64 MiB.
+   */
+  maxMessageBytes?: number;
+  /**
+   * Called with each Ping, Pong and Close frame as it arrives, also between
+   * the fragments of a message (RFC 6455 §5.4). A Close frame's payload has
+   * been validated before the call.
+   */
+  onControlFrame?: (frame: Frame) => void;
+  /** Inflates compressed messages; set when permessage-deflate is negotiated. */
+  inflater?: MessageInflater;
+}
+
+/** The default {@linkcode MessageAssemblerOptions.maxMessageBytes}: 64 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES: number = 64 * 1024 * 1024;
+
+const MIN_MESSAGE_BUFFER_BYTES = 1024;
+// A buffer up to this size is kept for the next fragmented message.
+const REUSED_BUFFER_BYTES = 64 * 1024;
+
+function protocolError(message: string): WebSocketError {
+  return new WebSocketError(message, { closeCode: CloseCode.ProtocolError });
+}
+
+/**
+ * The sans-I/O core of {@linkcode MessageAssemblerStream}: fed frames one at
+ * a time, it returns each message once its last frame arrives.
+ *
+ * Fragments are appended to one growing buffer, so each costs O(1) retained
+ * memory however small it is, and text is validated as it arrives.
+ *
+ * @example Join two fragments
+ * ```ts
+ * import { MessageAssembler } from "./message_assembler.ts";
+ * import { Opcode } from "./frame.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const assembler = new MessageAssembler();
+ * const bytes = new TextEncoder().encode("Hello");
+ * assertEquals(
+ *   assembler.push({ fin: false, rsv1: false, opcode: Opcode.Text, payload: bytes.subarray(0, 3) }),
+ *   undefined,
+ * );
+ * assertEquals(
+ *   assembler.push({ fin: true, rsv1: false, opcode: Opcode.Continuation, payload: bytes.subarray(3) }),
+ *   "Hello",
+ * );
+ * ```
+ */
+export class MessageAssembler {
+  readonly #maxMessageBytes: number;
+  readonly #onControlFrame: ((frame: Frame) => void) | undefined;
+  readonly #inflater: MessageInflater | undefined;
+
+  // The message being assembled: its opcode (undefined between messages),
+  // whether it is compressed, and its bytes so far.
+  #opcode: Opcode | undefined;
+  #compressed = false;
+  #buffer = new Uint8Array(0);
+  #length = 0;
+  #validator: Utf8Validator | undefined;
+  #closed = false;
+
+  /**
+   * Creates an assembler.
+   *
+   * @param options Limits, the control frame callback and the inflater.
+   */
+  constructor(options: MessageAssemblerOptions = {}) {
+    this.#maxMessageBytes = options.maxMessageBytes ??
+      DEFAULT_MAX_MESSAGE_BYTES;
+    this.#onControlFrame = options.onControlFrame;
+    this.#inflater = options.inflater;
+  }
+
+  /** Whether a Close frame has been received: later frames are ignored. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether a fragmented message is in progress. */
+  get inMessage(): boolean {
+    return this.#opcode !== undefined;
+  }
+
+  /**
+   * Takes the next frame.
+   *
+   * @param frame The next frame received.
+   * @returns The message the frame completes, `undefined` when it completes
+   * none, or a promise of either when the frame must be inflated first.
+   * @throws {WebSocketError} 1002 for a bad sequence of frames, 1007 for
+   * invalid UTF-8, 1009 for a message over the limit.
+   */
+  push(frame: Frame): Message | undefined | Promise<Message | undefined> {
+    // RFC 6455 §1.4, §5.5.1: nothing is processed after a Close frame.
+    if (this.#closed) return undefined;
+    const opcode = frame.opcode;
+    if (opcode >= Opcode.Close) {
+      if (opcode === Opcode.Close) {
+        parseClosePayload(frame.payload);
+        this.#closed = true;
+      }
+      this.#onControlFrame?.(frame);
+      return undefined;
+    }
+    if (opcode === Opcode.Continuation) {
+      // RFC 6455 §5.4: a continuation needs a message to continue.
+      if (this.#opcode === undefined) {
+        throw protocolError(
+          "expected a text or binary frame to start a message, found a continuation frame",
+        );
+      }
+    } else {
+      // RFC 6455 §5.4: a fragmented message's frames must not be interleaved
+      // with another message's.
+      if (this.#opcode !== undefined) {
+        throw protocolError(
+          `expected a continuation frame of the fragmented message, found a new ${
+            opcode === Opcode.Text ? "text" : "binary"
+          } frame`,
+        );
+      }
+      this.#compressed = frame.rsv1;
+      if (frame.fin && !frame.rsv1) {
+        return this.#singleFrameMessage(opcode, frame.payload);
+      }
+      this.#opcode = opcode;
+      this.#length = 0;
+      this.#validator = opcode === Opcode.Text
+        ? new Utf8Validator()
+        : undefined;
+    }
+    if (this.#compressed) {
+      if (this.#inflater === undefined) {
+        throw protocolError(
+          "expected an uncompressed message (no extension negotiated), found RSV1 set",
+        );
+      }
+      return this.#inflater.inflate(
+        frame.payload,
+        frame.fin,
+        this.#maxMessageBytes,
+      ).then(
+        (inflated) => this.#appendFragment(inflated, frame.fin),
+      );
+    }
+    return this.#appendFragment(frame.payload, frame.fin);
+  }
+
+  // The common case: a whole message in one uncompressed frame.
+  #singleFrameMessage(opcode: Opcode, payload: Uint8Array): Message {
+    this.#checkSize(payload.length);
+    return opcode === Opcode.Text ? decodeUtf8(payload) : payload;
+  }
+
+  #checkSize(size: number): void {
+    if (size > this.#maxMessageBytes) {
+      this.#opcode = undefined;
+      throw new WebSocketError(
+        `expected a message of at most ${this.#maxMessageBytes} bytes, found one of at least ${size} bytes`,
+        { closeCode: CloseCode.MessageTooBig },
+      );
+    }
+  }
+
+  #appendFragment(bytes: Uint8Array, fin: boolean): Message | undefined {
+    const length = this.#length + bytes.length;
+    this.#checkSize(length);
+    // RFC 6455 §8.1: invalid UTF-8 fails the connection as soon as it is
+    // seen, in the fragment where the sequence becomes invalid.
+    this.#validator?.push(bytes, fin);
+    if (fin && this.#length === 0) {
+      // One fragment holds the whole message: no copy needed.
+      const opcode = this.#opcode ?? Opcode.Binary;
+      this.#opcode = undefined;
+      this.#validator = undefined;
+      return opcode === Opcode.Text ? decodeUtf8(bytes) : bytes;
+    }
+    if (length > this.#buffer.length) {
+      const grown = new Uint8Array(
+        Math.min(
+          this.#maxMessageBytes,
+          Math.max(length, this.#buffer.length * 2, MIN_MESSAGE_BUFFER_BYTES),
+        ),
+      );
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(bytes, this.#length);
+    this.#length = length;
+    if (!fin) return undefined;
+
+    const opcode = this.#opcode;
+    this.#opcode = undefined;
+    this.#validator = undefined;
+    const data = this.#buffer.subarray(0, length);
+    if (opcode === Opcode.Text) {
+      const text = decodeUtf8(data);
+      if (this.#buffer.length > REUSED_BUFFER_BYTES) {
+        this.#buffer = new Uint8Array(0);
+      }
+      return text;
+    }
+    // The binary message takes the buffer; the next message gets a new one.
+    this.#buffer = new Uint8Array(0);
+    return data;
+  }
+}
+
+/**
+ * A `TransformStream` from {@linkcode Frame}s to messages (RFC 6455 §5.4):
+ * fragments are joined, text becomes a `string` and binary a `Uint8Array`.
+ * Ping, Pong and Close frames go to `onControlFrame` as they arrive; after a
+ * Close frame the readable side closes. A violation errors the stream with a
+ * {@linkcode WebSocketError} whose `closeCode` says why (1002, 1007, 1009).
+ *
+ * @example Assemble a fragmented text message
+ * ```ts
+ * import { MessageAssemblerStream, Opcode } from "@wstream/wstream";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const encoder = new TextEncoder();
+ * const messages = await Array.fromAsync(
+ *   ReadableStream.from([
+ *     { fin: false, rsv1: false, opcode: Opcode.Text, payload: encoder.encode("Hel") },
+ *     { fin: true, rsv1: false, opcode: Opcode.Continuation, payload: encoder.encode("lo") },
+ *   ]).pipeThrough(new MessageAssemblerStream()),
+ * );
+ * assertEquals(messages, ["Hello"]);
+ * ```
+ */
+export class MessageAssemblerStream extends TransformStream<Frame, Message> {
+  /**
+   * Creates the stream.
+   *
+   * @param options Limits, the control frame callback and the inflater.
+   */
+  constructor(options: MessageAssemblerOptions = {}) {
+    const assembler = new MessageAssembler(options);
+    super({
+      async transform(frame, controller) {
+        let message = assembler.push(frame);
+        if (message instanceof Promise) message = await message;
+        if (message !== undefined) controller.enqueue(message);
+        if (assembler.closed) controller.terminate();
+      },
+      flush() {
+        if (assembler.inMessage) {
+          throw new WebSocketError(
+            "expected the frame stream to end between messages, found it ended inside a fragmented message",
+            { closeCode: CloseCode.AbnormalClosure },
+          );
+        }
+      },
+    });
+  }
+}
