@@ -44,3 +44,11 @@ export {
   MessageAssemblerStream,
   type MessageInflater,
 } from "./src/message_assembler.ts";
+export {
+  type CloseResult,
+  type ConnectionInit,
+  type MessageDeflate,
+  type Transport,
+  WebSocketConnection,
+  type WebSocketOptions,
+} from "./src/connection.ts";

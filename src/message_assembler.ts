@@ -12,7 +12,7 @@ import { decodeUtf8, Utf8Validator } from "./utf8.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
 /** A WebSocket message: text as `string`, binary as `Uint8Array`. */
-export type Message = string | Uint8Array;
+export type Message = string | Uint8Array<ArrayBuffer>;
 
 /**
  * Inflates the frames of a compressed message (RFC 7692 §7.2.2), one call
@@ -192,7 +192,9 @@ export class MessageAssembler {
   // The common case: a whole message in one uncompressed frame.
   #singleFrameMessage(opcode: Opcode, payload: Uint8Array): Message {
     this.#checkSize(payload.length);
-    return opcode === Opcode.Text ? decodeUtf8(payload) : payload;
+    return opcode === Opcode.Text
+      ? decodeUtf8(payload)
+      : payload as Uint8Array<ArrayBuffer>;
   }
 
   #checkSize(size: number): void {
@@ -216,7 +218,9 @@ export class MessageAssembler {
       const opcode = this.#opcode ?? Opcode.Binary;
       this.#opcode = undefined;
       this.#validator = undefined;
-      return opcode === Opcode.Text ? decodeUtf8(bytes) : bytes;
+      return opcode === Opcode.Text
+        ? decodeUtf8(bytes)
+        : bytes as Uint8Array<ArrayBuffer>;
     }
     if (length > this.#buffer.length) {
       const grown = new Uint8Array(

@@ -1,0 +1,852 @@
+/**
+ * The socket: one WebSocket connection over a byte transport, joining the
+ * codec to the application's `readable` and `writable`, with the closing
+ * handshake (RFC 6455 §7), ping/pong (§5.5.2–3) and keep-alive.
+ *
+ * @module
+ */
+
+import { CloseCode, isValidCloseCode } from "./close_code.ts";
+import {
+  type CloseInfo,
+  encodeClosePayload,
+  MAX_CLOSE_REASON_BYTES,
+  parseClosePayload,
+} from "./close_payload.ts";
+import { type Frame, Opcode } from "./frame.ts";
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "./frame_decoder.ts";
+import { encodeFrame } from "./frame_encoder.ts";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  type Message,
+  MessageAssembler,
+  type MessageInflater,
+} from "./message_assembler.ts";
+import { WebSocketError } from "./websocket_error.ts";
+
+/** Options every socket takes, from {@linkcode connect} and {@linkcode serve}. */
+export interface WebSocketOptions {
+  /**
+   * The largest message accepted, in bytes (inflated bytes when compressed);
+   * a larger one fails the connection with 1009. Default 64 MiB.
+   */
+  maxMessageBytes?: number;
+  /** The largest frame accepted, in bytes; else 1009. Default 64 MiB. */
+  maxFrameBytes?: number;
+  /**
+   * How long to wait for the peer's Close after sending ours, and for the
+   * application to finish after the peer's Close, before the TCP connection
+   * is ended. Default 5000 ms.
+   */
+  closeTimeoutMs?: number;
+  /** Send a Ping every this many milliseconds; 0 (the default) sends none. */
+  pingIntervalMs?: number;
+  /**
+   * Fail the socket (1006) when no Pong arrives this many milliseconds after
+   * a keep-alive Ping. Default: `pingIntervalMs`.
+   */
+  pongTimeoutMs?: number;
+  /**
+   * The bytes that may wait for the TCP connection before `writable` applies
+   * backpressure. Default 1 MiB.
+   */
+  maxBufferedBytes?: number;
+}
+
+/**
+ * Compresses and inflates messages once permessage-deflate is negotiated
+ * (RFC 7692).
+ */
+export interface MessageDeflate {
+  /** Inflates received compressed messages. */
+  inflater: MessageInflater;
+  /**
+   * Compresses a whole message, with the trailing `00 00 ff ff` removed
+   * (RFC 7692 §7.2.1), or returns `undefined` to send it uncompressed.
+   */
+  deflate(message: Uint8Array): Promise<Uint8Array> | Uint8Array | undefined;
+}
+
+/** A byte transport: a `Deno.Conn` or `Deno.TlsConn`, or in-memory streams. */
+export interface Transport {
+  /** Bytes from the peer; a byte stream is read with small, growing buffers. */
+  readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. */
+  writable: WritableStream<Uint8Array>;
+  /** Ends the connection at once (a `Deno.Conn` has it). */
+  close?(): void;
+}
+
+/** What {@linkcode WebSocketConnection} is built from. */
+export interface ConnectionInit extends WebSocketOptions {
+  /** The connection the WebSocket runs on, after the opening handshake. */
+  transport: Transport;
+  /** Whether this end is the client (it masks its frames) or the server. */
+  role: "client" | "server";
+  /** The negotiated subprotocol, "" when none. */
+  protocol?: string;
+  /** The negotiated `Sec-WebSocket-Extensions` value, "" when none. */
+  extensions?: string;
+  /** Bytes read after the HTTP head: the first bytes of the WebSocket. */
+  leftover?: Uint8Array;
+  /** Set when permessage-deflate was negotiated. */
+  deflate?: MessageDeflate;
+}
+
+/** How a socket ended, as {@linkcode WebSocketConnection.closed} reports it. */
+export interface CloseResult extends CloseInfo {
+  /**
+   * Whether the closing handshake completed: a Close frame went each way
+   * before the TCP connection ended.
+   */
+  wasClean: boolean;
+}
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+// Reads start small so an idle socket pins little memory, and grow while
+// reads fill their buffer.
+const MIN_READ_BYTES = 2 * 1024;
+const MAX_READ_BYTES = 256 * 1024;
+// Messages (by bytes) that may wait in `readable` before the socket stops
+// reading from the TCP connection.
+const READABLE_HIGH_WATER_BYTES = 256 * 1024;
+// Frames smaller than this are merged into one TCP write.
+const MERGE_LIMIT_BYTES = 64 * 1024;
+
+const textEncoder = new TextEncoder();
+
+function sizeOf(chunk: string | { byteLength: number }): number {
+  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
+}
+
+function toBytes(chunk: BufferSource): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (ArrayBuffer.isView(chunk)) {
+    return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  }
+  return new Uint8Array(chunk);
+}
+
+function isBufferSource(chunk: unknown): chunk is BufferSource {
+  return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
+    chunk instanceof SharedArrayBuffer;
+}
+
+// A reason of at most 123 bytes, cut at a character boundary.
+function truncateReason(reason: string): string {
+  let bytes = textEncoder.encode(reason);
+  if (bytes.length <= MAX_CLOSE_REASON_BYTES) return reason;
+  bytes = bytes.subarray(0, MAX_CLOSE_REASON_BYTES - 3);
+  return new TextDecoder().decode(bytes).replace(/\uFFFD$/, "") + "...";
+}
+
+/**
+ * One WebSocket connection: messages arrive on `readable` (text as `string`,
+ * binary as `Uint8Array`) and are sent by writing to `writable` (`string`
+ * for text, any `BufferSource` for binary). `connect()` and the `serve()`
+ * handler both give this type.
+ *
+ * Closing: when the peer sends Close, `readable` closes, and closing
+ * `writable` (or calling `close()`) completes the handshake echoing the
+ * peer's code, so `socket.readable.pipeTo(socket.writable)` is a correct echo.
+ * Closing `writable` first sends Close 1000 (or what `close()` was given)
+ * and waits for the peer's Close, up to `closeTimeoutMs`. `closed` resolves
+ * with how the socket ended.
+ *
+ * @example Run a socket over in-memory streams
+ * ```ts
+ * import { WebSocketConnection } from "@wstream/wstream";
+ * import { assertEquals } from "@std/assert";
+ *
+ * // The peer sends an unmasked text frame "Hi" and a Close 1000.
+ * const fromPeer = ReadableStream.from([
+ *   new Uint8Array([0x81, 0x02, 0x48, 0x69, 0x88, 0x02, 0x03, 0xe8]),
+ * ]);
+ * const toPeer: Uint8Array[] = [];
+ * const socket = new WebSocketConnection({
+ *   role: "client",
+ *   transport: {
+ *     readable: fromPeer,
+ *     writable: new WritableStream({ write: (chunk) => void toPeer.push(chunk) }),
+ *   },
+ * });
+ * assertEquals(await Array.fromAsync(socket.readable), ["Hi"]);
+ * assertEquals((await socket.closed).closeCode, 1000);
+ * ```
+ */
+export class WebSocketConnection {
+  /** The messages received. Closes when the peer's Close arrives. */
+  readonly readable: ReadableStream<Message>;
+  /** Messages to send: `string` as text, any `BufferSource` as binary. */
+  readonly writable: WritableStream<string | BufferSource>;
+  /** The negotiated subprotocol, "" when none. */
+  readonly protocol: string;
+  /** The negotiated extensions (`Sec-WebSocket-Extensions`), "" when none. */
+  readonly extensions: string;
+  /** Resolves once the socket has ended, with how it ended. */
+  readonly closed: Promise<CloseResult>;
+
+  readonly #role: "client" | "server";
+  readonly #mask: boolean;
+  readonly #transport: Transport;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #reader:
+    | ReadableStreamBYOBReader
+    | ReadableStreamDefaultReader<Uint8Array>
+    | undefined;
+  readonly #decoder: FrameDecoder;
+  readonly #assembler: MessageAssembler;
+  readonly #deflate: MessageDeflate | undefined;
+  readonly #closeTimeoutMs: number;
+  readonly #pingIntervalMs: number;
+  readonly #pongTimeoutMs: number;
+  readonly #maxBufferedBytes: number;
+
+  #readableController!: ReadableStreamDefaultController<Message>;
+  #readableDone = false;
+  #resumeReading: (() => void) | undefined;
+  #writableController!: WritableStreamDefaultController;
+  #writableDone = false;
+
+  // Frames received in the chunk being processed.
+  readonly #receivedFrames: Frame[] = [];
+  #readBufferLent = false;
+  #readBuffer: ArrayBuffer | undefined;
+
+  // Bytes waiting for the transport, and who waits for them to drain.
+  #outgoing: Uint8Array[] = [];
+  #outgoingBytes = 0;
+  #flushing = false;
+  #drainWaiters: (() => void)[] = [];
+  #transportFailed = false;
+
+  #closeSent: CloseInfo | undefined;
+  #closeReceived: CloseInfo | undefined;
+  #failure: WebSocketError | undefined;
+  #ended = false;
+  #resolveClosed!: (result: CloseResult) => void;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setTimeout> | undefined;
+  #pongTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Starts a socket on a transport whose opening handshake is done.
+   *
+   * @param init The transport, the role, what was negotiated and the options.
+   */
+  constructor(init: ConnectionInit) {
+    this.#role = init.role;
+    this.#mask = init.role === "client";
+    this.#transport = init.transport;
+    this.protocol = init.protocol ?? "";
+    this.extensions = init.extensions ?? "";
+    this.#deflate = init.deflate;
+    this.#closeTimeoutMs = init.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.#pingIntervalMs = init.pingIntervalMs ?? 0;
+    this.#pongTimeoutMs = init.pongTimeoutMs ?? this.#pingIntervalMs;
+    this.#maxBufferedBytes = init.maxBufferedBytes ??
+      DEFAULT_MAX_BUFFERED_BYTES;
+    const maxMessageBytes = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    let maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    // Without compression a frame can't be larger than its message: refuse
+    // it from its header instead of buffering it first.
+    if (!init.deflate) maxFrameBytes = Math.min(maxFrameBytes, maxMessageBytes);
+
+    this.#decoder = new FrameDecoder({
+      role: init.role === "client" ? "client" : "server",
+      maxFrameBytes,
+      allowRsv1: init.deflate !== undefined,
+    });
+    this.#assembler = new MessageAssembler({
+      maxMessageBytes,
+      inflater: init.deflate?.inflater,
+      onControlFrame: (frame) => this.#onControlFrame(frame),
+    });
+    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#writer = init.transport.writable.getWriter();
+
+    this.readable = new ReadableStream<Message>({
+      start: (controller) => {
+        this.#readableController = controller;
+      },
+      pull: () => {
+        const resume = this.#resumeReading;
+        this.#resumeReading = undefined;
+        resume?.();
+      },
+      cancel: () => {
+        // The application wants no more messages: start closing.
+        this.#readableDone = true;
+        this.#resumeReading?.();
+        this.#startClose(undefined);
+      },
+    }, { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf });
+
+    this.writable = new WritableStream<string | BufferSource>({
+      start: (controller) => {
+        this.#writableController = controller;
+      },
+      write: (chunk) => this.#sendMessage(chunk),
+      close: () => {
+        this.#writableDone = true;
+        this.#startClose(undefined);
+        return this.#whenDrained();
+      },
+      abort: (reason) => {
+        this.#writableDone = true;
+        const info =
+          reason instanceof WebSocketError && reason.closeCode !== null &&
+            isValidCloseCode(reason.closeCode)
+            ? { closeCode: reason.closeCode, reason: reason.reason }
+            : undefined;
+        this.#startClose(info);
+      },
+    }, { highWaterMark: this.#maxBufferedBytes, size: sizeOf });
+
+    this.#schedulePing();
+    this.#readLoop(init.leftover);
+  }
+
+  /**
+   * The bytes of frames accepted for sending that the TCP connection has
+   * not taken yet.
+   */
+  get bufferedAmount(): number {
+    return this.#outgoingBytes;
+  }
+
+  /**
+   * Starts the closing handshake (RFC 6455 §7.1.2): sends Close after the
+   * frames already accepted, then waits for the peer's Close up to
+   * `closeTimeoutMs`. After the peer's Close it completes the handshake,
+   * echoing the peer's code when none is given. Later writes are refused.
+   *
+   * @param info The close code (default 1000, or the peer's when echoing)
+   * and a reason of at most 123 bytes of UTF-8.
+   * @throws {RangeError} for a code that may not be sent or a reason that is
+   * too long.
+   */
+  close(info: { closeCode?: number; reason?: string } = {}): void {
+    // Validates before anything is sent.
+    if (info.closeCode !== undefined || info.reason) {
+      encodeClosePayload(
+        info.closeCode ?? CloseCode.NormalClosure,
+        info.reason ?? "",
+      );
+    }
+    const request = info.closeCode !== undefined || info.reason
+      ? {
+        closeCode: info.closeCode ?? CloseCode.NormalClosure,
+        reason: info.reason ?? "",
+      }
+      : undefined;
+    this.#startClose(request);
+    if (!this.#writableDone) {
+      this.#writableDone = true;
+      this.#writableController.error(
+        new TypeError("the WebSocket is closing: no more messages can be sent"),
+      );
+    }
+  }
+
+  /**
+   * Sends a Ping (RFC 6455 §5.5.2); the peer answers with a Pong.
+   *
+   * @param payload At most 125 bytes to send with it.
+   */
+  ping(payload: Uint8Array = new Uint8Array(0)): void {
+    if (payload.length > 125) {
+      throw new RangeError(
+        `expected a ping payload of at most 125 bytes, found ${payload.length} bytes`,
+      );
+    }
+    if (this.#closeSent || this.#ended) return;
+    this.#sendFrame(Opcode.Ping, payload, false);
+  }
+
+  // ---- sending ----------------------------------------------------------
+
+  #sendMessage(chunk: string | BufferSource): void | Promise<void> {
+    if (this.#closeSent || this.#ended) {
+      throw new TypeError(
+        "expected an open WebSocket to send on, found it closing or closed",
+      );
+    }
+    let opcode: Opcode;
+    let bytes: Uint8Array;
+    if (typeof chunk === "string") {
+      opcode = Opcode.Text;
+      bytes = textEncoder.encode(chunk);
+    } else if (isBufferSource(chunk)) {
+      opcode = Opcode.Binary;
+      bytes = toBytes(chunk);
+    } else {
+      throw new TypeError(
+        `expected a string or a BufferSource to send, found ${
+          chunk === null ? "null" : typeof chunk
+        }`,
+      );
+    }
+    const deflated = this.#deflate?.deflate(bytes);
+    if (deflated instanceof Promise) {
+      return deflated.then((compressed) => {
+        if (this.#closeSent || this.#ended) return;
+        this.#sendFrame(opcode, compressed, true);
+        return this.#backpressure();
+      });
+    }
+    if (deflated !== undefined) this.#sendFrame(opcode, deflated, true);
+    else this.#sendFrame(opcode, bytes, false);
+    return this.#backpressure();
+  }
+
+  #backpressure(): void | Promise<void> {
+    if (this.#outgoingBytes <= this.#maxBufferedBytes) return;
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #sendFrame(opcode: Opcode, payload: Uint8Array, rsv1: boolean): void {
+    if (this.#transportFailed) return;
+    const chunks = encodeFrame(
+      { fin: true, rsv1, opcode, payload },
+      this.#mask,
+    );
+    for (const chunk of chunks) {
+      this.#outgoing.push(chunk);
+      this.#outgoingBytes += chunk.length;
+    }
+    if (!this.#flushing) this.#flush();
+  }
+
+  // Writes what is queued; frames queued while a write is in flight leave
+  // together in the next write.
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#outgoing.length > 0) {
+        const chunks = this.#outgoing;
+        this.#outgoing = [];
+        for (const bytes of mergeSmallChunks(chunks)) {
+          await this.#writer.write(bytes);
+          this.#outgoingBytes -= bytes.length;
+          if (this.#outgoingBytes <= this.#maxBufferedBytes) {
+            this.#notifyDrained();
+          }
+        }
+      }
+    } catch (error) {
+      this.#transportFailed = true;
+      this.#outgoing = [];
+      this.#outgoingBytes = 0;
+      this.#onTransportEnd(error);
+    } finally {
+      this.#flushing = false;
+      this.#notifyDrained();
+    }
+  }
+
+  #notifyDrained(): void {
+    const waiters = this.#drainWaiters;
+    if (waiters.length === 0) return;
+    if (
+      this.#outgoing.length > 0 && this.#outgoingBytes > this.#maxBufferedBytes
+    ) return;
+    this.#drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  #whenDrained(): Promise<void> {
+    const drained = () =>
+      this.#ended || (!this.#flushing && this.#outgoing.length === 0);
+    if (drained()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (drained()) resolve();
+        else this.#drainWaiters.push(check);
+      };
+      this.#drainWaiters.push(check);
+    });
+  }
+
+  // ---- closing ----------------------------------------------------------
+
+  // Sends our Close unless it was sent (RFC 6455 §5.5.1): the requested code,
+  // else the peer's code when answering its Close, else 1000.
+  #startClose(request: CloseInfo | undefined): void {
+    if (this.#closeSent || this.#ended) return;
+    const received = this.#closeReceived;
+    let info: CloseInfo;
+    if (request) info = request;
+    else if (received) info = received;
+    else info = { closeCode: CloseCode.NormalClosure, reason: "" };
+    this.#closeSent = info;
+    // 1005 means the peer's Close had no code: the answer has none either.
+    const payload = info.closeCode === CloseCode.NoStatusReceived
+      ? new Uint8Array(0)
+      : encodeClosePayload(info.closeCode, info.reason);
+    this.#sendFrame(Opcode.Close, payload, false);
+    this.#stopKeepAlive();
+    if (received) {
+      this.#closeHandshakeDone();
+    } else {
+      // RFC 6455 §7.1.1: wait for the peer's Close, but not forever.
+      this.#setCloseTimer(() =>
+        this.#end(CloseCode.AbnormalClosure, "", false)
+      );
+    }
+  }
+
+  #closeHandshakeDone(): void {
+    // RFC 6455 §7.1.1: the server ends the TCP connection first; the client
+    // waits for it to, up to the close timeout.
+    const info = this.#closeReceived!;
+    if (this.#role === "server") {
+      this.#whenDrained().then(() =>
+        this.#end(info.closeCode, info.reason, true)
+      );
+    } else {
+      this.#setCloseTimer(() => this.#end(info.closeCode, info.reason, true));
+    }
+  }
+
+  #setCloseTimer(onTimeout: () => void): void {
+    if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
+    this.#closeTimer = setTimeout(() => {
+      this.#closeTimer = undefined;
+      onTimeout();
+    }, this.#closeTimeoutMs);
+  }
+
+  // RFC 6455 §7.1.7: fail the connection: send Close with the error's code
+  // when it may be sent, then end the TCP connection.
+  #fail(error: WebSocketError): void {
+    if (this.#ended || this.#failure) return;
+    this.#failure = error;
+    this.#errorStreams(error);
+    const code = error.closeCode ?? CloseCode.AbnormalClosure;
+    if (!this.#closeSent && isValidCloseCode(code)) {
+      const reason = truncateReason(error.message);
+      this.#closeSent = { closeCode: code, reason };
+      this.#sendFrame(Opcode.Close, encodeClosePayload(code, reason), false);
+    }
+    this.#stopKeepAlive();
+    // Give the Close frame a bounded chance to leave, then end.
+    this.#setCloseTimer(() => this.#end(code, error.message, false));
+    this.#whenDrained().then(() =>
+      this.#end(code, truncateReason(error.message), false)
+    );
+  }
+
+  #errorStreams(error: Error): void {
+    if (!this.#readableDone) {
+      this.#readableDone = true;
+      this.#readableController.error(error);
+    }
+    if (!this.#writableDone) {
+      this.#writableDone = true;
+      this.#writableController.error(error);
+    }
+    this.#resumeReading?.();
+  }
+
+  // The transport ended (EOF, reset, or a failed write).
+  #onTransportEnd(cause?: unknown): void {
+    if (this.#ended) return;
+    const received = this.#closeReceived;
+    if (this.#failure) {
+      this.#end(
+        this.#failure.closeCode ?? CloseCode.AbnormalClosure,
+        this.#failure.message,
+        false,
+      );
+      return;
+    }
+    if (received) {
+      this.#end(
+        received.closeCode,
+        received.reason,
+        this.#closeSent !== undefined,
+      );
+      return;
+    }
+    // RFC 6455 §7.1.5: no Close frame was received: 1006.
+    const detail = cause instanceof Error ? `: ${cause.message}` : "";
+    const message = this.#decoder.hasPartialFrame
+      ? `the connection ended inside a frame${detail}`
+      : `the connection ended without a Close frame${detail}`;
+    this.#errorStreams(
+      new WebSocketError(message, { closeCode: CloseCode.AbnormalClosure }),
+    );
+    this.#end(CloseCode.AbnormalClosure, "", false);
+  }
+
+  #end(closeCode: number, reason: string, wasClean: boolean): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#stopKeepAlive();
+    if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
+    this.#closeTimer = undefined;
+    if (!this.#readableDone) {
+      this.#readableDone = true;
+      if (wasClean || this.#closeReceived) this.#readableController.close();
+      else {
+        this.#readableController.error(
+          new WebSocketError(
+            "the connection was closed before the peer's Close arrived",
+            {
+              closeCode,
+              reason,
+            },
+          ),
+        );
+      }
+    }
+    if (!this.#writableDone) {
+      this.#writableDone = true;
+      this.#writableController.error(
+        new TypeError("the WebSocket is closed: no more messages can be sent"),
+      );
+    }
+    this.#resumeReading?.();
+    this.#closeTransport();
+    this.#notifyDrained();
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    this.#resolveClosed({ closeCode, reason, wasClean });
+  }
+
+  #closeTransport(): void {
+    try {
+      if (this.#transport.close) {
+        this.#transport.close();
+        return;
+      }
+    } catch {
+      // Already closed.
+    }
+    // In-memory transports: end both directions.
+    this.#writer.close().catch(() => {});
+    this.#reader?.cancel().catch(() => {});
+  }
+
+  // ---- keep-alive -------------------------------------------------------
+
+  #schedulePing(): void {
+    if (this.#pingIntervalMs <= 0 || this.#closeSent || this.#ended) return;
+    this.#pingTimer = setTimeout(() => {
+      this.#pingTimer = undefined;
+      if (this.#closeSent || this.#ended) return;
+      this.#sendFrame(Opcode.Ping, new Uint8Array(0), false);
+      this.#pongTimer = setTimeout(() => {
+        this.#pongTimer = undefined;
+        this.#fail(
+          new WebSocketError(
+            `the peer stopped answering pings: no Pong within ${this.#pongTimeoutMs} ms`,
+            { closeCode: CloseCode.AbnormalClosure },
+          ),
+        );
+      }, this.#pongTimeoutMs);
+    }, this.#pingIntervalMs);
+  }
+
+  #stopKeepAlive(): void {
+    if (this.#pingTimer !== undefined) clearTimeout(this.#pingTimer);
+    if (this.#pongTimer !== undefined) clearTimeout(this.#pongTimer);
+    this.#pingTimer = undefined;
+    this.#pongTimer = undefined;
+  }
+
+  // ---- receiving --------------------------------------------------------
+
+  async #readLoop(leftover: Uint8Array | undefined): Promise<void> {
+    let reader:
+      | ReadableStreamBYOBReader
+      | ReadableStreamDefaultReader<Uint8Array>;
+    let byob = true;
+    try {
+      reader = this.#transport.readable.getReader({ mode: "byob" });
+    } catch {
+      reader = this.#transport.readable.getReader();
+      byob = false;
+    }
+    this.#reader = reader;
+    let readSize = MIN_READ_BYTES;
+    try {
+      if (leftover && leftover.length > 0) {
+        const pending = this.#receive(leftover);
+        if (pending) await pending;
+      }
+      while (!this.#ended) {
+        if (this.#readableController.desiredSize! <= 0 && !this.#readableDone) {
+          // Backpressure: the application is not reading; neither do we.
+          await new Promise<void>((resolve) => this.#resumeReading = resolve);
+          continue;
+        }
+        let chunk: Uint8Array;
+        if (byob) {
+          let buffer = this.#readBuffer;
+          if (buffer === undefined || buffer.byteLength !== readSize) {
+            buffer = new ArrayBuffer(readSize);
+          }
+          this.#readBuffer = undefined;
+          const result = await (reader as ReadableStreamBYOBReader).read(
+            new Uint8Array(buffer),
+          );
+          if (result.done || result.value === undefined) break;
+          chunk = result.value;
+          // Grow while reads fill the buffer; shrink back when they don't.
+          if (chunk.length === readSize) {
+            readSize = Math.min(readSize * 2, MAX_READ_BYTES);
+          } else if (chunk.length < readSize / 4) {
+            readSize = Math.max(readSize / 2, MIN_READ_BYTES);
+          }
+        } else {
+          const result =
+            await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+          if (result.done) break;
+          chunk = result.value;
+        }
+        if (this.#ended) break;
+        this.#readBufferLent = false;
+        const pending = this.#receive(chunk);
+        if (pending) await pending;
+        // Reuse the buffer unless a message holds a view of it (the decoder
+        // copies the bytes of a partial frame).
+        if (byob && !this.#readBufferLent) {
+          this.#readBuffer = chunk.buffer as ArrayBuffer;
+        }
+      }
+      this.#onTransportEnd();
+    } catch (error) {
+      if (error instanceof WebSocketError) this.#fail(error);
+      else this.#onTransportEnd(error);
+    }
+  }
+
+  // Decodes a chunk and hands out its messages; returns a promise only when
+  // a message must be inflated.
+  #receive(chunk: Uint8Array): Promise<void> | undefined {
+    const frames = this.#receivedFrames;
+    frames.length = 0;
+    let decodeError: unknown;
+    try {
+      this.#decoder.decode(chunk, (frame) => void frames.push(frame));
+    } catch (error) {
+      // Frames before the bad one are still delivered, in order.
+      decodeError = error;
+    }
+    for (let index = 0; index < frames.length; index++) {
+      const result = this.#assembler.push(frames[index]);
+      if (result instanceof Promise) {
+        return this.#receiveAsync(result, frames.slice(index + 1), decodeError);
+      }
+      if (result !== undefined) this.#deliver(result, chunk);
+    }
+    if (decodeError !== undefined) throw decodeError;
+    return undefined;
+  }
+
+  async #receiveAsync(
+    first: Promise<Message | undefined>,
+    rest: Frame[],
+    decodeError: unknown,
+  ): Promise<void> {
+    const message = await first;
+    if (message !== undefined) this.#deliver(message, undefined);
+    for (const frame of rest) {
+      let result = this.#assembler.push(frame);
+      if (result instanceof Promise) result = await result;
+      if (result !== undefined) this.#deliver(result, undefined);
+    }
+    if (decodeError !== undefined) throw decodeError;
+  }
+
+  #deliver(message: Message, chunk: Uint8Array | undefined): void {
+    if (this.#readableDone) return;
+    if (
+      chunk !== undefined && typeof message !== "string" &&
+      message.buffer === chunk.buffer
+    ) {
+      this.#readBufferLent = true;
+    }
+    this.#readableController.enqueue(message);
+  }
+
+  #onControlFrame(frame: Frame): void {
+    switch (frame.opcode) {
+      case Opcode.Ping:
+        // RFC 6455 §5.5.2: answer with a Pong carrying the same payload, as
+        // soon as practical, also between the fragments of a message.
+        if (!this.#closeSent) {
+          this.#sendFrame(Opcode.Pong, frame.payload, false);
+        }
+        break;
+      case Opcode.Pong:
+        if (this.#pongTimer !== undefined) {
+          clearTimeout(this.#pongTimer);
+          this.#pongTimer = undefined;
+          this.#schedulePing();
+        }
+        break;
+      case Opcode.Close:
+        this.#onClose(parseClosePayload(frame.payload));
+        break;
+    }
+  }
+
+  #onClose(info: CloseInfo): void {
+    this.#closeReceived = info;
+    if (!this.#readableDone) {
+      this.#readableDone = true;
+      this.#readableController.close();
+    }
+    if (this.#closeSent) {
+      this.#closeHandshakeDone();
+      return;
+    }
+    // RFC 6455 §5.5.1: answer the Close. An application that is writing
+    // (the writable is locked, e.g. by a pipe) may finish its current
+    // messages first and answer by closing the writable; others are
+    // answered now. Either way, the close timeout bounds the wait.
+    if (!this.writable.locked || this.#writableDone) {
+      this.#startClose(undefined);
+    } else {
+      this.#setCloseTimer(() => this.#startClose(undefined));
+    }
+  }
+}
+
+// Merges runs of small chunks so frames queued together leave in one write;
+// large chunks are written as they are, without a copy.
+function mergeSmallChunks(chunks: Uint8Array[]): Uint8Array[] {
+  if (chunks.length === 1) return chunks;
+  const merged: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  const endRun = () => {
+    if (run.length === 1) merged.push(run[0]);
+    else if (run.length > 1) {
+      const bytes = new Uint8Array(runBytes);
+      let offset = 0;
+      for (const chunk of run) {
+        bytes.set(chunk, offset);
+        offset += chunk.length;
+      }
+      merged.push(bytes);
+    }
+    run = [];
+    runBytes = 0;
+  };
+  for (const chunk of chunks) {
+    if (chunk.length >= MERGE_LIMIT_BYTES) {
+      endRun();
+      merged.push(chunk);
+      continue;
+    }
+    if (runBytes + chunk.length > MERGE_LIMIT_BYTES) endRun();
+    run.push(chunk);
+    runBytes += chunk.length;
+  }
+  endRun();
+  return merged;
+}
