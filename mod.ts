@@ -52,3 +52,17 @@ export {
   WebSocketConnection,
   type WebSocketOptions,
 } from "./src/connection.ts";
+export {
+  connect,
+  type ConnectOptions,
+  parseWebSocketUrl,
+} from "./src/client.ts";
+export {
+  serve,
+  type ServeOptions,
+  type WebSocketHandler,
+  type WebSocketServer,
+} from "./src/server.ts";
+export type { ProtocolSelector } from "./src/handshake.ts";
+export type { ExtensionOptions } from "./src/handshake_extensions.ts";
+export type { PerMessageDeflateOptions } from "./src/permessage_deflate.ts";
