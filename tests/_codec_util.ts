@@ -156,8 +156,9 @@ export function rechunkStream(
 }
 
 /**
- * Asserts that `error` is a {@linkcode WebSocketError} with `closeCode`, and
- * that its message matches `message` when given.
+ * Asserts that `error` is a {@linkcode WebSocketError} with `closeCode`, that
+ * its message says what was expected and what was found, and that it matches
+ * `message` when given.
  */
 export function assertWebSocketError(
   error: unknown,
@@ -171,6 +172,8 @@ export function assertWebSocketError(
       `expected close code ${closeCode}, found ${wsError.closeCode} (message: ${wsError.message})`,
     );
   }
+  // The team rule: every error says what was expected and what was found.
+  assertMatch(wsError.message, /expected[^]*found/);
   if (message) assertMatch(wsError.message, message);
   return wsError;
 }

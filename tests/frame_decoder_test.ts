@@ -667,3 +667,17 @@ Deno.test("FrameDecoderStream decodes the 64 KiB RFC example in random chunks", 
   assert(chunks.length > 10);
   assertFramesEqual(await decodeStream(chunks, example), example.frames);
 });
+
+Deno.test("FrameDecoderStream errors when the bytes end inside a frame", async () => {
+  // A header alone, and a frame missing its last byte.
+  for (
+    const wire of [
+      bytes(0x82, 0x7e, 0x01),
+      bytes(0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c),
+    ]
+  ) {
+    const error = await rejectionOf(decodeStream([wire], { role: "client" }));
+    // 1006: the connection ended without a Close frame (RFC 6455 §7.1.5).
+    assertWebSocketError(error, 1006, /inside a frame/);
+  }
+});

@@ -636,9 +636,10 @@ function fakeInflater(
       total += payload.length;
       if (total > maxBytes) {
         return Promise.reject(
-          new WebSocketError("expected a smaller inflated message", {
-            closeCode: 1009,
-          }),
+          new WebSocketError(
+            `expected at most ${maxBytes} inflated bytes, found ${total}`,
+            { closeCode: 1009 },
+          ),
         );
       }
       if (fin) total = 0;
