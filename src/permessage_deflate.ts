@@ -580,6 +580,17 @@ function concat(chunks: Uint8Array[], length: number): Uint8Array {
   return result;
 }
 
+/**
+ * Keeps a zlib stream's late errors (after an operation settled, or after
+ * close) from becoming uncaught: each operation listens for its own.
+ */
+function withErrorGuard<T extends zlib.InflateRaw | zlib.DeflateRaw>(
+  stream: T,
+): T {
+  stream.on("error", () => {});
+  return stream;
+}
+
 class ZlibInflater implements MessageInflater {
   readonly #windowBits: number;
   readonly #noContextTakeover: boolean;
@@ -588,6 +599,7 @@ class ZlibInflater implements MessageInflater {
   /** The peer ended its DEFLATE stream (a block with BFINAL set). */
   #ended = false;
   #messageBytes = 0;
+  #messageInputBytes = 0;
   #failure: WebSocketError | undefined;
 
   constructor(windowBits: number, noContextTakeover: boolean) {
@@ -612,11 +624,17 @@ class ZlibInflater implements MessageInflater {
     maxBytes: number,
   ): Promise<Uint8Array> {
     if (this.#failure) return Promise.reject(this.#failure);
-    const stream = this.#zlib ??= zlib.createInflateRaw({
+    this.#messageInputBytes += payload.length;
+    if (fin && this.#messageInputBytes === 0) {
+      // A message without a single compressed byte is empty; 00 00 ff ff
+      // alone would not inflate (RFC 7692 §7.2.3.6 sends 0x00 instead).
+      return Promise.resolve(new Uint8Array());
+    }
+    const stream = this.#zlib ??= withErrorGuard(zlib.createInflateRaw({
       windowBits: this.#windowBits,
       chunkSize: INFLATE_CHUNK_BYTES,
       flush: zlib.constants.Z_SYNC_FLUSH,
-    });
+    }));
     return new Promise((resolve, reject) => {
       const chunks: Uint8Array[] = [];
       let length = 0;
@@ -666,11 +684,16 @@ class ZlibInflater implements MessageInflater {
       stream.on("data", onData);
       stream.on("error", onError);
       stream.on("end", onEnd);
-      const done = () => {
+      const done = (error?: Error | null) => {
         if (settled) return;
+        if (error) return onError(error);
+        // zlib reports bad data by destroying the stream, calling this back
+        // without the error and emitting "error" next: onError settles.
+        if (stream.destroyed) return;
         cleanUp();
         if (fin) {
           this.#messageBytes = 0;
+          this.#messageInputBytes = 0;
           if (this.#ended) {
             // RFC 7692 §7.2.3: after a block with BFINAL set, the next
             // message starts a new DEFLATE stream.
@@ -726,14 +749,14 @@ class ZlibDeflater {
   }
 
   #deflate(message: Uint8Array): Promise<Uint8Array> {
-    const stream = this.#zlib ??= zlib.createDeflateRaw({
+    const stream = this.#zlib ??= withErrorGuard(zlib.createDeflateRaw({
       windowBits: this.#windowBits,
       strategy: this.#strategy,
       level: this.#level,
       // Every write ends with a sync flush: the message ends on a byte
       // boundary with 00 00 ff ff (RFC 7692 §7.2.1).
       flush: zlib.constants.Z_SYNC_FLUSH,
-    });
+    }));
     return new Promise((resolve, reject) => {
       const chunks: Uint8Array[] = [];
       let length = 0;
@@ -761,21 +784,26 @@ class ZlibDeflater {
       };
       stream.on("data", onData);
       stream.on("error", onError);
-      stream.write(message, () => {
+      stream.write(message, (error?: Error | null) => {
         if (settled) return;
+        if (error) return onError(error);
+        // zlib reports bad data by destroying the stream, calling this back
+        // without the error and emitting "error" next: onError settles.
+        if (stream.destroyed) return;
         cleanUp();
         // RFC 7692 §7.1.1: no context takeover, every message on its own.
         if (this.#noContextTakeover) stream.reset();
         const output = concat(chunks, length);
         // RFC 7692 §7.2.1: remove the 00 00 ff ff that ends the sync flush.
-        resolve(
-          output.length >= 4 && output[output.length - 4] === 0 &&
+        const end = output.length >= 4 && output[output.length - 4] === 0 &&
             output[output.length - 3] === 0 &&
             output[output.length - 2] === 0xff &&
             output[output.length - 1] === 0xff
-            ? output.subarray(0, output.length - 4)
-            : output,
-        );
+          ? output.length - 4
+          : output.length;
+        // An empty message flushed right after another gives no output at
+        // all; RFC 7692 §7.2.3.6 sends it as the single byte 0x00.
+        resolve(end === 0 ? new Uint8Array(1) : output.subarray(0, end));
       });
     });
   }
