@@ -1,0 +1,652 @@
+/**
+ * End-to-end echo benchmark (issue 7): wstream's server against Deno's
+ * built-in WebSocket server, npm `ws` on Deno and a raw TCP `pipeTo` echo,
+ * each in its own `deno run` process, driven in turn by the C load generator
+ * of `../shared/tools/loadgen` (epoll, pipelined, pre-built masked frames:
+ * never the bottleneck). Then the client side: wstream's `connect()` against
+ * Deno's built-in `WebSocket` client (and npm `ws`) talking to `c_echo`.
+ *
+ *     deno task bench:echo               # a few seconds per workload (about 3 minutes)
+ *     deno task bench:echo --quick       # about 1 minute
+ *     deno task bench:echo --duration 10 --servers builtin,wstream --json out.json
+ *
+ * Options: `--quick`, `--duration S` (measured seconds per workload, default
+ * 5), `--warmup S` (default 1), `--servers a,b` (of builtin,ws,tcp,wstream),
+ * `--workloads a,b` (of the ids below), `--clients a,b` (of builtin,ws,wstream;
+ * `--clients none` skips the client side), `--json FILE` (raw results).
+ *
+ * The load generator is built with `make` (gcc) into
+ * `$XDG_CACHE_HOME/wstream-loadgen` (default `~/.cache/wstream-loadgen`),
+ * never into the repository. Every child process is killed by its own PID
+ * when it outlives its time limit; all traffic stays on 127.0.0.1.
+ *
+ * @module
+ */
+
+const PEER = new URL("./_echo_peer.ts", import.meta.url).pathname;
+const IMPORT_MAP = new URL("../import_map.npm.json", import.meta.url).pathname;
+const LOADGEN_SOURCE =
+  new URL("../../shared/tools/loadgen/", import.meta.url).pathname;
+const LOADGEN_FILES = ["Makefile", "loadgen.c", "c_echo.c", "wscommon.h"];
+
+const SERVERS = ["builtin", "ws", "tcp", "wstream"] as const;
+const SERVER_NAMES: Record<string, string> = {
+  builtin: "Deno built-in",
+  ws: "npm ws (Deno)",
+  tcp: "raw TCP pipeTo",
+  wstream: "wstream",
+};
+const CLIENTS = ["builtin", "ws", "wstream"] as const;
+
+interface Workload {
+  id: string;
+  label: string;
+  unit: string;
+  /** Lower is better (memory rows). */
+  lower?: boolean;
+  /** loadgen arguments; idle mode needs the server PID. */
+  args(pid: number, options: Options): string[];
+  metric(result: Record<string, number>): number;
+  /** Raw TCP has no WebSocket handshake. */
+  wsOnly?: boolean;
+}
+
+const WORKLOADS: Workload[] = [
+  {
+    id: "idle",
+    label: "RSS per idle connection (2,000 held)",
+    unit: "KB",
+    lower: true,
+    args: (
+      pid,
+      o,
+    ) => ["--idle", "2000", "--pid", String(pid), "--hold", String(o.warmup)],
+    metric: (r) => r.rss_per_conn_bytes / 1000,
+  },
+  {
+    id: "handshakes",
+    label: "handshakes/s (8 concurrent)",
+    unit: "hs/s",
+    wsOnly: true,
+    args: (_, o) => ["--handshakes", "--concurrency", "8", ...timing(o)],
+    metric: (r) => r.handshakes_per_s,
+  },
+  {
+    id: "64B-1x64",
+    label: "1 conn, 64 in flight, 64 B",
+    unit: "msg/s",
+    args: (
+      _,
+      o,
+    ) => ["--conns", "1", "--window", "64", "--size", "64", ...timing(o)],
+    metric: (r) => r.msgs_per_s,
+  },
+  {
+    id: "64B-64x16",
+    label: "64 conns, 16 in flight each, 64 B",
+    unit: "msg/s",
+    args: (
+      _,
+      o,
+    ) => ["--conns", "64", "--window", "16", "--size", "64", ...timing(o)],
+    metric: (r) => r.msgs_per_s,
+  },
+  {
+    id: "64KiB-1x8",
+    label: "1 conn, 8 in flight, 64 KiB",
+    unit: "MB/s",
+    args: (
+      _,
+      o,
+    ) => ["--conns", "1", "--window", "8", "--size", "65536", ...timing(o)],
+    metric: (r) => r.mb_per_s,
+  },
+  {
+    id: "1MiB-1x2",
+    label: "1 conn, 2 in flight, 1 MiB",
+    unit: "MB/s",
+    args: (
+      _,
+      o,
+    ) => ["--conns", "1", "--window", "2", "--size", "1048576", ...timing(o)],
+    metric: (r) => r.mb_per_s,
+  },
+];
+const PEAK_RSS: Workload = {
+  id: "peak-rss",
+  label: "peak RSS over the whole matrix",
+  unit: "MiB",
+  lower: true,
+  args: () => [],
+  metric: (r) => r.peak_rss_mib,
+};
+
+const CLIENT_WORKLOADS = [
+  {
+    id: "client-64B",
+    label: "client, 64 B, 64 in flight",
+    size: 64,
+    window: 64,
+    unit: "msg/s",
+  },
+  {
+    id: "client-64KiB",
+    label: "client, 64 KiB, 8 in flight",
+    size: 65536,
+    window: 8,
+    unit: "MB/s",
+  },
+] as const;
+
+interface Options {
+  duration: number;
+  warmup: number;
+  servers: string[];
+  workloads: string[];
+  clients: string[];
+  json?: string;
+}
+
+function timing(o: Options): string[] {
+  return ["--duration", String(o.duration), "--warmup", String(o.warmup)];
+}
+
+function parseOptions(args: string[]): Options {
+  const options: Options = {
+    duration: 5,
+    warmup: 1,
+    servers: [...SERVERS],
+    workloads: WORKLOADS.map((w) => w.id),
+    clients: [...CLIENTS],
+  };
+  const list = (value: string, allowed: readonly string[], what: string) => {
+    if (value === "none") return [];
+    const items = value.split(",");
+    for (const item of items) {
+      if (!allowed.includes(item)) {
+        throw new Error(
+          `expected ${what} from ${allowed.join(",")}, found "${item}"`,
+        );
+      }
+    }
+    return items;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split("=", 2);
+    const value = () => inline ?? args[++i];
+    switch (flag) {
+      case "--quick":
+        options.duration = 1;
+        options.warmup = 0.5;
+        break;
+      case "--duration":
+        options.duration = Number(value());
+        break;
+      case "--warmup":
+        options.warmup = Number(value());
+        break;
+      case "--servers":
+        options.servers = list(value(), SERVERS, "servers");
+        break;
+      case "--workloads":
+        options.workloads = list(
+          value(),
+          WORKLOADS.map((w) => w.id),
+          "workloads",
+        );
+        break;
+      case "--clients":
+        options.clients = list(value(), CLIENTS, "clients");
+        break;
+      case "--json":
+        options.json = value();
+        break;
+      default:
+        throw new Error(
+          `unknown option "${
+            args[i]
+          }"; expected --quick, --duration S, --warmup S, ` +
+            "--servers LIST, --workloads LIST, --clients LIST or --json FILE",
+        );
+    }
+  }
+  if (!(options.duration > 0) || !(options.warmup >= 0)) {
+    throw new Error(
+      `expected --duration > 0 and --warmup >= 0, found ${options.duration} and ${options.warmup}`,
+    );
+  }
+  return options;
+}
+
+/** Copies loadgen's sources into the cache directory and runs make there. */
+async function buildLoadgen(): Promise<{ loadgen: string; cEcho: string }> {
+  const home = Deno.env.get("HOME") ?? Deno.cwd();
+  const dir = `${
+    Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`
+  }/wstream-loadgen`;
+  await Deno.mkdir(dir, { recursive: true });
+  for (const file of LOADGEN_FILES) {
+    const source = await Deno.readFile(LOADGEN_SOURCE + file).catch(() => {
+      throw new Error(
+        `expected the load generator at ${LOADGEN_SOURCE}${file}: not found`,
+      );
+    });
+    const cached = await Deno.readFile(`${dir}/${file}`).catch(() => undefined);
+    // Rewrite only changed files, so make rebuilds only what changed.
+    if (
+      !cached || cached.length !== source.length ||
+      !cached.every((b, i) => b === source[i])
+    ) {
+      await Deno.writeFile(`${dir}/${file}`, source);
+    }
+  }
+  const make = await new Deno.Command("make", {
+    args: ["-s", "-C", dir],
+    stdout: "piped",
+  })
+    .output()
+    .catch((error) => {
+      throw new Error(
+        `expected make and gcc to build the load generator: ${error.message}`,
+      );
+    });
+  if (!make.success) {
+    throw new Error(`make in ${dir} failed (exit code ${make.code})`);
+  }
+  return { loadgen: `${dir}/loadgen`, cEcho: `${dir}/c_echo` };
+}
+
+/** Kills child by its PID if it has not exited after ms; resolves with its output. */
+async function outputWithin(
+  child: Deno.ChildProcess,
+  ms: number,
+): Promise<
+  { stdout: string; stderr: string; code: number; timedOut: boolean }
+> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, ms);
+  const output = await child.output();
+  clearTimeout(timer);
+  const text = new TextDecoder();
+  return {
+    stdout: text.decode(output.stdout),
+    stderr: text.decode(output.stderr),
+    code: output.code,
+    timedOut,
+  };
+}
+
+function lastJsonLine(text: string): Record<string, unknown> | undefined {
+  const line = text.trim().split("\n").at(-1);
+  if (!line) return undefined;
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}
+
+interface RunningServer {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts an echo server process; resolves with its port, or a reason to skip it. */
+async function startServer(
+  kind: string,
+): Promise<RunningServer | { skip: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `--import-map=${IMPORT_MAP}`, PEER, "server", kind],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }, 3000);
+    await child.status;
+    clearTimeout(timer);
+  };
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${kind} server did not start in 30 s`)),
+      30_000,
+    );
+  });
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await Promise.race([reader.read(), timeout]);
+      if (done) {
+        throw new Error(`${kind} server exited before reporting its port`);
+      }
+      text += value;
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  // Keep draining stdout so the server never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done);
+  })().catch(() => {});
+  const line = JSON.parse(text.slice(0, text.indexOf("\n")));
+  if (line.skip) {
+    await stop();
+    return { skip: line.skip };
+  }
+  return { pid: child.pid, port: line.port, stop };
+}
+
+/** VmHWM (peak resident set) of a process, in MiB. */
+async function peakRssMiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = Number(status.match(/^VmHWM:\s+(\d+) kB/m)?.[1]);
+  return kb / 1024;
+}
+
+interface Cell {
+  value?: number;
+  note?: string;
+  raw?: Record<string, unknown>;
+}
+
+async function runLoadgen(
+  loadgen: string,
+  args: string[],
+  limitMs: number,
+): Promise<Cell> {
+  const child = new Deno.Command(loadgen, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = await outputWithin(child, limitMs);
+  const raw = lastJsonLine(output.stdout) as Record<string, number> | undefined;
+  const stderr = output.stderr.trim().split("\n").slice(0, 3).join(" | ");
+  if (output.timedOut) return { note: `killed after ${limitMs / 1000} s` };
+  if (!raw || "error" in raw) {
+    return { note: `loadgen failed: ${raw?.error ?? stderr}`, raw };
+  }
+  const cell: Cell = { raw };
+  if (raw.errors > 0) cell.note = `${raw.errors} errors: ${stderr}`;
+  return cell;
+}
+
+function format(value: number | undefined, unit: string): string {
+  if (value === undefined || !Number.isFinite(value)) return "—";
+  if (unit === "msg/s" || unit === "hs/s") {
+    return value >= 1e6
+      ? `${(value / 1e6).toFixed(2)}M`
+      : value >= 1e3
+      ? `${(value / 1e3).toFixed(1)}k`
+      : value.toFixed(0);
+  }
+  return value >= 100 ? value.toFixed(0) : value.toFixed(1);
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || !(b > 0) || !Number.isFinite(a)) {
+    return "—";
+  }
+  return `${(a / b).toFixed(2)}×`;
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => r[i].length))
+  );
+  const line = (cells: string[]) =>
+    "| " +
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join(" | ") +
+    " |";
+  console.log(line(header));
+  console.log(
+    "|" +
+      widths.map((w, i) =>
+        (i === 0 ? "-" : "") + "-".repeat(w + 1) + (i === 0 ? "" : ":")
+      ).join("|") + "|",
+  );
+  for (const row of rows) console.log(line(row));
+}
+
+async function serverMatrix(loadgen: string, options: Options) {
+  const workloads = WORKLOADS.filter((w) => options.workloads.includes(w.id));
+  const results: Record<string, Record<string, Cell>> = {};
+  for (const kind of options.servers) {
+    results[kind] = {};
+    const server = await startServer(kind);
+    if ("skip" in server) {
+      console.error(`${SERVER_NAMES[kind]}: skipped (${server.skip})`);
+      continue;
+    }
+    try {
+      for (const workload of workloads) {
+        if (workload.wsOnly && kind === "tcp") continue;
+        const args = [
+          "--port",
+          String(server.port),
+          "--pid",
+          String(server.pid),
+          ...(kind === "tcp" ? ["--raw"] : []),
+          ...workload.args(server.pid, options),
+        ];
+        // loadgen bounds itself; this is the backstop (opening 2,000
+        // connections, closing, startup).
+        const limitMs = (options.duration + options.warmup + 30) * 1000;
+        const cell = await runLoadgen(loadgen, args, limitMs);
+        if (cell.raw && !cell.raw.error) {
+          cell.value = workload.metric(cell.raw as Record<string, number>);
+        }
+        results[kind][workload.id] = cell;
+        console.error(
+          `${SERVER_NAMES[kind]}: ${workload.label}: ${
+            format(cell.value, workload.unit)
+          } ${workload.unit}` +
+            (cell.note ? ` (${cell.note})` : ""),
+        );
+      }
+      const peak = await peakRssMiB(server.pid);
+      results[kind][PEAK_RSS.id] = { value: peak, raw: { peak_rss_mib: peak } };
+    } finally {
+      await server.stop();
+    }
+  }
+  const rows = [...workloads, PEAK_RSS].map((w) => {
+    const cell = (kind: string) => results[kind]?.[w.id];
+    const figures = options.servers.map((kind) => {
+      const c = cell(kind);
+      return format(c?.value, w.unit) + (c?.note ? " !" : "");
+    });
+    const ratios = options.servers.filter((k) => k !== "builtin" && k !== "tcp")
+      .flatMap((kind) => [
+        ratio(cell(kind)?.value, cell("builtin")?.value),
+        ratio(cell(kind)?.value, cell("tcp")?.value),
+      ]);
+    return [`${w.label} (${w.unit})`, ...figures, ...ratios];
+  });
+  const ratioHeaders = options.servers.filter((k) =>
+    k !== "builtin" && k !== "tcp"
+  ).flatMap((
+    kind,
+  ) => [`${kind} ÷ built-in`, `${kind} ÷ tcp`]);
+  console.log(
+    "\nServers (loadgen → echo server on 127.0.0.1; memory rows: lower is better)\n",
+  );
+  printTable([
+    "workload",
+    ...options.servers.map((k) => SERVER_NAMES[k]),
+    ...ratioHeaders,
+  ], rows);
+  return results;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+async function clientMatrix(cEcho: string, options: Options) {
+  const port = freePort();
+  const echo = new Deno.Command(cEcho, {
+    args: ["ws", String(port)],
+    stdout: "null",
+    stderr: "piped",
+  })
+    .spawn();
+  const results: Record<string, Record<string, Cell>> = {};
+  try {
+    // c_echo prints "listening" on stderr once it accepts connections.
+    const reader = echo.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    const deadline = Date.now() + 5000;
+    while (!text.includes("listening")) {
+      const { value, done } = await reader.read();
+      if (done || Date.now() > deadline) {
+        throw new Error(`c_echo did not start: ${text}`);
+      }
+      text += value;
+    }
+    reader.releaseLock();
+    echo.stderr.cancel().catch(() => {});
+    const url = `ws://127.0.0.1:${port}/`;
+    for (const kind of options.clients) {
+      results[kind] = {};
+      for (const w of CLIENT_WORKLOADS) {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            `--import-map=${IMPORT_MAP}`,
+            PEER,
+            "client",
+            kind,
+            url,
+            String(w.size),
+            String(w.window),
+            String(options.duration),
+            String(options.warmup),
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const output = await outputWithin(
+          child,
+          (options.duration + options.warmup + 30) * 1000,
+        );
+        const raw = lastJsonLine(output.stdout) as
+          | Record<string, number>
+          | undefined;
+        let cell: Cell;
+        if (raw && "skip" in raw) {
+          console.error(`client ${kind}: skipped (${raw.skip})`);
+          break;
+        } else if (!raw || output.code !== 0) {
+          cell = {
+            note: `failed: ${
+              output.stderr.trim().split("\n").slice(0, 3).join(" | ")
+            }`,
+          };
+        } else {
+          cell = {
+            raw,
+            value: w.unit === "MB/s" ? raw.mb_per_s : raw.msgs_per_s,
+          };
+        }
+        results[kind][w.id] = cell;
+        console.error(
+          `client ${kind}: ${w.label}: ${
+            format(cell.value, w.unit)
+          } ${w.unit}` +
+            (cell.note ? ` (${cell.note})` : ""),
+        );
+      }
+    }
+  } finally {
+    try {
+      echo.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await echo.status;
+  }
+  const others = options.clients.filter((k) => k !== "builtin");
+  const rows = CLIENT_WORKLOADS.map((w) => [
+    `${w.label} (${w.unit})`,
+    ...options.clients.map((k) => format(results[k]?.[w.id]?.value, w.unit)),
+    ...others.map((k) =>
+      ratio(results[k]?.[w.id]?.value, results.builtin?.[w.id]?.value)
+    ),
+  ]);
+  console.log(
+    "\nClients (client in its own deno process → c_echo ws on 127.0.0.1)\n",
+  );
+  printTable([
+    "workload",
+    ...options.clients.map((k) => SERVER_NAMES[k]),
+    ...others.map((k) => `${k} ÷ built-in`),
+  ], rows);
+  return results;
+}
+
+if (import.meta.main) {
+  const options = parseOptions(Deno.args);
+  const { loadgen, cEcho } = await buildLoadgen();
+  const perServer = options.workloads.length *
+    (options.duration + options.warmup + 2);
+  const perClient = CLIENT_WORKLOADS.length *
+    (options.duration + options.warmup + 1);
+  console.error(
+    `echo benchmark: ${options.servers.length} servers × ${options.workloads.length} workloads, ` +
+      `${options.clients.length} clients × ${CLIENT_WORKLOADS.length}; ` +
+      `about ${
+        Math.ceil(
+          (options.servers.length * perServer +
+            options.clients.length * perClient) / 60,
+        )
+      } min`,
+  );
+  const servers = await serverMatrix(loadgen, options);
+  const clients = options.clients.length
+    ? await clientMatrix(cEcho, options)
+    : {};
+  console.log(
+    `\n${Deno.build.target}, deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; ` +
+      `duration ${options.duration} s, warmup ${options.warmup} s per workload`,
+  );
+  if (options.json) {
+    await Deno.writeTextFile(
+      options.json,
+      JSON.stringify(
+        { options, deno: Deno.version.deno, servers, clients },
+        null,
+        2,
+      ),
+    );
+  }
+}
