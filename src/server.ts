@@ -29,6 +29,7 @@ import {
   writeAll,
 } from "./handshake_io.ts";
 import { resolveCompression } from "./permessage_deflate.ts";
+import { WebSocketError } from "./websocket_error.ts";
 import {
   DEFAULT_MAX_HEADER_BYTES,
   type HttpHead,
@@ -431,13 +432,19 @@ export function serve(
       await socket.closed;
       return;
     }
+    let socketEnded = false;
+    socket.closed.then(() => socketEnded = true);
     try {
       await handler(socket, request);
     } catch (error) {
-      console.error(
-        "wstream: the WebSocket handler threw; closing its socket with 1011:",
-        error,
-      );
+      // Errors the socket itself raised (the peer failed it, or the socket
+      // was closed under a pipe by shutdown()) are not handler bugs.
+      if (!closing && !socketEnded && !(error instanceof WebSocketError)) {
+        console.error(
+          "wstream: the WebSocket handler threw; closing its socket with 1011:",
+          error,
+        );
+      }
       try {
         socket.close({
           closeCode: CloseCode.InternalError,
