@@ -614,8 +614,23 @@ async function clientMatrix(cEcho: string, options: Options) {
   return results;
 }
 
+/** The 1-minute load average: other work on the machine skews every figure. */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+  } catch {
+    return "?";
+  }
+}
+
 if (import.meta.main) {
   const options = parseOptions(Deno.args);
+  const loadBefore = loadAverage();
+  if (Number(loadBefore) > 0.5) {
+    console.error(
+      `warning: load average ${loadBefore} before the run; figures will be noisy`,
+    );
+  }
   const { loadgen, cEcho } = await buildLoadgen();
   const perServer = options.workloads.length *
     (options.duration + options.warmup + 2);
@@ -637,7 +652,8 @@ if (import.meta.main) {
     : {};
   console.log(
     `\n${Deno.build.target}, deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; ` +
-      `duration ${options.duration} s, warmup ${options.warmup} s per workload`,
+      `duration ${options.duration} s, warmup ${options.warmup} s per workload; ` +
+      `load average ${loadBefore} before, ${loadAverage()} after`,
   );
   if (options.json) {
     await Deno.writeTextFile(
