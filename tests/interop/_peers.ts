@@ -264,6 +264,9 @@ export async function startPythonEchoServer(
         return await Promise.race([promise, timer.promise]);
       } finally {
         timer.clear();
+        // A waiter that timed out must not swallow a later event.
+        const index = waiters.indexOf(resolve);
+        if (index >= 0) waiters.splice(index, 1);
       }
     },
     stop,
@@ -304,8 +307,6 @@ export async function runPythonClient(
     "-B",
     new URL("echo_client.py", PYTHON_DIR).pathname,
     url,
-    "--messages",
-    JSON.stringify(messages.map(toWire)),
     "--compression",
     options.compression ?? "none",
     "--close-code",
@@ -320,10 +321,15 @@ export async function runPythonClient(
   }
   const child = new Deno.Command(PYTHON, {
     args,
-    stdin: "null",
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  // The messages go through stdin: one argument is limited to 128 KiB.
+  const writer = child.stdin.getWriter();
+  writer.write(new TextEncoder().encode(JSON.stringify(messages.map(toWire))))
+    .catch(() => {}); // a client that died early is reported from its output
+  writer.close().catch(() => {});
   // The script bounds itself; this is the backstop if Python itself hangs.
   const killer = setTimeout(() => {
     try {

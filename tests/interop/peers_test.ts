@@ -22,7 +22,7 @@ import {
 const hasPython = await pythonWebsocketsAvailable();
 const hasChromium = await chromiumAvailable();
 
-/** Text, multi-byte UTF-8, empty and binary messages, up to 64 KiB. */
+/** Text, multi-byte UTF-8, empty and binary messages, up to 1 MiB. */
 const MESSAGES: PeerMessage[] = [
   "hello",
   "",
@@ -30,7 +30,18 @@ const MESSAGES: PeerMessage[] = [
   new Uint8Array([0, 1, 2, 255]),
   new Uint8Array(0),
   crypto.getRandomValues(new Uint8Array(65536)),
+  "x".repeat(1 << 20),
+  randomBytes(1 << 20),
 ];
+
+/** crypto.getRandomValues fills at most 64 KiB per call. */
+function randomBytes(length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i += 65536) {
+    crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  }
+  return bytes;
+}
 
 /** Deno's built-in WebSocket server echoing every message, on an ephemeral port. */
 function startBuiltinEchoServer(protocol?: string) {

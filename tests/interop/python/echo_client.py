@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A Python `websockets` client for wstream's interop tests.
 
-Connects to URL, sends each message of --messages (a JSON array: a string is
-a text message, {"base64": "..."} a binary one), reads as many replies as it
+Connects to URL, sends each message read from stdin (a JSON array: a string
+is a text message, {"base64": "..."} a binary one; stdin rather than an
+argument, because one argument is limited to 128 KiB), reads as many replies as it
 sent, then closes with --close-code/--close-reason and prints one JSON line:
 {"received": [...same encoding...], "subprotocol": S, "extensions": E,
 "close_code": C, "close_reason": R}. The whole run is bounded by --timeout;
@@ -23,7 +24,6 @@ import websockets
 def parse_args():
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
-    parser.add_argument("--messages", default="[]")
     parser.add_argument("--subprotocol", action="append", default=None)
     parser.add_argument("--compression", choices=["none", "deflate"], default="none")
     parser.add_argument("--close-code", type=int, default=1000)
@@ -43,7 +43,7 @@ def encode(message):
 
 
 async def run(args):
-    messages = [decode(item) for item in json.loads(args.messages)]
+    messages = [decode(item) for item in json.loads(sys.stdin.read() or "[]")]
     async with websockets.connect(
         args.url,
         subprotocols=args.subprotocol,
