@@ -1,0 +1,64 @@
+/**
+ * The conformance suite: the Autobahn|Testsuite case groups, run by a
+ * raw-TCP peer against our server (`serve` + echo) and our client
+ * (`connect` + echo), ending with a table of passed/total per group.
+ *
+ * @module
+ */
+
+import {
+  type CaseGroup,
+  record,
+  resultTable,
+  type Role,
+  runAgainstClient,
+  runAgainstServer,
+} from "./_cases.ts";
+import { basicGroups } from "./_cases_basic.ts";
+import { closingGroup } from "./_cases_closing.ts";
+import { fragmentationGroup } from "./_cases_fragmentation.ts";
+import { limitGroups } from "./_cases_limits.ts";
+import { utf8Group } from "./_cases_utf8.ts";
+
+const groups: CaseGroup[] = [
+  ...basicGroups,
+  fragmentationGroup,
+  utf8Group,
+  closingGroup,
+  ...limitGroups,
+];
+
+const only = Deno.env.get("CONFORMANCE_ONLY"); // e.g. "5" or "6.4"
+
+for (const group of groups) {
+  for (const role of ["server", "client"] as Role[]) {
+    const cases = group.cases.filter((c) =>
+      (c.roles ?? ["server", "client"]).includes(role) &&
+      (only === undefined || c.id === only || c.id.startsWith(only + "."))
+    );
+    if (cases.length === 0) continue;
+    Deno.test(`conformance ${group.id} ${group.name}: our ${role}`, async (t) => {
+      for (const testCase of cases) {
+        await t.step(`${testCase.id} ${testCase.title}`, async () => {
+          try {
+            const outcome = role === "server"
+              ? await runAgainstServer(testCase)
+              : await runAgainstClient(testCase);
+            record(
+              group,
+              role,
+              outcome === "non-strict" ? "non-strict" : "pass",
+            );
+          } catch (error) {
+            record(group, role, "fail");
+            throw error;
+          }
+        });
+      }
+    });
+  }
+}
+
+Deno.test("conformance: results per group", () => {
+  console.log("\n" + resultTable());
+});
