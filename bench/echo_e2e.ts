@@ -11,7 +11,8 @@
  *     deno task bench:echo --duration 10 --servers builtin,wstream --json out.json
  *
  * Options: `--quick`, `--duration S` (measured seconds per workload, default
- * 5), `--warmup S` (default 1), `--servers a,b` (of builtin,ws,tcp,wstream),
+ * 5), `--warmup S` (default 1), `--repeat N` (runs per workload, the
+ * table shows the median; default 1), `--servers a,b` (of builtin,ws,tcp,wstream),
  * `--workloads a,b` (of the ids below), `--clients a,b` (of builtin,ws,wstream;
  * `--clients none` skips the client side), `--json FILE` (raw results).
  *
@@ -141,6 +142,8 @@ const CLIENT_WORKLOADS = [
 interface Options {
   duration: number;
   warmup: number;
+  /** Runs per workload; the table shows their median. */
+  repeat: number;
   servers: string[];
   workloads: string[];
   clients: string[];
@@ -155,6 +158,7 @@ function parseOptions(args: string[]): Options {
   const options: Options = {
     duration: 5,
     warmup: 1,
+    repeat: 1,
     servers: [...SERVERS],
     workloads: WORKLOADS.map((w) => w.id),
     clients: [...CLIENTS],
@@ -185,6 +189,9 @@ function parseOptions(args: string[]): Options {
       case "--warmup":
         options.warmup = Number(value());
         break;
+      case "--repeat":
+        options.repeat = Number(value());
+        break;
       case "--servers":
         options.servers = list(value(), SERVERS, "servers");
         break;
@@ -210,9 +217,13 @@ function parseOptions(args: string[]): Options {
         );
     }
   }
-  if (!(options.duration > 0) || !(options.warmup >= 0)) {
+  if (
+    !(options.duration > 0) || !(options.warmup >= 0) ||
+    !(Number.isInteger(options.repeat) && options.repeat >= 1)
+  ) {
     throw new Error(
-      `expected --duration > 0 and --warmup >= 0, found ${options.duration} and ${options.warmup}`,
+      "expected --duration > 0, --warmup >= 0 and --repeat a whole number >= 1, found " +
+        `${options.duration}, ${options.warmup} and ${options.repeat}`,
     );
   }
   return options;
@@ -373,6 +384,29 @@ interface Cell {
   raw?: Record<string, unknown>;
 }
 
+/** Runs one measurement `times` times; the cell's value is the median. */
+async function repeated(
+  times: number,
+  measure: () => Promise<Cell>,
+): Promise<Cell & { runs: Cell[] }> {
+  const runs: Cell[] = [];
+  for (let i = 0; i < times; i++) runs.push(await measure());
+  const values = runs.flatMap((run) =>
+    run.value === undefined ? [] : [run.value]
+  )
+    .sort((a, b) => a - b);
+  const middle = values.length >> 1;
+  return {
+    value: values.length === 0
+      ? undefined
+      : values.length % 2
+      ? values[middle]
+      : (values[middle - 1] + values[middle]) / 2,
+    note: runs.find((run) => run.note)?.note,
+    runs,
+  };
+}
+
 async function runLoadgen(
   loadgen: string,
   args: string[],
@@ -457,10 +491,13 @@ async function serverMatrix(loadgen: string, options: Options) {
         // loadgen bounds itself; this is the backstop (opening 2,000
         // connections, closing, startup).
         const limitMs = (options.duration + options.warmup + 30) * 1000;
-        const cell = await runLoadgen(loadgen, args, limitMs);
-        if (cell.raw && !cell.raw.error) {
-          cell.value = workload.metric(cell.raw as Record<string, number>);
-        }
+        const cell = await repeated(options.repeat, async () => {
+          const run = await runLoadgen(loadgen, args, limitMs);
+          if (run.raw && !run.raw.error) {
+            run.value = workload.metric(run.raw as Record<string, number>);
+          }
+          return run;
+        });
         results[kind][workload.id] = cell;
         console.error(
           `${SERVER_NAMES[kind]}: ${workload.label}: ${
@@ -511,6 +548,46 @@ function freePort(): number {
   return port;
 }
 
+/** One client process against the echo server at url. */
+async function runClient(
+  kind: string,
+  url: string,
+  workload: { size: number; window: number; unit: string },
+  options: Options,
+): Promise<Cell | { skip: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `--import-map=${IMPORT_MAP}`,
+      PEER,
+      "client",
+      kind,
+      url,
+      String(workload.size),
+      String(workload.window),
+      String(options.duration),
+      String(options.warmup),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = await outputWithin(
+    child,
+    (options.duration + options.warmup + 30) * 1000,
+  );
+  const raw = lastJsonLine(output.stdout) as Record<string, number> | undefined;
+  if (raw && "skip" in raw) return { skip: String(raw.skip) };
+  if (!raw || output.code !== 0) {
+    const stderr = output.stderr.trim().split("\n").slice(0, 3).join(" | ");
+    return { note: `failed: ${stderr}` };
+  }
+  return {
+    raw,
+    value: workload.unit === "MB/s" ? raw.mb_per_s : raw.msgs_per_s,
+  };
+}
+
 async function clientMatrix(cEcho: string, options: Options) {
   const port = freePort();
   const echo = new Deno.Command(cEcho, {
@@ -524,59 +601,28 @@ async function clientMatrix(cEcho: string, options: Options) {
     // c_echo prints "listening" on stderr once it accepts connections.
     const reader = echo.stderr.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
-    const deadline = Date.now() + 5000;
+    const killer = setTimeout(() => echo.kill("SIGKILL"), 5000);
     while (!text.includes("listening")) {
       const { value, done } = await reader.read();
-      if (done || Date.now() > deadline) {
-        throw new Error(`c_echo did not start: ${text}`);
-      }
+      if (done) throw new Error(`c_echo did not start in 5 s: ${text}`);
       text += value;
     }
+    clearTimeout(killer);
     reader.releaseLock();
     echo.stderr.cancel().catch(() => {});
     const url = `ws://127.0.0.1:${port}/`;
     for (const kind of options.clients) {
       results[kind] = {};
       for (const w of CLIENT_WORKLOADS) {
-        const child = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            `--import-map=${IMPORT_MAP}`,
-            PEER,
-            "client",
-            kind,
-            url,
-            String(w.size),
-            String(w.window),
-            String(options.duration),
-            String(options.warmup),
-          ],
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        const output = await outputWithin(
-          child,
-          (options.duration + options.warmup + 30) * 1000,
-        );
-        const raw = lastJsonLine(output.stdout) as
-          | Record<string, number>
-          | undefined;
-        let cell: Cell;
-        if (raw && "skip" in raw) {
-          console.error(`client ${kind}: skipped (${raw.skip})`);
+        let skip: string | undefined;
+        const cell = await repeated(options.repeat, async () => {
+          const run = await runClient(kind, url, w, options);
+          if ("skip" in run) skip = run.skip;
+          return "skip" in run ? {} : run;
+        });
+        if (skip) {
+          console.error(`client ${kind}: skipped (${skip})`);
           break;
-        } else if (!raw || output.code !== 0) {
-          cell = {
-            note: `failed: ${
-              output.stderr.trim().split("\n").slice(0, 3).join(" | ")
-            }`,
-          };
-        } else {
-          cell = {
-            raw,
-            value: w.unit === "MB/s" ? raw.mb_per_s : raw.msgs_per_s,
-          };
         }
         results[kind][w.id] = cell;
         console.error(
@@ -632,9 +678,9 @@ if (import.meta.main) {
     );
   }
   const { loadgen, cEcho } = await buildLoadgen();
-  const perServer = options.workloads.length *
+  const perServer = options.repeat * options.workloads.length *
     (options.duration + options.warmup + 2);
-  const perClient = CLIENT_WORKLOADS.length *
+  const perClient = options.repeat * CLIENT_WORKLOADS.length *
     (options.duration + options.warmup + 1);
   console.error(
     `echo benchmark: ${options.servers.length} servers × ${options.workloads.length} workloads, ` +
@@ -652,7 +698,8 @@ if (import.meta.main) {
     : {};
   console.log(
     `\n${Deno.build.target}, deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; ` +
-      `duration ${options.duration} s, warmup ${options.warmup} s per workload; ` +
+      `duration ${options.duration} s, warmup ${options.warmup} s per workload, ` +
+      `median of ${options.repeat} run(s); ` +
       `load average ${loadBefore} before, ${loadAverage()} after`,
   );
   if (options.json) {
