@@ -323,13 +323,23 @@ export class WebSocketConnection {
    * echoing the peer's code when none is given. Later writes are refused.
    *
    * @param info The close code (default 1000, or the peer's when echoing)
-   * and a reason of at most 123 bytes of UTF-8.
+   * and a reason of at most 123 bytes of UTF-8. Code 1005 (No Status
+   * Received) sends a Close frame without a body, as the WHATWG
+   * `WebSocket.close()` does when given no code.
    * @throws {RangeError} for a code that may not be sent or a reason that is
    * too long.
    */
   close(info: { closeCode?: number; reason?: string } = {}): void {
-    // Validates before anything is sent.
-    if (info.closeCode !== undefined || info.reason) {
+    // RFC 6455 §5.5.1: a Close frame may have no body; 1005 stands for that
+    // (§7.4.1), so it asks for an empty Close and never goes on the wire.
+    if (info.closeCode === CloseCode.NoStatusReceived) {
+      if (info.reason) {
+        throw new RangeError(
+          `expected no reason with close code 1005 (a Close frame without a body), found "${info.reason}"`,
+        );
+      }
+    } else if (info.closeCode !== undefined || info.reason) {
+      // Validates before anything is sent.
       encodeClosePayload(
         info.closeCode ?? CloseCode.NormalClosure,
         info.reason ?? "",
