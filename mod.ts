@@ -66,3 +66,15 @@ export {
 export type { ProtocolSelector } from "./src/handshake.ts";
 export type { ExtensionOptions } from "./src/handshake_extensions.ts";
 export type { PerMessageDeflateOptions } from "./src/permessage_deflate.ts";
+export {
+  type BinaryType,
+  WebSocket,
+  type WebSocketEventHandler,
+  type WebSocketInit,
+} from "./src/websocket.ts";
+export {
+  type WebSocketOpenInfo,
+  WebSocketStream,
+  type WebSocketStreamClosedInfo,
+  type WebSocketStreamOptions,
+} from "./src/websocket_stream.ts";

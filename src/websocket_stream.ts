@@ -1,0 +1,306 @@
+/**
+ * `WebSocketStream`: the WHATWG WebSocketStream API (the streams-based
+ * WebSocket of the WHATWG WebSockets standard) as a thin layer over
+ * {@linkcode connect} and {@linkcode WebSocketConnection}.
+ *
+ * @module
+ */
+
+import { connect, type ConnectOptions, parseWebSocketUrl } from "./client.ts";
+import { CloseCode } from "./close_code.ts";
+import type { WebSocketConnection } from "./connection.ts";
+import { validateProtocols } from "./handshake.ts";
+import {
+  closeConnection,
+  type CloseRequest,
+  closeRequest,
+  enforceRangeUint16,
+  toUSVString,
+} from "./whatwg_close.ts";
+import { type WebSocketCloseInfo, WebSocketError } from "./websocket_error.ts";
+
+/**
+ * Options of {@linkcode WebSocketStream}: the WHATWG ones (`protocols`,
+ * `signal`) and every option of {@linkcode connect} (headers, origin,
+ * compression, limits, timeouts, keep-alive, TLS roots).
+ */
+export interface WebSocketStreamOptions
+  extends Omit<ConnectOptions, "protocols" | "signal"> {
+  /** The subprotocols to offer, most preferred first. */
+  protocols?: readonly string[];
+  /**
+   * Aborting before the connection opens rejects `opened` and `closed`
+   * with the signal's reason; later it has no effect.
+   */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode WebSocketStream.opened} resolves with. */
+export interface WebSocketOpenInfo {
+  /** The messages received: text as `string`, binary as `Uint8Array`. */
+  readable: ReadableStream<string | Uint8Array>;
+  /** Messages to send: a `BufferSource` as binary, anything else as text. */
+  writable: WritableStream<string | BufferSource>;
+  /** The negotiated extensions (`Sec-WebSocket-Extensions`), "" when none. */
+  extensions: string;
+  /** The negotiated subprotocol, "" when none. */
+  protocol: string;
+}
+
+/** How a {@linkcode WebSocketStream} closed cleanly. */
+export interface WebSocketStreamClosedInfo {
+  /** The code of the peer's Close frame; 1005 when it had none. */
+  closeCode: number;
+  /** The reason of the peer's Close frame, "" when none. */
+  reason: string;
+}
+
+function isBufferSource(chunk: unknown): chunk is BufferSource {
+  return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
+    chunk instanceof SharedArrayBuffer;
+}
+
+// A copy, so changing the chunk after writing it changes nothing sent.
+function copyBytes(chunk: BufferSource): Uint8Array<ArrayBuffer> {
+  if (ArrayBuffer.isView(chunk)) {
+    return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+      .slice();
+  }
+  return new Uint8Array(chunk).slice();
+}
+
+// The close a cancel or abort reason asks for: a WebSocketError carries its
+// code and reason; anything else closes without a code.
+function closeRequestFromReason(reason: unknown): CloseRequest {
+  if (reason instanceof WebSocketError && reason.closeCode !== null) {
+    try {
+      return closeRequest(reason.closeCode, reason.reason);
+    } catch {
+      // A code script may not send: close without one.
+    }
+  }
+  return { closeCode: CloseCode.NoStatusReceived, reason: "" };
+}
+
+/**
+ * A WebSocket client with the WHATWG `WebSocketStream` API: `opened` gives
+ * a `readable` of received messages and a `writable` to send on, `closed`
+ * says how it ended, and `close()` starts the closing handshake. Code
+ * written for a browser's (or Deno's `--unstable-net`) `WebSocketStream`
+ * runs unchanged, and the second argument also takes every option of
+ * {@linkcode connect}.
+ *
+ * Closing: `close()`, closing the `writable`, aborting it or cancelling the
+ * `readable` all start the closing handshake. With no code (or a reason
+ * that is not a {@linkcode WebSocketError}) the Close frame has no body; a
+ * `WebSocketError` given to `abort()` or `cancel()` sends its `closeCode`
+ * and `reason`. `closed` resolves with the peer's code and reason after a
+ * clean close and rejects with a `WebSocketError` (code 1006) otherwise.
+ * Aborting `signal` before the connection opens rejects `opened` and
+ * `closed` with the signal's reason. Both promises are marked handled, so
+ * ignoring `closed` never crashes the process.
+ *
+ * @example Echo through a wstream server
+ * ```ts
+ * import { serve, WebSocketStream } from "@wstream/wstream";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const server = serve({ port: 0, hostname: "127.0.0.1" }, (socket) =>
+ *   socket.readable.pipeTo(socket.writable)
+ * );
+ * const wss = new WebSocketStream(`ws://127.0.0.1:${server.addr.port}/`);
+ * const { readable, writable } = await wss.opened;
+ * const writer = writable.getWriter();
+ * await writer.write("hello");
+ * const reader = readable.getReader();
+ * assertEquals((await reader.read()).value, "hello");
+ * wss.close({ closeCode: 1000, reason: "done" });
+ * assertEquals(await wss.closed, { closeCode: 1000, reason: "done" });
+ * await server.shutdown();
+ * ```
+ */
+export class WebSocketStream {
+  /** The URL connected to (`http:` mapped to `ws:`, `https:` to `wss:`). */
+  readonly url: string;
+  /** Resolves once the connection is open; rejects if it never opens. */
+  readonly opened: Promise<WebSocketOpenInfo>;
+  /**
+   * Resolves after a clean close with the peer's code and reason; rejects
+   * with a {@linkcode WebSocketError} after an unclean one, or with the
+   * signal's reason after an abort.
+   */
+  readonly closed: Promise<WebSocketStreamClosedInfo>;
+
+  #socket: WebSocketConnection | undefined;
+  // Set when close() is called before the connection opens.
+  readonly #cancelOpening = new AbortController();
+  #resolveOpened!: (info: WebSocketOpenInfo) => void;
+  #rejectOpened!: (reason: unknown) => void;
+  #resolveClosed!: (info: WebSocketStreamClosedInfo) => void;
+  #rejectClosed!: (reason: unknown) => void;
+
+  /**
+   * Starts connecting. Throws at once (a `SyntaxError` `DOMException`) for
+   * a URL that is not `ws:`, `wss:`, `http:` or `https:`, has a fragment or
+   * does not parse, and for subprotocols that repeat or are not tokens.
+   *
+   * @param url The URL to connect to.
+   * @param options The WHATWG options plus those of {@linkcode connect}.
+   */
+  constructor(url: string | URL, options: WebSocketStreamOptions = {}) {
+    const target = parseWebSocketUrl(toUSVString(url));
+    const protocols = options.protocols === undefined
+      ? []
+      : Array.from(options.protocols, toUSVString);
+    // WHATWG: repeated or non-token subprotocols are a SyntaxError.
+    validateProtocols(protocols);
+    this.url = target.href;
+    this.opened = new Promise((resolve, reject) => {
+      this.#resolveOpened = resolve;
+      this.#rejectOpened = reject;
+    });
+    this.closed = new Promise((resolve, reject) => {
+      this.#resolveClosed = resolve;
+      this.#rejectClosed = reject;
+    });
+    // Ignoring `closed` (or `opened` after a failure) must not end the
+    // process with an unhandled rejection; awaiting them still sees it.
+    this.opened.catch(() => {});
+    this.closed.catch(() => {});
+
+    const signal = options.signal;
+    if (signal?.aborted) {
+      this.#fail(signal.reason);
+      return;
+    }
+    const connectSignal = signal
+      ? AbortSignal.any([signal, this.#cancelOpening.signal])
+      : this.#cancelOpening.signal;
+    connect(target, { ...options, protocols, signal: connectSignal }).then(
+      (socket) => this.#open(socket),
+      (error) => this.#fail(error),
+    );
+  }
+
+  /**
+   * Starts the closing handshake, or cancels the connection attempt when it
+   * is not open yet (then `opened` and `closed` reject).
+   *
+   * @param closeInfo `closeCode` 1000 or 3000–4999 and a `reason` of at most
+   * 123 bytes of UTF-8; with neither, the Close frame has no body, and a
+   * reason without a code sends 1000.
+   * @throws {TypeError} for a `closeCode` that is not an integer in 0–65535.
+   * @throws {DOMException} `InvalidAccessError` for another code,
+   * `SyntaxError` for a longer reason.
+   */
+  close(closeInfo: WebSocketCloseInfo = {}): void {
+    const code = closeInfo.closeCode === undefined
+      ? undefined
+      : enforceRangeUint16(closeInfo.closeCode);
+    const reason = closeInfo.reason === undefined
+      ? undefined
+      : toUSVString(closeInfo.reason);
+    const request = closeRequest(code, reason);
+    if (this.#socket === undefined) {
+      // WHATWG: not yet established → fail the WebSocket connection.
+      this.#cancelOpening.abort(
+        new WebSocketError(
+          "the WebSocketStream was closed before its connection opened",
+          { closeCode: CloseCode.AbnormalClosure },
+        ),
+      );
+      return;
+    }
+    closeConnection(this.#socket, request);
+  }
+
+  #fail(error: unknown): void {
+    this.#rejectOpened(error);
+    this.#rejectClosed(error);
+  }
+
+  #open(socket: WebSocketConnection): void {
+    if (this.#cancelOpening.signal.aborted) {
+      // close() raced the last step of the handshake.
+      socket.close();
+      this.#fail(this.#cancelOpening.signal.reason);
+      return;
+    }
+    this.#socket = socket;
+    const readable = this.#readableFor(socket);
+    let writableController!: WritableStreamDefaultController;
+    const writable = new WritableStream<string | BufferSource>({
+      start: (controller) => {
+        writableController = controller;
+      },
+      write: (chunk) => {
+        // WHATWG: a BufferSource goes as binary, anything else is converted
+        // to a USVString and goes as text.
+        const message = isBufferSource(chunk)
+          ? copyBytes(chunk)
+          : toUSVString(chunk);
+        // The connection's writable stays unlocked between writes, so a
+        // peer's Close is answered at once (RFC 6455 §5.5.1).
+        const writer = socket.writable.getWriter();
+        const written = writer.write(message);
+        writer.releaseLock();
+        return written;
+      },
+      close: async () => {
+        closeConnection(socket, closeRequestFromReason(undefined));
+        await socket.closed;
+      },
+      abort: async (reason) => {
+        closeConnection(socket, closeRequestFromReason(reason));
+        await socket.closed;
+      },
+    }, { highWaterMark: 1 });
+
+    socket.closed.then(({ closeCode, reason, wasClean }) => {
+      if (wasClean) {
+        writableController.error(
+          new TypeError(
+            "the WebSocket is closed: no more messages can be sent",
+          ),
+        );
+        this.#resolveClosed({ closeCode, reason });
+        return;
+      }
+      // RFC 6455 §7.1.5: no closing handshake → the close code is 1006.
+      const error = new WebSocketError(
+        `the WebSocket connection closed without a closing handshake${
+          reason ? `: ${reason}` : ""
+        }`,
+        { closeCode: CloseCode.AbnormalClosure },
+      );
+      writableController.error(error);
+      this.#rejectClosed(error);
+    });
+    this.#resolveOpened({
+      readable,
+      writable,
+      extensions: socket.extensions,
+      protocol: socket.protocol,
+    });
+  }
+
+  // Passes the connection's messages through one at a time, so the
+  // connection's backpressure reaches the application.
+  #readableFor(
+    socket: WebSocketConnection,
+  ): ReadableStream<string | Uint8Array> {
+    const reader = socket.readable.getReader();
+    return new ReadableStream<string | Uint8Array>({
+      pull: async (controller) => {
+        const { value, done } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel: async (reason) => {
+        closeConnection(socket, closeRequestFromReason(reason));
+        reader.cancel(reason).catch(() => {});
+        await socket.closed;
+      },
+    }, { highWaterMark: 0 });
+  }
+}
