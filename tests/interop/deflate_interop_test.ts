@@ -1,0 +1,359 @@
+// permessage-deflate (RFC 7692) against real peers: npm ws with
+// perMessageDeflate and Python websockets (compression on by default), our
+// client and our server, with and without context takeover, window bits,
+// sizes from 0 to 1 MiB, and fragmented compressed messages.
+
+import { assert, assertEquals } from "@std/assert";
+// npm ws ships no types (its module is `any` here). It is a test-only peer,
+// so it is not in deno.json's imports.
+// deno-lint-ignore no-import-prefix
+import { WebSocket as WsWebSocket, WebSocketServer } from "npm:ws@8.23.0";
+import { Buffer } from "node:buffer";
+import { connect } from "../../src/client.ts";
+import { serve } from "../../src/server.ts";
+import type { PerMessageDeflateOptions } from "../../src/permessage_deflate.ts";
+import {
+  type PeerMessage,
+  pythonWebsocketsAvailable,
+  requirePeer,
+  runPythonClient,
+  startPythonEchoServer,
+} from "./_peers.ts";
+
+const hasPython = await pythonWebsocketsAvailable();
+
+/** Deterministic JSON-like text of about `bytes` bytes. */
+function jsonText(bytes: number, seed: number): string {
+  let state = seed;
+  const random = () => (state = (state * 1103515245 + 12345) & 0x7fffffff);
+  const items: string[] = [];
+  let size = 2;
+  for (let id = 0; size < bytes; id++) {
+    const item = `{"id":${id},"user":"user_${random() % 1000}","score":${
+      random() % 100000
+    },"tags":["t${random() % 16}","t${random() % 16}"],"ok":${
+      random() % 2 === 0
+    }}`;
+    items.push(item);
+    size += item.length + 1;
+  }
+  return ("[" + items.join(",") + "]").slice(0, bytes);
+}
+
+/** Text and binary, compressible and not, from 0 bytes to 1 MiB. */
+function messages(): PeerMessage[] {
+  const random = new Uint8Array(65536);
+  for (let i = 0; i < random.length; i += 65536) {
+    crypto.getRandomValues(random.subarray(i, i + 65536));
+  }
+  return [
+    "",
+    "a",
+    new Uint8Array(0),
+    new Uint8Array([1]),
+    jsonText(1000, 1),
+    "héllo wörld ✓ 🚀 ".repeat(500),
+    jsonText(16 * 1024, 2),
+    new TextEncoder().encode(jsonText(100_000, 3)),
+    random,
+    jsonText(1 << 20, 4),
+    new TextEncoder().encode(jsonText(1 << 20, 5)),
+  ];
+}
+
+/** Bytes the messages take uncompressed. */
+function payloadBytes(list: PeerMessage[]): number {
+  return list.reduce(
+    (n, m) =>
+      n +
+      (typeof m === "string" ? new TextEncoder().encode(m).length : m.length),
+    0,
+  );
+}
+
+/** Bytes of the messages that compress (JSON-like text), uncompressed. */
+const COMPRESSIBLE_SHARE = 0.9;
+
+interface Variant {
+  name: string;
+  ours: PerMessageDeflateOptions;
+  ws: Record<string, unknown>;
+  /** What socket.extensions must be, on our client against a ws server. */
+  agreed: string;
+}
+
+const VARIANTS: Variant[] = [
+  {
+    name: "context takeover",
+    ours: { threshold: 0 },
+    ws: { threshold: 0 },
+    agreed: "permessage-deflate",
+  },
+  {
+    name: "no context takeover",
+    ours: {
+      threshold: 0,
+      serverNoContextTakeover: true,
+      clientNoContextTakeover: true,
+    },
+    ws: {
+      threshold: 0,
+      serverNoContextTakeover: true,
+      clientNoContextTakeover: true,
+    },
+    agreed:
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+  },
+  {
+    name: "window bits 9 and 10",
+    ours: { threshold: 0, serverMaxWindowBits: 9, clientMaxWindowBits: 10 },
+    ws: { threshold: 0, serverMaxWindowBits: 9, clientMaxWindowBits: 10 },
+    agreed:
+      "permessage-deflate; server_max_window_bits=9; client_max_window_bits=10",
+  },
+];
+
+/** Compares echoed messages without printing megabytes on failure. */
+function assertSameMessages(got: PeerMessage[], want: PeerMessage[]) {
+  assertEquals(got.length, want.length, "message count");
+  for (let i = 0; i < want.length; i++) {
+    const a = got[i];
+    const b = want[i];
+    assertEquals(typeof a, typeof b, `message ${i} type`);
+    if (typeof a === "string") {
+      assert(a === b, `message ${i} (${(b as string).length} chars) differs`);
+    } else {
+      assertEquals(a.length, (b as Uint8Array).length, `message ${i} length`);
+      assert(
+        Buffer.compare(Buffer.from(a), Buffer.from(b as Uint8Array)) === 0,
+        `message ${i} (${a.length} bytes) differs`,
+      );
+    }
+  }
+}
+
+/** Sends a message from ws in three fragments (the first with RSV1). */
+// deno-lint-ignore no-explicit-any
+function wsSendFragmented(ws: any, data: Buffer, binary: boolean) {
+  const cut1 = Math.floor(data.length / 3);
+  const cut2 = Math.floor((2 * data.length) / 3);
+  ws.send(data.subarray(0, cut1), { binary, fin: false, compress: true });
+  ws.send(data.subarray(cut1, cut2), { binary, fin: false, compress: true });
+  ws.send(data.subarray(cut2), { binary, fin: true, compress: true });
+}
+
+async function startWsEchoServer(perMessageDeflate: Record<string, unknown>) {
+  const server = new WebSocketServer({
+    host: "127.0.0.1",
+    port: 0,
+    perMessageDeflate,
+    maxPayload: 64 << 20,
+  });
+  await new Promise((resolve) => server.once("listening", resolve));
+  // The TCP socket of the last connection: its byte counters outlive it.
+  const stats = { bytesRead: 0, bytesWritten: 0 };
+  // deno-lint-ignore no-explicit-any
+  let tcp: any;
+  // deno-lint-ignore no-explicit-any
+  server.on("connection", (ws: any) => {
+    tcp = ws._socket;
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      // Every echo goes back fragmented: compressed fragmented messages.
+      wsSendFragmented(ws, data, isBinary);
+    });
+  });
+  Object.defineProperties(stats, {
+    bytesRead: { get: () => tcp?.bytesRead ?? 0 },
+    bytesWritten: { get: () => tcp?.bytesWritten ?? 0 },
+  });
+  return {
+    url: `ws://127.0.0.1:${server.address().port}/`,
+    stats,
+    close: () => {
+      // ws's close() waits for its clients: end any a failed test left.
+      for (const client of server.clients) client.terminate();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+for (const variant of VARIANTS) {
+  Deno.test(`deflate interop: our client ⇄ npm ws server, ${variant.name}, 0..1 MiB, fragmented echoes`, async () => {
+    const peer = await startWsEchoServer(variant.ws);
+    let socket: Awaited<ReturnType<typeof connect>> | undefined;
+    try {
+      socket = await connect(peer.url, { compression: variant.ours });
+      assertEquals(socket.extensions, variant.agreed);
+      const sent = messages();
+      const writer = socket.writable.getWriter();
+      const reader = socket.readable.getReader();
+      const received: PeerMessage[] = [];
+      for (const message of sent) {
+        await writer.write(message as string | Uint8Array<ArrayBuffer>);
+        const { value } = await reader.read();
+        received.push(value!);
+      }
+      assertSameMessages(received, sent);
+      reader.releaseLock();
+      await writer.close();
+      assertEquals((await socket.closed).closeCode, 1000);
+      // Both directions were compressed: JSON-like text shrinks severalfold.
+      const total = payloadBytes(sent);
+      assert(
+        peer.stats.bytesRead < total * COMPRESSIBLE_SHARE / 2,
+        `we sent ${peer.stats.bytesRead} bytes for ${total}`,
+      );
+      assert(
+        peer.stats.bytesWritten < total * COMPRESSIBLE_SHARE / 2,
+        `ws sent ${peer.stats.bytesWritten} bytes for ${total}`,
+      );
+    } finally {
+      socket?.close();
+      await socket?.closed;
+      await peer.close();
+    }
+  });
+
+  Deno.test(`deflate interop: npm ws client ⇄ our server, ${variant.name}, 0..1 MiB, fragmented sends`, async () => {
+    const server = serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      compression: variant.ours,
+    }, async (socket) => {
+      await socket.readable.pipeTo(socket.writable);
+    });
+    try {
+      const ws = new WsWebSocket(`ws://127.0.0.1:${server.addr.port}/`, {
+        perMessageDeflate: variant.ws,
+        maxPayload: 64 << 20,
+      });
+      ws.binaryType = "nodebuffer";
+      const inbox: PeerMessage[] = [];
+      const waiters: Array<() => void> = [];
+      ws.on("message", (data: Buffer, isBinary: boolean) => {
+        inbox.push(
+          isBinary ? new Uint8Array(data) : data.toString("utf8"),
+        );
+        waiters.shift()?.();
+      });
+      const closed = new Promise<number>((resolve) =>
+        ws.on("close", (code: number) => resolve(code))
+      );
+      await new Promise((resolve, reject) => {
+        ws.once("open", resolve);
+        ws.once("error", reject);
+      });
+      assert(
+        String(ws.extensions).startsWith("permessage-deflate"),
+        ws.extensions,
+      );
+      const sent = messages();
+      for (const message of sent) {
+        const arrived = new Promise<void>((resolve) => waiters.push(resolve));
+        const bytes = typeof message === "string"
+          ? Buffer.from(message, "utf8")
+          : Buffer.from(message);
+        wsSendFragmented(ws, bytes, typeof message !== "string");
+        await arrived;
+      }
+      assertSameMessages(inbox, sent);
+      const total = payloadBytes(sent);
+      assert(
+        ws._socket.bytesRead < total * COMPRESSIBLE_SHARE / 2,
+        `our server sent ${ws._socket.bytesRead} bytes for ${total}`,
+      );
+      ws.close(1000);
+      assertEquals(await closed, 1000);
+    } finally {
+      await server.shutdown();
+    }
+  });
+}
+
+Deno.test("deflate interop: our client ⇄ Python websockets server (compression on), 0..1 MiB", async () => {
+  if (
+    !requirePeer(
+      "python3-websockets",
+      hasPython,
+      "apt-get install python3-websockets",
+    )
+  ) return;
+  for (
+    const ours of [
+      { threshold: 0 },
+      {
+        threshold: 0,
+        serverNoContextTakeover: true,
+        clientNoContextTakeover: true,
+      },
+    ]
+  ) {
+    await using peer = await startPythonEchoServer({ compression: "deflate" });
+    const socket = await connect(peer.url, { compression: ours });
+    assert(
+      socket.extensions.startsWith("permessage-deflate"),
+      socket.extensions,
+    );
+    const sent = messages();
+    const writer = socket.writable.getWriter();
+    const reader = socket.readable.getReader();
+    const received: PeerMessage[] = [];
+    for (const message of sent) {
+      await writer.write(message as string | Uint8Array<ArrayBuffer>);
+      const { value } = await reader.read();
+      received.push(value!);
+    }
+    assertSameMessages(received, sent);
+    reader.releaseLock();
+    await writer.close();
+    assertEquals((await socket.closed).closeCode, 1000);
+    assertEquals((await peer.nextClose()).code, 1000);
+  }
+});
+
+Deno.test("deflate interop: Python websockets client (compression on) ⇄ our server, 0..1 MiB", async () => {
+  if (
+    !requirePeer(
+      "python3-websockets",
+      hasPython,
+      "apt-get install python3-websockets",
+    )
+  ) return;
+  const table: [PerMessageDeflateOptions, string][] = [
+    [{ threshold: 0 }, "permessage-deflate"],
+    [
+      {
+        threshold: 0,
+        serverNoContextTakeover: true,
+        clientNoContextTakeover: true,
+      },
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+    ],
+    [
+      { threshold: 0, clientMaxWindowBits: 10, serverMaxWindowBits: 11 },
+      "permessage-deflate; server_max_window_bits=11; client_max_window_bits=10",
+    ],
+  ];
+  for (const [compression, agreed] of table) {
+    const server = serve(
+      { hostname: "127.0.0.1", port: 0, compression },
+      async (socket) => {
+        await socket.readable.pipeTo(socket.writable);
+      },
+    );
+    try {
+      const sent = messages();
+      const result = await runPythonClient(
+        `ws://127.0.0.1:${server.addr.port}/`,
+        sent,
+        { compression: "deflate", timeoutMs: 30_000 },
+      );
+      // websockets offers client_max_window_bits (and its own defaults).
+      assert(result.extensions.startsWith(agreed), result.extensions);
+      assertSameMessages(result.received, sent);
+      assertEquals(result.closeCode, 1000);
+    } finally {
+      await server.shutdown();
+    }
+  }
+});
