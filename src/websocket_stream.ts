@@ -149,6 +149,14 @@ export class WebSocketStream {
    */
   constructor(url: string | URL, options: WebSocketStreamOptions = {}) {
     const target = parseWebSocketUrl(toUSVString(url));
+    if (typeof options.protocols === "string") {
+      // WebIDL: a sequence<USVString> can't be converted from a string.
+      throw new TypeError(
+        `expected protocols to be an array of strings, found the string ${
+          JSON.stringify(options.protocols)
+        }`,
+      );
+    }
     const protocols = options.protocols === undefined
       ? []
       : Array.from(options.protocols, toUSVString);

@@ -1,0 +1,184 @@
+/**
+ * Servers for the differential tests of the WHATWG APIs: each scenario runs
+ * once against Deno's built-in `WebSocket`/`WebSocketStream` and once
+ * against wstream's, on the same server.
+ *
+ * @module
+ */
+
+/** How one server-side socket saw its connection end. */
+export interface ServerClose {
+  code: number;
+  reason: string;
+  wasClean: boolean;
+}
+
+/** A running test server. */
+export interface TestServer {
+  /** `ws://127.0.0.1:<port>/`. */
+  url: string;
+  /** Resolves with how the next server-side socket (in order) closed. */
+  nextClose(): Promise<ServerClose>;
+  /** Stops the server; waits for it. */
+  shutdown(): Promise<void>;
+}
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/**
+ * Rejects when `promise` has not settled within `ms`, so a broken scenario
+ * fails instead of hanging the run.
+ */
+export async function bounded<T>(
+  promise: Promise<T>,
+  what: string,
+  ms = 5000,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A `Deno.serve` + `Deno.upgradeWebSocket` server (Deno's own server side,
+ * so neither client under test is judged by our server). It picks the first
+ * offered subprotocol, echoes every message, and obeys commands sent as
+ * text: `close` (close without a code), `close <code> <reason>`, and a
+ * text starting with `size:` is answered with `got <its UTF-8 bytes>`
+ * instead of an echo.
+ */
+export function startEchoServer(): TestServer {
+  const closes: ServerClose[] = [];
+  const waiters: ((close: ServerClose) => void)[] = [];
+  let taken = 0;
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      const offered = request.headers.get("sec-websocket-protocol");
+      const protocol = offered?.split(",")[0].trim();
+      const { socket, response } = Deno.upgradeWebSocket(request, {
+        protocol,
+      });
+      socket.binaryType = "arraybuffer";
+      socket.onmessage = (event) => {
+        const data = event.data;
+        if (typeof data === "string") {
+          if (data === "close") return socket.close();
+          const command = /^close (\d+) (.*)$/.exec(data);
+          if (command) return socket.close(Number(command[1]), command[2]);
+          if (data.startsWith("size:")) {
+            return socket.send(`got ${new TextEncoder().encode(data).length}`);
+          }
+        }
+        socket.send(data);
+      };
+      socket.onclose = (event) => {
+        const close = {
+          code: event.code,
+          reason: event.reason,
+          wasClean: event.wasClean,
+        };
+        const waiter = waiters.shift();
+        if (waiter) waiter(close);
+        else closes.push(close);
+      };
+      socket.onerror = () => {};
+      return response;
+    },
+  );
+  return {
+    url: `ws://127.0.0.1:${server.addr.port}/`,
+    nextClose() {
+      taken++;
+      const close = closes.shift();
+      if (close) return Promise.resolve(close);
+      return bounded(
+        new Promise((resolve) => waiters.push(resolve)),
+        `the server's close event #${taken}`,
+      );
+    },
+    async shutdown() {
+      await server.shutdown();
+    },
+  };
+}
+
+/**
+ * A raw TCP server that completes the opening handshake by hand (RFC 6455
+ * §4.2.2) and then runs `behaviour` on the connection, for peers that
+ * misbehave in ways `Deno.upgradeWebSocket` can't.
+ */
+export function startRawServer(
+  behaviour: (conn: Deno.Conn) => Promise<void>,
+): { url: string; shutdown(): Promise<void> } {
+  const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  const handlers = new Set<Promise<void>>();
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      const handled = handle(conn).finally(() => handlers.delete(handled));
+      handlers.add(handled);
+    }
+  })();
+  async function handle(conn: Deno.Conn): Promise<void> {
+    try {
+      let head = "";
+      const buffer = new Uint8Array(4096);
+      while (!head.includes("\r\n\r\n")) {
+        const n = await conn.read(buffer);
+        if (n === null) return;
+        head += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+      const key = /sec-websocket-key:\s*(\S+)/i.exec(head)![1];
+      const digest = await crypto.subtle.digest(
+        "SHA-1",
+        new TextEncoder().encode(key + GUID),
+      );
+      const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+      await conn.write(
+        new TextEncoder().encode(
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+            `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+        ),
+      );
+      await behaviour(conn);
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // Closed by the behaviour.
+      }
+    }
+  }
+  return {
+    url: `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`,
+    async shutdown() {
+      listener.close();
+      await accepting.catch(() => {});
+      await Promise.all(handlers);
+    },
+  };
+}
+
+/** A `ws:` URL on a loopback port that nothing listens on. */
+export function refusedUrl(): string {
+  const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return `ws://127.0.0.1:${port}/`;
+}
+
+/** An unmasked text frame, as a server sends it (RFC 6455 §5.2). */
+export function serverTextFrame(text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  if (payload.length > 125) throw new RangeError("short frames only");
+  return new Uint8Array([0x81, payload.length, ...payload]);
+}
