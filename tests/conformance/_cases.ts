@@ -46,6 +46,10 @@ export interface Case {
   roles?: Role[];
   /** Options for our end. */
   options?: WebSocketOptions & ServeOptions & ConnectOptions;
+  /** The raw client's `Sec-WebSocket-Extensions` offer to our server. */
+  peerOffer?: string;
+  /** The raw server's `Sec-WebSocket-Extensions` answer to our client. */
+  peerResponse?: string;
   /** Our end's behaviour: echo (default) or a custom one. */
   handler?: (socket: WebSocketConnection) => Promise<void>;
   /**
@@ -91,7 +95,11 @@ export async function runAgainstServer(testCase: Case): Promise<
   );
   let peer: RawPeer | undefined;
   try {
-    peer = await RawPeer.connect(server.addr.port);
+    peer = await RawPeer.connect(server.addr.port, {
+      headers: testCase.peerOffer === undefined
+        ? {}
+        : { "Sec-WebSocket-Extensions": testCase.peerOffer },
+    });
     const socket = await socketPromise;
     const outcome = await testCase.run(peer, { role: "server", socket })
       .catch((error) => {
@@ -115,7 +123,11 @@ export async function runAgainstClient(testCase: Case): Promise<
   let handling: Promise<void> | undefined;
   try {
     [peer, socket] = await Promise.all([
-      raw.accept(),
+      raw.accept(
+        testCase.peerResponse === undefined
+          ? []
+          : [`Sec-WebSocket-Extensions: ${testCase.peerResponse}`],
+      ),
       connect(`ws://127.0.0.1:${raw.port}/`, testCase.options),
     ]);
     raw.close();

@@ -16,6 +16,7 @@ import {
 } from "./_cases.ts";
 import { basicGroups } from "./_cases_basic.ts";
 import { closingGroup } from "./_cases_closing.ts";
+import { deflateGroups } from "./_cases_deflate.ts";
 import { fragmentationGroup } from "./_cases_fragmentation.ts";
 import { limitGroups } from "./_cases_limits.ts";
 import { utf8Group } from "./_cases_utf8.ts";
@@ -26,15 +27,18 @@ const groups: CaseGroup[] = [
   utf8Group,
   closingGroup,
   ...limitGroups,
+  ...deflateGroups,
 ];
 
-const only = Deno.env.get("CONFORMANCE_ONLY"); // e.g. "5" or "6.4"
+// Runs only some cases, e.g. CONFORMANCE_ONLY=5 or CONFORMANCE_ONLY=6.4,12,13
+const only = Deno.env.get("CONFORMANCE_ONLY")?.split(",");
 
 for (const group of groups) {
   for (const role of ["server", "client"] as Role[]) {
     const cases = group.cases.filter((c) =>
       (c.roles ?? ["server", "client"]).includes(role) &&
-      (only === undefined || c.id === only || c.id.startsWith(only + "."))
+      (only === undefined ||
+        only.some((prefix) => c.id === prefix || c.id.startsWith(prefix + ".")))
     );
     if (cases.length === 0) continue;
     Deno.test(`conformance ${group.id} ${group.name}: our ${role}`, async (t) => {
