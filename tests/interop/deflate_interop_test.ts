@@ -13,6 +13,9 @@ import { connect } from "../../src/client.ts";
 import { serve } from "../../src/server.ts";
 import type { PerMessageDeflateOptions } from "../../src/permessage_deflate.ts";
 import {
+  browserEcho,
+  chromiumAvailable,
+  launchChromium,
   type PeerMessage,
   pythonWebsocketsAvailable,
   requirePeer,
@@ -21,6 +24,7 @@ import {
 } from "./_peers.ts";
 
 const hasPython = await pythonWebsocketsAvailable();
+const hasChromium = await chromiumAvailable();
 
 /** Deterministic JSON-like text of about `bytes` bytes. */
 function jsonText(bytes: number, seed: number): string {
@@ -352,6 +356,54 @@ Deno.test("deflate interop: Python websockets client (compression on) ⇄ our se
       assert(result.extensions.startsWith(agreed), result.extensions);
       assertSameMessages(result.received, sent);
       assertEquals(result.closeCode, 1000);
+    } finally {
+      await server.shutdown();
+    }
+  }
+});
+
+Deno.test("deflate interop: headless Chromium (offers client_max_window_bits) ⇄ our server, 0..1 MiB", async () => {
+  if (!requirePeer("chromium", hasChromium, "apt-get install chromium")) {
+    return;
+  }
+  const table: [PerMessageDeflateOptions, string][] = [
+    [{ threshold: 0 }, "permessage-deflate"],
+    [
+      {
+        threshold: 0,
+        serverNoContextTakeover: true,
+        clientNoContextTakeover: true,
+        clientMaxWindowBits: 10,
+      },
+      "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=10",
+    ],
+  ];
+  await using browser = await launchChromium();
+  for (const [compression, agreed] of table) {
+    const server = serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      compression,
+      fallback: () =>
+        new Response("<!doctype html><title>deflate</title>", {
+          headers: { "content-type": "text/html" },
+        }),
+    }, async (socket) => {
+      await socket.readable.pipeTo(socket.writable);
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+      const sent = messages();
+      const result = await browserEcho(
+        page,
+        `ws://127.0.0.1:${server.addr.port}/`,
+        sent,
+        { timeoutMs: 30_000 },
+      );
+      assertEquals(result.extensions, agreed);
+      assertSameMessages(result.received, sent);
+      assertEquals([result.closeCode, result.wasClean], [1000, true]);
     } finally {
       await server.shutdown();
     }
