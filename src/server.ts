@@ -61,7 +61,10 @@ export interface ServeOptions extends WebSocketOptions, ExtensionOptions {
   /**
    * Answers requests that are not WebSocket upgrades (a page, a health
    * check), so one port serves a page and its socket. The request has no
-   * body. Without it such requests get 426 Upgrade Required.
+   * body; the response's body is read in full and sent with
+   * `Content-Length` and `Connection: close`, all within
+   * `handshakeTimeoutMs` (so no streaming responses). Without a fallback
+   * such requests get 426 Upgrade Required.
    */
   fallback?: (request: Request) => Response | Promise<Response>;
   /**
@@ -513,7 +516,10 @@ export function serve(
 
   let resolveFinished!: () => void;
   const finished = new Promise<void>((resolve) => resolveFinished = resolve);
-  const accepting = acceptLoop();
+  // If the listener fails for good, shut down so `finished` settles.
+  const accepting = acceptLoop().finally(() => {
+    if (!closing) queueMicrotask(() => void shutdown());
+  });
   let shutdownPromise: Promise<void> | undefined;
 
   const onAbort = () => void shutdown();
