@@ -26,7 +26,23 @@ import {
 import { DEFAULT_MAX_HEADER_BYTES, readHttpHead } from "./http_head.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
-/** Options of {@linkcode connect}. */
+/**
+ * Options of {@linkcode connect}: what the handshake sends, its limits,
+ * and the {@linkcode WebSocketOptions} of the socket.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectOptions } from "@wstream/wstream";
+ *
+ * const options: ConnectOptions = {
+ *   protocols: ["chat.v2"],
+ *   headers: { Authorization: "Bearer token" },
+ *   signal: AbortSignal.timeout(30_000),
+ *   handshakeTimeoutMs: 5_000,
+ *   pingIntervalMs: 20_000,
+ * };
+ * ```
+ */
 export interface ConnectOptions extends WebSocketOptions, ExtensionOptions {
   /** The subprotocols to offer, most preferred first. */
   protocols?: string | readonly string[];

@@ -527,7 +527,8 @@ const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
  * Throws a {@linkcode HandshakeRejection}: 405 for a method other than GET,
  * 400 for HTTP/1.0, a missing Host, missing Upgrade/Connection tokens or a
  * key that is not 16 bytes of base64, and 426 with
- * `Sec-WebSocket-Version: 13` for any other version.
+ * `Sec-WebSocket-Version: 13` for any other version. Without
+ * `requestLine`, a malformed request line throws an `HttpHeadError` (400).
  *
  * @example
  * ```ts
@@ -643,6 +644,15 @@ export function validateClientRequest(
  * Chooses a subprotocol: either the list of those the server speaks (the
  * client's most preferred one that is in it wins) or a function that picks
  * one of the offered (or none).
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolSelector } from "@wstream/wstream";
+ *
+ * const list: ProtocolSelector = ["chat.v2", "chat.v1"];
+ * const byPath: ProtocolSelector = (offered, request) =>
+ *   new URL(request.url).pathname === "/v2" ? offered.find((p) => p === "chat.v2") : undefined;
+ * ```
  */
 export type ProtocolSelector =
   | readonly string[]

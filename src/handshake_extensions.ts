@@ -19,7 +19,17 @@ import {
 } from "./permessage_deflate.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
-/** Options of the extension step, shared by `connect()` and `serve()`. */
+/**
+ * Options of the extension step, shared by `connect()` and `serve()`.
+ *
+ * @example
+ * ```ts
+ * import type { ExtensionOptions } from "@wstream/wstream";
+ *
+ * const off: ExtensionOptions = { compression: false };
+ * const tuned: ExtensionOptions = { compression: { threshold: 4096, level: 1 } };
+ * ```
+ */
 export interface ExtensionOptions {
   /**
    * permessage-deflate (RFC 7692): on by default (`true`), off with

@@ -39,7 +39,26 @@ import {
   type RequestLine,
 } from "./http_head.ts";
 
-/** Options of {@linkcode serve}. */
+/**
+ * Options of {@linkcode serve}: where to listen, the handshake policy, and
+ * the {@linkcode WebSocketOptions} every accepted socket gets.
+ *
+ * @example A chat server that checks origins and serves its page
+ * ```ts
+ * import { serve, type ServeOptions } from "@wstream/wstream";
+ *
+ * const options: ServeOptions = {
+ *   port: 0,
+ *   hostname: "127.0.0.1",
+ *   protocols: ["chat.v2", "chat.v1"],
+ *   allowedOrigins: ["https://chat.example"],
+ *   fallback: () => new Response("<!doctype html><title>chat</title>"),
+ *   maxMessageBytes: 1024 * 1024,
+ * };
+ * const server = serve(options, (socket) => socket.readable.pipeTo(socket.writable));
+ * await server.shutdown();
+ * ```
+ */
 export interface ServeOptions extends WebSocketOptions, ExtensionOptions {
   /** The port to listen on (default 8000; 0 picks a free one). */
   port?: number;
@@ -98,13 +117,40 @@ export interface ServeOptions extends WebSocketOptions, ExtensionOptions {
 /**
  * Handles one accepted WebSocket. When it throws (or rejects), its socket is
  * closed with 1011 and the error is logged; the server keeps serving.
+ * (Errors the socket itself raised, e.g. a pipe broken by the peer failing
+ * the connection or by `shutdown()`, are not logged.)
+ *
+ * @example Route by path
+ * ```ts
+ * import type { WebSocketHandler } from "@wstream/wstream";
+ *
+ * const handler: WebSocketHandler = async (socket, request) => {
+ *   if (new URL(request.url).pathname !== "/echo") {
+ *     socket.close({ closeCode: 4004, reason: "no such room" });
+ *     return;
+ *   }
+ *   await socket.readable.pipeTo(socket.writable);
+ * };
+ * ```
  */
 export type WebSocketHandler = (
   socket: WebSocketConnection,
   request: Request,
 ) => void | Promise<void>;
 
-/** A running server, as {@linkcode serve} returns it. */
+/**
+ * A running server, as {@linkcode serve} returns it. It is
+ * `AsyncDisposable`: `await using server = serve(…)` shuts it down at the
+ * end of the scope.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "@wstream/wstream";
+ *
+ * await using server = serve({ port: 0, hostname: "127.0.0.1" }, () => {});
+ * console.log(`listening on ws://127.0.0.1:${server.addr.port}/`);
+ * ```
+ */
 export interface WebSocketServer extends AsyncDisposable {
   /** The address the server listens on (read `addr.port` after port 0). */
   readonly addr: Deno.NetAddr;
