@@ -179,7 +179,7 @@ function originAllowed(
   return allowed.some((pattern) =>
     typeof pattern === "string"
       ? pattern.toLowerCase() === origin.toLowerCase()
-      : pattern.test(origin)
+      : origin.search(pattern) !== -1 // unlike test(), ignores lastIndex of /g
   );
 }
 

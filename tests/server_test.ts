@@ -402,7 +402,11 @@ Deno.test("serve() answers 403 when authorize returns false or throws", async ()
 
 Deno.test("serve() answers 403 to an Origin that is not allowed", async () => {
   await using server = start({
-    allowedOrigins: ["https://app.example", /^https:\/\/[a-z]+\.example\.org$/],
+    // A /g pattern must not alternate between match and miss (lastIndex).
+    allowedOrigins: [
+      "https://app.example",
+      /^https:\/\/[a-z]+\.example\.org$/g,
+    ],
   });
   const url = `ws://127.0.0.1:${server.addr.port}/`;
   await assertRejects(
@@ -413,6 +417,7 @@ Deno.test("serve() answers 403 to an Origin that is not allowed", async () => {
   for (
     const origin of [
       "https://app.example",
+      "https://chat.example.org",
       "https://chat.example.org",
       undefined,
     ]
