@@ -71,10 +71,17 @@ export async function echo(socket: WebSocketConnection): Promise<void> {
   await socket.readable.pipeTo(socket.writable).catch(() => {});
 }
 
+/** A certificate for running cases over TLS. */
+export interface TlsSetup {
+  cert: string;
+  key: string;
+}
+
 /** Runs a case against our server: a raw client connects to `serve`. */
-export async function runAgainstServer(testCase: Case): Promise<
-  void | "non-strict"
-> {
+export async function runAgainstServer(
+  testCase: Case,
+  tls?: TlsSetup,
+): Promise<void | "non-strict"> {
   let resolveSocket!: (socket: WebSocketConnection) => void;
   const socketPromise = new Promise<WebSocketConnection>((resolve) =>
     resolveSocket = resolve
@@ -82,7 +89,7 @@ export async function runAgainstServer(testCase: Case): Promise<
   const handler = testCase.handler ?? echo;
   let handlerError: unknown;
   const server = serve(
-    { hostname: "127.0.0.1", port: 0, ...testCase.options },
+    { hostname: "127.0.0.1", port: 0, ...tls, ...testCase.options },
     async (socket) => {
       resolveSocket(socket);
       try {
@@ -96,6 +103,7 @@ export async function runAgainstServer(testCase: Case): Promise<
   let peer: RawPeer | undefined;
   try {
     peer = await RawPeer.connect(server.addr.port, {
+      caCerts: tls ? [tls.cert] : undefined,
       headers: testCase.peerOffer === undefined
         ? {}
         : { "Sec-WebSocket-Extensions": testCase.peerOffer },
@@ -114,10 +122,11 @@ export async function runAgainstServer(testCase: Case): Promise<
 }
 
 /** Runs a case against our client: `connect` to a raw server. */
-export async function runAgainstClient(testCase: Case): Promise<
-  void | "non-strict"
-> {
-  const raw = new RawServer();
+export async function runAgainstClient(
+  testCase: Case,
+  tls?: TlsSetup,
+): Promise<void | "non-strict"> {
+  const raw = new RawServer(tls);
   let peer: RawPeer | undefined;
   let socket: WebSocketConnection | undefined;
   let handling: Promise<void> | undefined;
@@ -128,7 +137,12 @@ export async function runAgainstClient(testCase: Case): Promise<
           ? []
           : [`Sec-WebSocket-Extensions: ${testCase.peerResponse}`],
       ),
-      connect(`ws://127.0.0.1:${raw.port}/`, testCase.options),
+      tls
+        ? connect(`wss://localhost:${raw.port}/`, {
+          caCerts: [tls.cert],
+          ...testCase.options,
+        })
+        : connect(`ws://127.0.0.1:${raw.port}/`, testCase.options),
     ]);
     raw.close();
     let handlerError: unknown;

@@ -262,13 +262,18 @@ export class RawPeer {
       path?: string;
       headers?: Record<string, string>;
       hostname?: string;
+      /** Connect with TLS, trusting these certificates. */
+      caCerts?: string[];
     } = {},
   ): Promise<RawPeer> {
-    const conn = await Deno.connect({
-      hostname: options.hostname ?? "127.0.0.1",
-      port,
-    });
-    conn.setNoDelay(true);
+    const conn: Deno.Conn = options.caCerts
+      ? await Deno.connectTls({
+        hostname: options.hostname ?? "localhost",
+        port,
+        caCerts: options.caCerts,
+      })
+      : await Deno.connect({ hostname: options.hostname ?? "127.0.0.1", port });
+    noDelay(conn);
     try {
       const key = btoa(
         String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))),
@@ -520,6 +525,12 @@ export class RawPeer {
   }
 }
 
+// Small writes leave at once (TLS connections have no such switch).
+function noDelay(conn: Deno.Conn): void {
+  const tcp = conn as Partial<Deno.TcpConn>;
+  if (typeof tcp.setNoDelay === "function") tcp.setNoDelay(true);
+}
+
 /** Whether an I/O error means the other end went away. */
 export function isDisconnect(error: unknown): boolean {
   return error instanceof Deno.errors.BrokenPipe ||
@@ -544,15 +555,18 @@ export async function writeAll(
  * client's upgrade request and answers with a minimal 101.
  */
 export class RawServer {
-  readonly listener: Deno.TcpListener;
+  readonly listener: Deno.Listener;
 
-  constructor() {
-    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  /** Listens on loopback; with `tls`, speaks TLS with that certificate. */
+  constructor(tls?: { cert: string; key: string }) {
+    this.listener = tls
+      ? Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tls })
+      : Deno.listen({ hostname: "127.0.0.1", port: 0 });
   }
 
   /** The port to connect to. */
   get port(): number {
-    return this.listener.addr.port;
+    return (this.listener.addr as Deno.NetAddr).port;
   }
 
   /**
@@ -561,7 +575,7 @@ export class RawServer {
    */
   async accept(extraResponseLines: string[] = []): Promise<RawPeer> {
     const conn = await this.listener.accept();
-    conn.setNoDelay(true);
+    noDelay(conn);
     try {
       const { head, rest } = await readHead(conn);
       const key = headerOf(head, "sec-websocket-key");
