@@ -181,6 +181,13 @@ export interface MessageDeflate {
    * threshold).
    */
   deflate(message: Uint8Array): Promise<Uint8Array> | Uint8Array | undefined;
+  /**
+   * Frees the zlib memory (a deflater with context takeover holds about
+   * 256 KiB) now rather than at garbage collection; call it when the
+   * connection ends. Pending and later calls reject with WebSocketError
+   * 1006.
+   */
+  close?(): void;
 }
 
 /**
@@ -547,6 +554,13 @@ const SYNC_FLUSH_TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
 // after each, so at most this much is inflated past maxBytes.
 const INFLATE_CHUNK_BYTES = 64 * 1024;
 
+function closedError(): WebSocketError {
+  return new WebSocketError(
+    "permessage-deflate was closed (the connection ended)",
+    { closeCode: 1006 },
+  );
+}
+
 /** Runs async operations one after the other, so that misuse cannot interleave them. */
 class Serializer {
   #tail: Promise<unknown> = Promise.resolve();
@@ -601,6 +615,8 @@ class ZlibInflater implements MessageInflater {
   #messageBytes = 0;
   #messageInputBytes = 0;
   #failure: WebSocketError | undefined;
+  /** Fails the operation in flight, if any. */
+  #abort: ((error: WebSocketError) => void) | undefined;
 
   constructor(windowBits: number, noContextTakeover: boolean) {
     // A zlib peer asked for an 8-bit window compresses with 9 bits (zlib
@@ -616,6 +632,15 @@ class ZlibInflater implements MessageInflater {
     maxBytes: number,
   ): Promise<Uint8Array> {
     return this.#serializer.run(() => this.#inflate(payload, fin, maxBytes));
+  }
+
+  close(): void {
+    if (this.#failure) return;
+    const error = closedError();
+    if (this.#abort) return this.#abort(error);
+    this.#failure = error;
+    this.#zlib?.close();
+    this.#zlib = undefined;
   }
 
   #inflate(
@@ -641,6 +666,7 @@ class ZlibInflater implements MessageInflater {
       let settled = false;
       const cleanUp = () => {
         settled = true;
+        this.#abort = undefined;
         stream.off("data", onData);
         stream.off("error", onError);
         stream.off("end", onEnd);
@@ -681,6 +707,7 @@ class ZlibInflater implements MessageInflater {
       const onEnd = () => {
         this.#ended = true;
       };
+      this.#abort = fail;
       stream.on("data", onData);
       stream.on("error", onError);
       stream.on("end", onEnd);
@@ -730,6 +757,9 @@ class ZlibDeflater {
   readonly #noContextTakeover: boolean;
   readonly #serializer = new Serializer();
   #zlib: zlib.DeflateRaw | undefined;
+  #failure: WebSocketError | undefined;
+  /** Fails the operation in flight, if any. */
+  #abort: ((error: WebSocketError) => void) | undefined;
 
   constructor(windowBits: number, noContextTakeover: boolean, level: number) {
     // zlib cannot compress raw deflate with an 8-bit window (it rejects or
@@ -748,7 +778,18 @@ class ZlibDeflater {
     return this.#serializer.run(() => this.#deflate(message));
   }
 
+  close(): void {
+    if (this.#failure) return;
+    const error = closedError();
+    if (this.#abort) return this.#abort(error);
+    this.#failure = error;
+    this.#zlib?.close();
+    this.#zlib = undefined;
+  }
+
   #deflate(message: Uint8Array): Promise<Uint8Array> {
+    // After a failure the peer's inflater no longer matches our context.
+    if (this.#failure) return Promise.reject(this.#failure);
     const stream = this.#zlib ??= withErrorGuard(zlib.createDeflateRaw({
       windowBits: this.#windowBits,
       strategy: this.#strategy,
@@ -763,6 +804,7 @@ class ZlibDeflater {
       let settled = false;
       const cleanUp = () => {
         settled = true;
+        this.#abort = undefined;
         stream.off("data", onData);
         stream.off("error", onError);
       };
@@ -770,18 +812,23 @@ class ZlibDeflater {
         chunks.push(chunk);
         length += chunk.length;
       };
-      const onError = (error: Error) => {
-        if (settled) return;
+      const fail = (error: WebSocketError) => {
         cleanUp();
+        this.#failure = error;
         this.#zlib = undefined;
         stream.close();
-        reject(
+        reject(error);
+      };
+      const onError = (error: Error) => {
+        if (settled) return;
+        fail(
           new WebSocketError(
             `permessage-deflate could not compress a message: ${error.message}`,
             { closeCode: 1011 },
           ),
         );
       };
+      this.#abort = fail;
       stream.on("data", onData);
       stream.on("error", onError);
       stream.write(message, (error?: Error | null) => {
@@ -838,7 +885,7 @@ export function createMessageDeflate(
   params: NegotiatedDeflate,
   role: "client" | "server",
   options: PerMessageDeflateOptions = {},
-): MessageDeflate {
+): MessageDeflate & { close(): void } {
   checkOptions(options);
   checkOptions({
     serverMaxWindowBits: params.serverMaxWindowBits,
@@ -860,6 +907,10 @@ export function createMessageDeflate(
     deflate(message: Uint8Array): Promise<Uint8Array> | undefined {
       if (message.length < threshold) return undefined;
       return deflater.deflate(message);
+    },
+    close(): void {
+      deflater.close();
+      inflater.close();
     },
   };
 }

@@ -871,3 +871,35 @@ Deno.test("concurrent calls are serialized, so misuse cannot interleave them", a
     assertEquals(concat([outputs[2 * i], outputs[2 * i + 1]]), messages[i]);
   }
 });
+
+Deno.test("close() frees zlib now: calls in flight and later reject with 1006", async () => {
+  const deflate = createMessageDeflate(DEFAULT_PARAMS, "server", {
+    threshold: 0,
+  });
+  const segment = zlib.deflateRawSync(new Uint8Array(16 << 20), SYNC_FLUSH);
+  const big = concat(Array.from({ length: 8 }, () => segment));
+  const inflating = deflate.inflater.inflate(big, true, 1 << 30);
+  const deflating = deflate.deflate(sample(1 << 20, 3))!;
+  deflate.close();
+  for (const pending of [inflating, deflating]) {
+    const error = await assertRejects(
+      () => pending,
+      WebSocketError,
+      "permessage-deflate was closed",
+    );
+    assertEquals(error.closeCode, 1006);
+  }
+  await assertRejects(
+    () => deflate.inflater.inflate(new Uint8Array([0]), true, 10),
+    WebSocketError,
+    "closed",
+  );
+  await assertRejects(
+    async () => await deflate.deflate(new Uint8Array(10)),
+    WebSocketError,
+    "closed",
+  );
+  // Closing twice, or an unused codec, is fine.
+  deflate.close();
+  createMessageDeflate(DEFAULT_PARAMS, "client").close();
+});
