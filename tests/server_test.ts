@@ -598,6 +598,23 @@ Deno.test("serve() over TLS: a wss: round trip with a self-signed certificate", 
     await writer.close();
     assertEquals((await socket.closed).wasClean, true);
   });
+  await t.step("an HTTP error response over TLS arrives whole", async () => {
+    const client = Deno.createHttpClient({ caCerts: [certificate.cert] });
+    try {
+      const response = await within(
+        3000,
+        fetch(`https://localhost:${server.addr.port}/`, { client }),
+        "fetch",
+      );
+      assertEquals(response.status, 426);
+      assertStringIncludes(
+        await response.text(),
+        "expected a WebSocket upgrade",
+      );
+    } finally {
+      client.close();
+    }
+  });
   await t.step("an untrusted certificate fails the handshake", async () => {
     await assertRejects(
       () => connect(`wss://localhost:${server.addr.port}/`),
