@@ -478,11 +478,12 @@ export function serve(
         closeCode: CloseCode.GoingAway,
         reason: "server shutting down",
       });
-      await socket.closed;
+      await socket.closed.catch(() => {});
       return;
     }
     let socketEnded = false;
-    socket.closed.then(() => socketEnded = true);
+    const markEnded = () => void (socketEnded = true);
+    socket.closed.then(markEnded, markEnded);
     try {
       await handler(socket, request);
     } catch (error) {
@@ -503,7 +504,7 @@ export function serve(
         // Closed already.
       }
     }
-    await socket.closed;
+    await socket.closed.catch(() => {});
   };
 
   const track = (conn: Deno.Conn) => {
