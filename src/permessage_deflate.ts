@@ -580,10 +580,17 @@ class Serializer {
   }
 }
 
+/**
+ * Joins zlib's output chunks. A lone chunk is returned as a view when it
+ * fills most of zlib's output buffer, and copied otherwise, so that a small
+ * message kept by the application does not keep a 64 KiB buffer alive.
+ */
 function concat(chunks: Uint8Array[], length: number): Uint8Array {
   if (chunks.length === 1) {
     const [chunk] = chunks;
-    return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    return chunk.byteLength * 2 >= chunk.buffer.byteLength
+      ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+      : new Uint8Array(chunk);
   }
   const result = new Uint8Array(length);
   let offset = 0;

@@ -903,3 +903,24 @@ Deno.test("close() frees zlib now: calls in flight and later reject with 1006", 
   deflate.close();
   createMessageDeflate(DEFAULT_PARAMS, "client").close();
 });
+
+Deno.test("inflated messages are plain Uint8Arrays that keep no large zlib buffer alive", async () => {
+  const client = createMessageDeflate(DEFAULT_PARAMS, "client", {
+    threshold: 0,
+  });
+  const server = createMessageDeflate(DEFAULT_PARAMS, "server");
+  for (const size of [10, 5000, 40_000, 200_000]) {
+    const message = sample(size, size);
+    const inflated = await server.inflater.inflate(
+      (await client.deflate(message))!,
+      true,
+      1 << 20,
+    );
+    assertEquals(Object.getPrototypeOf(inflated), Uint8Array.prototype);
+    assertEquals(inflated, message);
+    assert(
+      inflated.buffer.byteLength <= Math.max(2 * size, 64 * 1024),
+      `${size} bytes kept ${inflated.buffer.byteLength} alive`,
+    );
+  }
+});
