@@ -19,6 +19,17 @@
 import zlib from "node:zlib";
 import { Buffer } from "node:buffer";
 import { jsonLikeText } from "./_json_like_text.ts";
+import {
+  createMessageDeflate,
+  type NegotiatedDeflate,
+} from "../src/permessage_deflate.ts";
+
+const DEFAULT_PARAMS: NegotiatedDeflate = {
+  serverNoContextTakeover: false,
+  clientNoContextTakeover: false,
+  serverMaxWindowBits: 15,
+  clientMaxWindowBits: 15,
+};
 
 // Distinct messages (a context-takeover deflater would otherwise match a
 // repeated message against its own window and look unrealistically fast).
@@ -162,4 +173,26 @@ Deno.bench("node:zlib inflateRawSync (no context takeover)", {
   group: "inflate 16 KiB",
 }, () => {
   zlib.inflateRawSync(syncCompressed[nextMessage() && next], SYNC_FLUSH);
+});
+
+// What the connection runs: wstream's codec, a client deflating and a server
+// inflating each message (context takeover, the default), against the Web
+// streams doing the same one message at a time.
+const codecClient = createMessageDeflate(DEFAULT_PARAMS, "client", {
+  threshold: 0,
+});
+const codecServer = createMessageDeflate(DEFAULT_PARAMS, "server");
+
+Deno.bench("wstream createMessageDeflate (node:zlib, context takeover)", {
+  group: "round trip 16 KiB",
+  baseline: true,
+}, async () => {
+  const payload = await codecClient.deflate(nextMessage());
+  await codecServer.inflater.inflate(payload!, true, 1 << 20);
+});
+
+Deno.bench("CompressionStream + DecompressionStream (per message)", {
+  group: "round trip 16 KiB",
+}, async () => {
+  await webInflate(await webDeflate(nextMessage()));
 });
