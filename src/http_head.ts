@@ -152,23 +152,32 @@ export async function readHttpHead(
     signal?.addEventListener("abort", onAbort, { once: true });
   });
   aborted.catch(() => {});
-  let buffer = new Uint8Array(0);
+  // Bytes read so far: storage grows by doubling, so a head that arrives a
+  // byte at a time costs linear, not quadratic, copying.
+  let storage = new Uint8Array(0);
+  let length = 0;
   try {
     while (true) {
       const { value, done } = await Promise.race([reader.read(), aborted]);
       if (done) {
         throw new Error(
-          buffer.length === 0
+          length === 0
             ? "expected an HTTP head, found the end of the stream"
-            : `expected the HTTP head to end with an empty line, found the end of the stream after ${buffer.length} bytes`,
+            : `expected the HTTP head to end with an empty line, found the end of the stream after ${length} bytes`,
         );
       }
       if (value.length === 0) continue;
-      const searchFrom = buffer.length - 3;
-      const joined = new Uint8Array(buffer.length + value.length);
-      joined.set(buffer);
-      joined.set(value, buffer.length);
-      buffer = joined;
+      const searchFrom = length - 3;
+      if (length + value.length > storage.length) {
+        const grown = new Uint8Array(
+          Math.max(length + value.length, storage.length * 2, 1024),
+        );
+        grown.set(storage.subarray(0, length));
+        storage = grown;
+      }
+      storage.set(value, length);
+      length += value.length;
+      const buffer = storage.subarray(0, length);
       const end = findHeadEnd(buffer, searchFrom);
       const headLength = end + 4;
       if (end >= 0 && headLength <= maxHeaderBytes) {
@@ -176,7 +185,7 @@ export async function readHttpHead(
         return { head, leftover: buffer.slice(headLength) };
       }
       // RFC 6585 §5: 431 Request Header Fields Too Large.
-      if (end >= 0 || buffer.length >= maxHeaderBytes) {
+      if (end >= 0 || length >= maxHeaderBytes) {
         throw new HttpHeadError(
           `expected an HTTP head of at most ${maxHeaderBytes} bytes, found ${
             end >= 0 ? `${headLength} bytes` : `more than ${maxHeaderBytes}`
