@@ -375,17 +375,17 @@ export function serve(
             ),
           );
         }
-        let response: Response;
+        let bytes: Uint8Array;
         try {
-          response = await options.fallback(request);
+          bytes = await serializeResponse(
+            await options.fallback(request),
+            line.method,
+          );
         } catch (error) {
-          console.error("wstream: the fallback threw; answering 500:", error);
-          response = new Response("internal server error\n", { status: 500 });
+          console.error("wstream: the fallback failed; answering 500:", error);
+          bytes = buildErrorResponse(500, "internal server error");
         }
-        return await respond(
-          conn,
-          await serializeResponse(response, line.method),
-        );
+        return await respond(conn, bytes);
       }
 
       // RFC 6455 §4.2.1: the request must be a valid upgrade.

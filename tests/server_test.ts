@@ -379,6 +379,32 @@ Deno.test("serve() gives plain requests to the fallback, and sockets still work 
   await closed;
 });
 
+Deno.test("serve() answers 500 when the fallback throws or rejects, and logs it", async () => {
+  const logged: unknown[][] = [];
+  const originalError = console.error;
+  console.error = (...args: unknown[]) => void logged.push(args);
+  try {
+    await using server = start({
+      fallback: (request) => {
+        if (new URL(request.url).pathname === "/throw") {
+          throw new Error("page bug");
+        }
+        return Promise.reject(new Error("async page bug"));
+      },
+    });
+    for (const path of ["/throw", "/reject"]) {
+      const response = await rawExchange(
+        server.addr.port,
+        `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`,
+      );
+      assertEquals(statusOf(response), 500, path);
+    }
+    assertEquals(logged.length, 2);
+  } finally {
+    console.error = originalError;
+  }
+});
+
 Deno.test("serve() answers 403 when authorize returns false or throws", async () => {
   await using server = start({
     authorize: (request) => {
