@@ -11,8 +11,8 @@
  *     deno task bench:echo --duration 10 --servers builtin,wstream --json out.json
  *
  * Options: `--quick`, `--duration S` (measured seconds per workload, default
- * 5), `--warmup S` (default 1), `--repeat N` (runs per workload, the
- * table shows the median; default 1), `--servers a,b` (of builtin,ws,tcp,wstream),
+ * 5), `--warmup S` (default 1), `--repeat N` (runs of the whole
+ * matrix, each on fresh server processes; the table shows medians; default 1), `--servers a,b` (of builtin,ws,tcp,wstream),
  * `--workloads a,b` (of the ids below), `--clients a,b` (of builtin,ws,wstream;
  * `--clients none` skips the client side), `--json FILE` (raw results).
  *
@@ -384,13 +384,8 @@ interface Cell {
   raw?: Record<string, unknown>;
 }
 
-/** Runs one measurement `times` times; the cell's value is the median. */
-async function repeated(
-  times: number,
-  measure: () => Promise<Cell>,
-): Promise<Cell & { runs: Cell[] }> {
-  const runs: Cell[] = [];
-  for (let i = 0; i < times; i++) runs.push(await measure());
+/** Several runs of one measurement as one cell: the median of their values. */
+function summarize(runs: Cell[]): Cell & { runs: Cell[] } {
   const values = runs.flatMap((run) =>
     run.value === undefined ? [] : [run.value]
   )
@@ -405,6 +400,16 @@ async function repeated(
     note: runs.find((run) => run.note)?.note,
     runs,
   };
+}
+
+/** Runs one measurement `times` times; the cell's value is the median. */
+async function repeated(
+  times: number,
+  measure: () => Promise<Cell>,
+): Promise<Cell & { runs: Cell[] }> {
+  const runs: Cell[] = [];
+  for (let i = 0; i < times; i++) runs.push(await measure());
+  return summarize(runs);
 }
 
 async function runLoadgen(
@@ -471,46 +476,53 @@ async function serverMatrix(loadgen: string, options: Options) {
   const workloads = WORKLOADS.filter((w) => options.workloads.includes(w.id));
   const results: Record<string, Record<string, Cell>> = {};
   for (const kind of options.servers) {
-    results[kind] = {};
-    const server = await startServer(kind);
-    if ("skip" in server) {
-      console.error(`${SERVER_NAMES[kind]}: skipped (${server.skip})`);
-      continue;
-    }
-    try {
-      for (const workload of workloads) {
-        if (workload.wsOnly && kind === "tcp") continue;
-        const args = [
-          "--port",
-          String(server.port),
-          "--pid",
-          String(server.pid),
-          ...(kind === "tcp" ? ["--raw"] : []),
-          ...workload.args(server.pid, options),
-        ];
-        // loadgen bounds itself; this is the backstop (opening 2,000
-        // connections, closing, startup).
-        const limitMs = (options.duration + options.warmup + 30) * 1000;
-        const cell = await repeated(options.repeat, async () => {
+    // Each repetition runs the whole matrix on a fresh server process, so
+    // the idle-connection RSS and the peak RSS start from a clean heap.
+    const runs: Record<string, Cell[]> = {};
+    for (let repetition = 0; repetition < options.repeat; repetition++) {
+      const server = await startServer(kind);
+      if ("skip" in server) {
+        console.error(`${SERVER_NAMES[kind]}: skipped (${server.skip})`);
+        break;
+      }
+      try {
+        for (const workload of workloads) {
+          if (workload.wsOnly && kind === "tcp") continue;
+          const args = [
+            "--port",
+            String(server.port),
+            "--pid",
+            String(server.pid),
+            ...(kind === "tcp" ? ["--raw"] : []),
+            ...workload.args(server.pid, options),
+          ];
+          // loadgen bounds itself; this is the backstop (opening 2,000
+          // connections, closing, startup).
+          const limitMs = (options.duration + options.warmup + 30) * 1000;
           const run = await runLoadgen(loadgen, args, limitMs);
           if (run.raw && !run.raw.error) {
             run.value = workload.metric(run.raw as Record<string, number>);
           }
-          return run;
+          (runs[workload.id] ??= []).push(run);
+          console.error(
+            `${SERVER_NAMES[kind]}: ${workload.label}: ${
+              format(run.value, workload.unit)
+            } ${workload.unit}` +
+              (run.note ? ` (${run.note})` : ""),
+          );
+        }
+        const peak = await peakRssMiB(server.pid);
+        (runs[PEAK_RSS.id] ??= []).push({
+          value: peak,
+          raw: { peak_rss_mib: peak },
         });
-        results[kind][workload.id] = cell;
-        console.error(
-          `${SERVER_NAMES[kind]}: ${workload.label}: ${
-            format(cell.value, workload.unit)
-          } ${workload.unit}` +
-            (cell.note ? ` (${cell.note})` : ""),
-        );
+      } finally {
+        await server.stop();
       }
-      const peak = await peakRssMiB(server.pid);
-      results[kind][PEAK_RSS.id] = { value: peak, raw: { peak_rss_mib: peak } };
-    } finally {
-      await server.stop();
     }
+    results[kind] = Object.fromEntries(
+      Object.entries(runs).map(([id, cells]) => [id, summarize(cells)]),
+    );
   }
   const rows = [...workloads, PEAK_RSS].map((w) => {
     const cell = (kind: string) => results[kind]?.[w.id];
