@@ -44,6 +44,8 @@ export interface RawFrame {
   rsv: number;
   opcode: number;
   masked: boolean;
+  /** The masking key, when masked. */
+  maskKey?: Uint8Array;
   payload: Uint8Array;
 }
 
@@ -493,6 +495,7 @@ export class RawPeer {
           rsv: (b0 >> 4) & 7,
           opcode: b0 & 0xf,
           masked,
+          maskKey: masked ? data.slice(keyAt, keyAt + 4) : undefined,
           payload,
         },
         at: performance.now(),
