@@ -19,6 +19,8 @@
  * @module
  */
 
+import process from "node:process";
+
 const WS = "npm:ws@8.23.0";
 
 /** The shape of wstream's socket the benchmark uses (DESIGN.md). */
@@ -112,16 +114,20 @@ function meter(size: number, durationS: number, warmupS: number) {
   const { promise: done, resolve } = Promise.withResolvers<
     Record<string, number>
   >();
+  let cpuAtStart = process.cpuUsage();
   setTimeout(() => {
     measuring = true;
     startedAt = performance.now();
+    cpuAtStart = process.cpuUsage();
     setTimeout(() => {
       const seconds = (performance.now() - startedAt) / 1000;
+      const cpu = process.cpuUsage(cpuAtStart); // this whole process, in µs
       measuring = false;
       resolve({
         msgs_per_s: count / seconds,
         mb_per_s: (count * size) / seconds / 1e6,
         duration_s: seconds,
+        client_cpu_pct: (cpu.user + cpu.system) / 1e4 / seconds,
       });
     }, durationS * 1000);
   }, warmupS * 1000);

@@ -380,23 +380,35 @@ async function peakRssMiB(pid: number): Promise<number> {
 
 interface Cell {
   value?: number;
+  /** value ÷ the measured process's CPU share (1.0 = one core busy). */
+  perCpu?: number;
   note?: string;
   raw?: Record<string, unknown>;
 }
 
+/** Sets perCpu from cpuPct, the measured process's CPU % over the window. */
+function withPerCpu(cell: Cell, cpuPct: unknown): Cell {
+  if (cell.value !== undefined && typeof cpuPct === "number" && cpuPct > 0) {
+    cell.perCpu = cell.value / (cpuPct / 100);
+  }
+  return cell;
+}
+
 /** Several runs of one measurement as one cell: the median of their values. */
 function summarize(runs: Cell[]): Cell & { runs: Cell[] } {
-  const values = runs.flatMap((run) =>
-    run.value === undefined ? [] : [run.value]
-  )
-    .sort((a, b) => a - b);
-  const middle = values.length >> 1;
-  return {
-    value: values.length === 0
+  const median = (pick: (run: Cell) => number | undefined) => {
+    const values = runs.flatMap((run) => pick(run) ?? [])
+      .sort((a, b) => a - b);
+    const middle = values.length >> 1;
+    return values.length === 0
       ? undefined
       : values.length % 2
       ? values[middle]
-      : (values[middle - 1] + values[middle]) / 2,
+      : (values[middle - 1] + values[middle]) / 2;
+  };
+  return {
+    value: median((run) => run.value),
+    perCpu: median((run) => run.perCpu),
     note: runs.find((run) => run.note)?.note,
     runs,
   };
@@ -472,6 +484,46 @@ function printTable(header: string[], rows: string[][]): void {
   for (const row of rows) console.log(line(row));
 }
 
+/**
+ * Prints one figure per kind and row, then each kind's ratio to each
+ * baseline kind (baselines themselves get no ratio columns).
+ */
+function printMatrix(
+  title: string,
+  rows: readonly { id: string; label: string; unit: string }[],
+  kinds: string[],
+  baselines: string[],
+  results: Record<string, Record<string, Cell>>,
+  pick: (cell: Cell) => number | undefined,
+): void {
+  const value = (kind: string, id: string) => {
+    const cell = results[kind]?.[id];
+    return cell ? pick(cell) : undefined;
+  };
+  const compared = kinds.filter((kind) => !baselines.includes(kind));
+  const present = baselines.filter((kind) => kinds.includes(kind));
+  console.log(`\n${title}\n`);
+  printTable(
+    [
+      "workload",
+      ...kinds.map((kind) => SERVER_NAMES[kind]),
+      ...compared.flatMap((kind) =>
+        present.map((base) => `${kind} ÷ ${SERVER_NAMES[base]}`)
+      ),
+    ],
+    rows.map((row) => [
+      `${row.label} (${row.unit})`,
+      ...kinds.map((kind) =>
+        format(value(kind, row.id), row.unit) +
+        (results[kind]?.[row.id]?.note ? " !" : "")
+      ),
+      ...compared.flatMap((kind) =>
+        present.map((base) => ratio(value(kind, row.id), value(base, row.id)))
+      ),
+    ]),
+  );
+}
+
 async function serverMatrix(loadgen: string, options: Options) {
   const workloads = WORKLOADS.filter((w) => options.workloads.includes(w.id));
   const results: Record<string, Record<string, Cell>> = {};
@@ -502,6 +554,7 @@ async function serverMatrix(loadgen: string, options: Options) {
           const run = await runLoadgen(loadgen, args, limitMs);
           if (run.raw && !run.raw.error) {
             run.value = workload.metric(run.raw as Record<string, number>);
+            if (!workload.lower) withPerCpu(run, run.raw.server_cpu_pct);
           }
           (runs[workload.id] ??= []).push(run);
           console.error(
@@ -524,32 +577,23 @@ async function serverMatrix(loadgen: string, options: Options) {
       Object.entries(runs).map(([id, cells]) => [id, summarize(cells)]),
     );
   }
-  const rows = [...workloads, PEAK_RSS].map((w) => {
-    const cell = (kind: string) => results[kind]?.[w.id];
-    const figures = options.servers.map((kind) => {
-      const c = cell(kind);
-      return format(c?.value, w.unit) + (c?.note ? " !" : "");
-    });
-    const ratios = options.servers.filter((k) => k !== "builtin" && k !== "tcp")
-      .flatMap((kind) => [
-        ratio(cell(kind)?.value, cell("builtin")?.value),
-        ratio(cell(kind)?.value, cell("tcp")?.value),
-      ]);
-    return [`${w.label} (${w.unit})`, ...figures, ...ratios];
-  });
-  const ratioHeaders = options.servers.filter((k) =>
-    k !== "builtin" && k !== "tcp"
-  ).flatMap((
-    kind,
-  ) => [`${kind} ÷ built-in`, `${kind} ÷ tcp`]);
-  console.log(
-    "\nServers (loadgen → echo server on 127.0.0.1; memory rows: lower is better)\n",
+  printMatrix(
+    "Servers (loadgen → echo server on 127.0.0.1; memory rows: lower is better)",
+    [...workloads, PEAK_RSS],
+    options.servers,
+    ["builtin", "tcp"],
+    results,
+    (cell) => cell.value,
   );
-  printTable([
-    "workload",
-    ...options.servers.map((k) => SERVER_NAMES[k]),
-    ...ratioHeaders,
-  ], rows);
+  printMatrix(
+    "Servers per CPU-second of the server (figure ÷ the server's CPU share " +
+      "over the window: efficiency, not speed)",
+    workloads.filter((w) => !w.lower),
+    options.servers,
+    ["builtin", "tcp"],
+    results,
+    (cell) => cell.perCpu,
+  );
   return results;
 }
 
@@ -594,10 +638,10 @@ async function runClient(
     const stderr = output.stderr.trim().split("\n").slice(0, 3).join(" | ");
     return { note: `failed: ${stderr}` };
   }
-  return {
-    raw,
-    value: workload.unit === "MB/s" ? raw.mb_per_s : raw.msgs_per_s,
-  };
+  return withPerCpu(
+    { raw, value: workload.unit === "MB/s" ? raw.mb_per_s : raw.msgs_per_s },
+    raw.client_cpu_pct,
+  );
 }
 
 async function clientMatrix(cEcho: string, options: Options) {
@@ -653,22 +697,22 @@ async function clientMatrix(cEcho: string, options: Options) {
     }
     await echo.status;
   }
-  const others = options.clients.filter((k) => k !== "builtin");
-  const rows = CLIENT_WORKLOADS.map((w) => [
-    `${w.label} (${w.unit})`,
-    ...options.clients.map((k) => format(results[k]?.[w.id]?.value, w.unit)),
-    ...others.map((k) =>
-      ratio(results[k]?.[w.id]?.value, results.builtin?.[w.id]?.value)
-    ),
-  ]);
-  console.log(
-    "\nClients (client in its own deno process → c_echo ws on 127.0.0.1)\n",
+  printMatrix(
+    "Clients (client in its own deno process → c_echo ws on 127.0.0.1)",
+    CLIENT_WORKLOADS,
+    options.clients,
+    ["builtin"],
+    results,
+    (cell) => cell.value,
   );
-  printTable([
-    "workload",
-    ...options.clients.map((k) => SERVER_NAMES[k]),
-    ...others.map((k) => `${k} ÷ built-in`),
-  ], rows);
+  printMatrix(
+    "Clients per CPU-second of the client process",
+    CLIENT_WORKLOADS,
+    options.clients,
+    ["builtin"],
+    results,
+    (cell) => cell.perCpu,
+  );
   return results;
 }
 
