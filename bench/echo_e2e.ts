@@ -267,6 +267,15 @@ async function buildLoadgen(): Promise<{ loadgen: string; cEcho: string }> {
   return { loadgen: `${dir}/loadgen`, cEcho: `${dir}/c_echo` };
 }
 
+/** Signals child (by its own PID); a child that already exited is fine. */
+function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    child.kill(signal);
+  } catch {
+    // already gone
+  }
+}
+
 /** Kills child by its PID if it has not exited after ms; resolves with its output. */
 async function outputWithin(
   child: Deno.ChildProcess,
@@ -277,11 +286,7 @@ async function outputWithin(
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
+    kill(child, "SIGKILL");
   }, ms);
   const output = await child.output();
   clearTimeout(timer);
@@ -321,17 +326,9 @@ async function startServer(
     stderr: "inherit",
   }).spawn();
   const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
+    kill(child, "SIGTERM");
     const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
+      kill(child, "SIGKILL");
     }, 3000);
     await child.status;
     clearTimeout(timer);
@@ -657,7 +654,7 @@ async function clientMatrix(cEcho: string, options: Options) {
     // c_echo prints "listening" on stderr once it accepts connections.
     const reader = echo.stderr.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
-    const killer = setTimeout(() => echo.kill("SIGKILL"), 5000);
+    const killer = setTimeout(() => kill(echo, "SIGKILL"), 5000);
     while (!text.includes("listening")) {
       const { value, done } = await reader.read();
       if (done) throw new Error(`c_echo did not start in 5 s: ${text}`);
@@ -690,11 +687,7 @@ async function clientMatrix(cEcho: string, options: Options) {
       }
     }
   } finally {
-    try {
-      echo.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
+    kill(echo, "SIGTERM");
     await echo.status;
   }
   printMatrix(
