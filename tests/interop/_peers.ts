@@ -157,14 +157,19 @@ function deadline(
   return { promise, clear: () => clearTimeout(timer) };
 }
 
+/** Signals child (by its own PID); a child that already exited is fine. */
+function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    child.kill(signal);
+  } catch {
+    // already gone
+  }
+}
+
 /** Waits for the child to exit, killing its PID if it takes longer than ms. */
 async function stopChild(child: Deno.ChildProcess, ms: number): Promise<void> {
   const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
+    kill(child, "SIGKILL");
   }, ms);
   try {
     await child.status;
@@ -332,11 +337,7 @@ export async function runPythonClient(
   writer.close().catch(() => {});
   // The script bounds itself; this is the backstop if Python itself hangs.
   const killer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
+    kill(child, "SIGKILL");
   }, timeoutMs + 3000);
   const output = await child.output().finally(() => clearTimeout(killer));
   const stdout = new TextDecoder().decode(output.stdout).trim();
