@@ -6,7 +6,7 @@ import {
   MessageAssemblerStream,
   type MessageInflater,
 } from "../src/message_assembler.ts";
-import { FrameDecoderStream } from "../src/frame_decoder.ts";
+import { FrameDecoder, FrameDecoderStream } from "../src/frame_decoder.ts";
 import type { Frame, Opcode } from "../src/frame.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 import {
@@ -718,4 +718,81 @@ Deno.test("FrameDecoderStream → MessageAssemblerStream decodes the RFC 6455 §
   );
   assertEquals(messages, ["Hello", "Hello"]);
   assertEquals(controls.map((f) => f.opcode), [PONG, CLOSE]);
+});
+
+Deno.test("random bytes through FrameDecoder and MessageAssembler only ever fail with a WebSocketError", () => {
+  // Bad input must never crash with anything else (RangeError, TypeError):
+  // every failure carries the close code to send.
+  const rng = seededRandom(0xf022);
+  const interesting = [
+    0x00,
+    0x01,
+    0x02,
+    0x08,
+    0x09,
+    0x0a,
+    0x80,
+    0x81,
+    0x82,
+    0x88,
+    0x89,
+    0x8a,
+  ];
+  const codes = new Map<number, number>();
+  let messages = 0;
+  for (let run = 0; run < 3000; run++) {
+    const role = run % 2 === 0 ? "client" : "server";
+    // Mostly well-formed headers with random flags, lengths and payloads.
+    const parts: Uint8Array[] = [];
+    for (let f = 0; f < 1 + Math.floor(rng() * 6); f++) {
+      const first = rng() < 0.8
+        ? interesting[Math.floor(rng() * interesting.length)] |
+          (rng() < 0.05 ? 0x40 : 0)
+        : Math.floor(rng() * 256);
+      const length = rng() < 0.9
+        ? Math.floor(rng() * 20)
+        : Math.floor(rng() * 300);
+      const payload = rng() < 0.5
+        ? utf8("héllo wörld €𝄞".slice(0, length))
+        : randomBytes(length, rng);
+      const wire = frameBytes({
+        opcode: first & 0x0f,
+        fin: (first & 0x80) !== 0,
+        rsv1: (first & 0x40) !== 0,
+        payload,
+        maskKey: (role === "server") !== (rng() < 0.03)
+          ? randomBytes(4, rng)
+          : undefined,
+      });
+      wire[0] = first;
+      parts.push(wire);
+    }
+    const input = concat(parts);
+    if (rng() < 0.2) {
+      input[Math.floor(rng() * input.length)] = Math.floor(rng() * 256);
+    }
+    const decoder = new FrameDecoder({ role, maxFrameBytes: 250 });
+    const assembler = new MessageAssembler({ maxMessageBytes: 400 });
+    try {
+      for (let offset = 0; offset < input.length;) {
+        const size = 1 + Math.floor(rng() * 40);
+        decoder.decode(input.slice(offset, offset + size), (f) => {
+          if (assembler.push(f) !== undefined) messages++;
+        });
+        offset += size;
+      }
+    } catch (error) {
+      if (!(error instanceof WebSocketError)) throw error;
+      assert(
+        error.closeCode === 1002 || error.closeCode === 1007 ||
+          error.closeCode === 1009,
+        `unexpected close code ${error.closeCode}: ${error.message}`,
+      );
+      const code = error.closeCode ?? 0;
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+    }
+  }
+  // The inputs reach every kind of failure, and many are valid.
+  assertEquals([...codes.keys()].sort(), [1002, 1007, 1009]);
+  assert(messages > 200, `${messages} messages`);
 });
