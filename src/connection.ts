@@ -205,6 +205,9 @@ export class WebSocketConnection {
 
   #readableController!: ReadableStreamDefaultController<Message>;
   #readableDone = false;
+  // An error for `readable` that waits until the messages received before
+  // it have been read.
+  #pendingReadableError: Error | undefined;
   #resumeReading: (() => void) | undefined;
   #writableController!: WritableStreamDefaultController;
   #writableDone = false;
@@ -271,6 +274,12 @@ export class WebSocketConnection {
         this.#readableController = controller;
       },
       pull: () => {
+        const error = this.#pendingReadableError;
+        if (error && this.#readableQueueEmpty()) {
+          this.#pendingReadableError = undefined;
+          this.#readableController.error(error);
+          return;
+        }
         const resume = this.#resumeReading;
         this.#resumeReading = undefined;
         resume?.();
@@ -548,11 +557,21 @@ export class WebSocketConnection {
     );
   }
 
+  // Errors `readable`, but only once the application has read the messages
+  // that arrived before the failure: controller.error() would drop them.
+  #errorReadable(error: Error): void {
+    if (this.#readableDone) return;
+    this.#readableDone = true;
+    if (this.#readableQueueEmpty()) this.#readableController.error(error);
+    else this.#pendingReadableError = error;
+  }
+
+  #readableQueueEmpty(): boolean {
+    return this.#readableController.desiredSize === READABLE_HIGH_WATER_BYTES;
+  }
+
   #errorStreams(error: Error): void {
-    if (!this.#readableDone) {
-      this.#readableDone = true;
-      this.#readableController.error(error);
-    }
+    this.#errorReadable(error);
     if (!this.#writableDone) {
       this.#writableDone = true;
       this.#writableController.error(error);
@@ -598,10 +617,11 @@ export class WebSocketConnection {
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
     if (!this.#readableDone) {
-      this.#readableDone = true;
-      if (wasClean || this.#closeReceived) this.#readableController.close();
-      else {
-        this.#readableController.error(
+      if (wasClean || this.#closeReceived) {
+        this.#readableDone = true;
+        this.#readableController.close();
+      } else {
+        this.#errorReadable(
           new WebSocketError(
             "the connection was closed before the peer's Close arrived",
             {
