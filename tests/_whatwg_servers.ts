@@ -19,6 +19,11 @@ export interface TestServer {
   url: string;
   /** Resolves with how the next server-side socket (in order) closed. */
   nextClose(): Promise<ServerClose>;
+  /**
+   * Forgets the close events not taken yet (after a scenario attempt that
+   * failed midway), once the sockets still closing have had 100 ms.
+   */
+  discardCloses(): Promise<void>;
   /** Stops the server; waits for it. */
   shutdown(): Promise<void>;
 }
@@ -105,6 +110,10 @@ export function startEchoServer(): TestServer {
         new Promise((resolve) => waiters.push(resolve)),
         `the server's close event #${taken}`,
       );
+    },
+    async discardCloses() {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      closes.length = 0;
     },
     async shutdown() {
       await server.shutdown();
