@@ -756,6 +756,9 @@ export class WebSocketConnection {
   // Decodes a chunk and hands out its messages; returns a promise only when
   // a message must be inflated.
   #receive(chunk: Uint8Array): Promise<void> | undefined {
+    // RFC 6455 §5.5.1, §7.1.1: nothing after the peer's Close is processed,
+    // not even bytes that are no frame at all.
+    if (this.#closeReceived) return undefined;
     const frames = this.#receivedFrames;
     frames.length = 0;
     let decodeError: unknown;
@@ -772,7 +775,8 @@ export class WebSocketConnection {
       }
       if (result !== undefined) this.#deliver(result, chunk);
     }
-    if (decodeError !== undefined) throw decodeError;
+    // Bytes after a Close in the same chunk are ignored, even invalid ones.
+    if (decodeError !== undefined && !this.#closeReceived) throw decodeError;
     return undefined;
   }
 
@@ -788,7 +792,7 @@ export class WebSocketConnection {
       if (result instanceof Promise) result = await result;
       if (result !== undefined) this.#deliver(result, undefined);
     }
-    if (decodeError !== undefined) throw decodeError;
+    if (decodeError !== undefined && !this.#closeReceived) throw decodeError;
   }
 
   #deliver(message: Message, chunk: Uint8Array | undefined): void {
