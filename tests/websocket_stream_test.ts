@@ -45,7 +45,11 @@ interface Impl {
   name: "built-in" | "wstream";
   create(
     url: string | URL,
-    options?: { protocols?: string[]; signal?: AbortSignal },
+    options?: {
+      protocols?: string[];
+      signal?: AbortSignal;
+      headers?: HeadersInit;
+    },
   ): AnyWebSocketStream;
   WebSocketError: ErrorClass;
 }
@@ -699,6 +703,30 @@ Deno.test("WebSocketStream: invalid URLs, subprotocols and close() arguments", a
   });
 });
 
+Deno.test("WebSocketStream: http: and https: URLs are mapped to ws: and wss:", async () => {
+  await withEchoServer(async (server) => {
+    const results = await both(async (impl) => {
+      const httpUrl = server.url.replace("ws:", "http:");
+      let wss: AnyWebSocketStream;
+      try {
+        wss = impl.create(httpUrl);
+      } catch (error) {
+        return `threw ${(error as Error).name}`;
+      }
+      const url = wss.url;
+      await bounded(wss.opened, "opened");
+      wss.close();
+      await bounded(wss.closed, "closed");
+      await server.nextClose();
+      return url;
+    });
+    // WHATWG "get a URL record": http: becomes ws:, https: becomes wss:.
+    assertEquals(results.wstream, server.url);
+    // The built-in still refuses every scheme but ws: and wss:.
+    assertBuiltIn(results.builtIn, "threw SyntaxError");
+  });
+});
+
 Deno.test("WebSocketStream: subprotocols that are not tokens throw SyntaxError", async () => {
   const url = refusedUrl();
   const results = await both((impl) => {
@@ -734,4 +762,35 @@ Deno.test("WebSocketStream: subprotocols that are not tokens throw SyntaxError",
   }
   // The attempts the built-in started are refused by the closed port.
   await new Promise((resolve) => setTimeout(resolve, 100));
+});
+
+Deno.test("WebSocketStream: the headers option reaches the server", async () => {
+  const seen: (string | null)[] = [];
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      seen.push(request.headers.get("authorization"));
+      const { socket, response } = Deno.upgradeWebSocket(request);
+      socket.onmessage = () => {};
+      return response;
+    },
+  );
+  try {
+    // Deno's WebSocketStream takes `headers` too; wstream takes every
+    // option of connect().
+    await both(async (impl) => {
+      const wss = impl.create(`ws://127.0.0.1:${server.addr.port}/`, {
+        headers: { authorization: "Bearer token" },
+      });
+      await bounded(wss.opened, "opened");
+      wss.close();
+      await bounded(wss.closed, "closed");
+    });
+    assertEquals(
+      seen,
+      builtInAvailable ? ["Bearer token", "Bearer token"] : ["Bearer token"],
+    );
+  } finally {
+    await server.shutdown();
+  }
 });

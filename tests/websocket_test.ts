@@ -770,3 +770,66 @@ Deno.test("WebSocket.fromConnection runs Deno.upgradeWebSocket-style handlers th
     'close 4002 "as asked"',
   ]);
 });
+
+Deno.test("WebSocket: the third argument takes wstream's options, e.g. headers", async () => {
+  const seen: (string | null)[] = [];
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      seen.push(request.headers.get("authorization"));
+      const { socket, response } = Deno.upgradeWebSocket(request);
+      socket.onmessage = (event) => socket.send(event.data);
+      return response;
+    },
+  );
+  try {
+    const ws = new WstreamWebSocket(
+      `ws://127.0.0.1:${server.addr.port}/`,
+      [],
+      { headers: { authorization: "Bearer token" }, closeTimeoutMs: 1000 },
+    );
+    const recorder = record(ws as unknown as AnyWebSocket);
+    await opened(ws as unknown as AnyWebSocket);
+    ws.close();
+    await bounded(recorder.closed, "the close event");
+    assertEquals(seen, ["Bearer token"]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("WebSocket.fromConnection: server shutdown closes the WebSocket with 1001", async () => {
+  const serverLog: string[] = [];
+  let done!: () => void;
+  const handlerDone = new Promise<void>((resolve) => done = resolve);
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1" },
+    (socket, request) => {
+      const ws = WstreamWebSocket.fromConnection(socket, request);
+      serverLog.push(`url ${ws.url}`);
+      eventStyleHandler(ws as unknown as AnyWebSocket, serverLog, done);
+    },
+  );
+  const client = new globalThis.WebSocket(
+    `ws://127.0.0.1:${server.addr.port}/room?id=1`,
+  );
+  const recorder = record(client);
+  await opened(client);
+  // Let the server side's open event fire before shutting down.
+  client.send("hello");
+  await recorder.messages(1);
+  await server.shutdown();
+  await bounded(recorder.closed, "the close event");
+  await bounded(handlerDone, "the server handler's close event");
+  assertEquals(serverLog, [
+    `url ws://127.0.0.1:${server.addr.port}/room?id=1`,
+    "created rs=0",
+    "open rs=1",
+    'message text "hello"',
+    'close 1001 "server shutting down"',
+  ]);
+  assertEquals(
+    recorder.log.at(-1),
+    'close 1001 "server shutting down" clean rs=3',
+  );
+});
