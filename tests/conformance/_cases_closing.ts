@@ -156,6 +156,21 @@ const cases: Case[] = [
     },
   },
   {
+    id: "7.1.7",
+    title: "Close, then bytes that are no frame → Close echo, clean end",
+    async run(peer, ours) {
+      await peer.send([
+        peer.frame({ opcode: OP.close, payload: closePayload(1000) }),
+        new Uint8Array(32).fill(0xff),
+      ]);
+      await expectCloseEcho(peer, 1000);
+      if (ours.role === "server") await expectEnd(peer);
+      else await peer.close();
+      const result = await ours.socket.closed;
+      assertEquals([result.closeCode, result.wasClean], [1000, true]);
+    },
+  },
+  {
     id: "7.3.1",
     title: "Close without payload → Close echo without code; reported 1005",
     async run(peer, ours) {
