@@ -84,13 +84,18 @@ Deno.test(`load: ${CONNECTIONS} connections for ${SECONDS} s, every message echo
   await server.shutdown();
 
   const total = counts.reduce((a, b) => a + b, 0);
-  const slowest = Math.min(...counts);
+  const sorted = [...counts].sort((a, b) => a - b);
+  const slowest = sorted[0];
+  const percentile = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
   console.log(
     [
       `  ${CONNECTIONS} connections opened in ${openSeconds.toFixed(2)} s`,
       `  ${total} messages echoed in ${runSeconds.toFixed(2)} s (${
         Math.round(total / runSeconds)
-      }/s), slowest client ${slowest}`,
+      }/s); per client: min ${slowest}, p10 ${percentile(0.1)}, median ${
+        percentile(0.5)
+      }, max ${sorted[sorted.length - 1]}`,
       `  RSS: ${(rssStart / MiB).toFixed(0)} MiB at start, ${
         (rssOpen / MiB).toFixed(0)
       } MiB with all open, peak ${(rssPeak / MiB).toFixed(0)} MiB (${
