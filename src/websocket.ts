@@ -254,6 +254,11 @@ export class WebSocket extends EventTarget {
     }
   }
 
+  /** `"WebSocket"`, for `Object.prototype.toString`. */
+  get [Symbol.toStringTag](): string {
+    return "WebSocket";
+  }
+
   /** The URL (`http:` mapped to `ws:`, `https:` to `wss:`). */
   get url(): string {
     return this.#url;

@@ -69,12 +69,26 @@ function copyBytes(chunk: BufferSource): Uint8Array<ArrayBuffer> {
   return new Uint8Array(chunk).slice();
 }
 
+// A WebSocketError: wstream's, or the runtime's global one (Deno's with
+// --unstable-net, a browser's), so code written for either works.
+function isWebSocketError(
+  value: unknown,
+): value is { closeCode: number | null; reason: string } {
+  return value instanceof WebSocketError ||
+    (value instanceof DOMException && value.name === "WebSocketError" &&
+      "closeCode" in value && "reason" in value);
+}
+
 // The close a cancel or abort reason asks for: a WebSocketError carries its
-// code and reason; anything else closes without a code.
+// code and reason (a reason alone goes with 1000, as the WHATWG
+// WebSocketError constructor sets it); anything else closes without a code.
 function closeRequestFromReason(reason: unknown): CloseRequest {
-  if (reason instanceof WebSocketError && reason.closeCode !== null) {
+  if (isWebSocketError(reason)) {
     try {
-      return closeRequest(reason.closeCode, reason.reason);
+      return closeRequest(
+        reason.closeCode ?? undefined,
+        reason.reason ? String(reason.reason) : undefined,
+      );
     } catch {
       // A code script may not send: close without one.
     }
@@ -188,6 +202,11 @@ export class WebSocketStream {
       (socket) => this.#open(socket),
       (error) => this.#fail(error),
     );
+  }
+
+  /** `"WebSocketStream"`, for `Object.prototype.toString`. */
+  get [Symbol.toStringTag](): string {
+    return "WebSocketStream";
   }
 
   /**

@@ -365,6 +365,13 @@ Deno.test("WebSocketStream: closing the writable, aborting it and cancelling the
         ],
         ["readable.cancel()", (info) => info.readable.cancel()],
         [
+          "readable.cancel(WebSocketError with a reason only)",
+          (info) =>
+            info.readable.cancel(
+              new impl.WebSocketError("stop", { reason: "reason only" }),
+            ),
+        ],
+        [
           "readable.cancel(WebSocketError)",
           (info) =>
             info.readable.cancel(
@@ -429,6 +436,12 @@ Deno.test("WebSocketStream: closing the writable, aborting it and cancelling the
         ended: "resolved",
         closed: { closeCode: 1005, reason: "" },
         server: { code: 1005, reason: "", wasClean: true },
+      },
+      "readable.cancel(WebSocketError with a reason only)": {
+        ended: "resolved",
+        // WHATWG WebSocketError: a reason without a code means 1000.
+        closed: { closeCode: 1000, reason: "reason only" },
+        server: { code: 1000, reason: "reason only", wasClean: true },
       },
       "readable.cancel(WebSocketError)": {
         ended: "resolved",
@@ -794,3 +807,32 @@ Deno.test("WebSocketStream: the headers option reaches the server", async () => 
     await server.shutdown();
   }
 });
+
+Deno.test(
+  "WebSocketStream: abort() takes the runtime's own WebSocketError too",
+  {
+    ignore: !builtInAvailable,
+  },
+  async () => {
+    await withEchoServer(async (server) => {
+      const wss = new WstreamWebSocketStream(server.url);
+      const { writable } = await bounded(wss.opened, "opened");
+      // Code written for the built-in constructs the global WebSocketError.
+      await writable.abort(
+        new globals.WebSocketError("stop", {
+          closeCode: 4005,
+          reason: "global",
+        }),
+      );
+      assertEquals(await bounded(wss.closed, "closed"), {
+        closeCode: 4005,
+        reason: "global",
+      });
+      assertEquals(await server.nextClose(), {
+        code: 4005,
+        reason: "global",
+        wasClean: true,
+      });
+    });
+  },
+);

@@ -183,6 +183,7 @@ Deno.test("WebSocket: opening: state, url, protocol, extensions, defaults", asyn
         atOpen,
         constants,
         isEventTarget: ws instanceof EventTarget,
+        toString: Object.prototype.toString.call(ws),
         log: recorder.log,
       };
     });
