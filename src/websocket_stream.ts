@@ -146,6 +146,8 @@ export class WebSocketStream {
   readonly closed: Promise<WebSocketStreamClosedInfo>;
 
   #socket: WebSocketConnection | undefined;
+  // The error of an unclean close, shared by readable, writable and closed.
+  #closeError: WebSocketError | undefined;
   // Set when close() is called before the connection opens.
   readonly #cancelOpening = new AbortController();
   #resolveOpened!: (info: WebSocketOpenInfo) => void;
@@ -300,6 +302,7 @@ export class WebSocketStream {
         }`,
         { closeCode: CloseCode.AbnormalClosure },
       );
+      this.#closeError = error;
       writableController.error(error);
       this.#rejectClosed(error);
     });
@@ -319,9 +322,17 @@ export class WebSocketStream {
     const reader = socket.readable.getReader();
     return new ReadableStream<string | Uint8Array>({
       pull: async (controller) => {
-        const { value, done } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
+        let result: ReadableStreamReadResult<string | Uint8Array>;
+        try {
+          result = await reader.read();
+        } catch (error) {
+          // WHATWG: readable, writable and closed fail with the same
+          // WebSocketError; the connection's own error is its message.
+          await socket.closed;
+          throw this.#closeError ?? error;
+        }
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
       },
       cancel: async (reason) => {
         closeConnection(socket, closeRequestFromReason(reason));

@@ -131,6 +131,7 @@ export function startRawServer(
 ): { url: string; shutdown(): Promise<void> } {
   const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
   const handlers = new Set<Promise<void>>();
+  let stopped = false;
   const accepting = (async () => {
     for await (const conn of listener) {
       const handled = handle(conn).finally(() => handlers.delete(handled));
@@ -170,7 +171,10 @@ export function startRawServer(
   return {
     url: `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`,
     async shutdown() {
-      listener.close();
+      if (!stopped) {
+        stopped = true;
+        listener.close();
+      }
       await accepting.catch(() => {});
       await Promise.all(handlers);
     },
@@ -190,4 +194,38 @@ export function serverTextFrame(text: string): Uint8Array {
   const payload = new TextEncoder().encode(text);
   if (payload.length > 125) throw new RangeError("short frames only");
   return new Uint8Array([0x81, payload.length, ...payload]);
+}
+
+/**
+ * Reads one frame from a client (masked, RFC 6455 §5.3), or `null` when the
+ * connection ends first. For the small control frames the tests expect.
+ */
+export async function readClientFrame(
+  conn: Deno.Conn,
+): Promise<{ opcode: number; payload: Uint8Array } | null> {
+  const bytes: number[] = [];
+  const buffer = new Uint8Array(1024);
+  const need = async (count: number): Promise<boolean> => {
+    while (bytes.length < count) {
+      let n: number | null;
+      try {
+        n = await conn.read(buffer);
+      } catch {
+        return false;
+      }
+      if (n === null) return false;
+      bytes.push(...buffer.subarray(0, n));
+    }
+    return true;
+  };
+  if (!await need(2)) return null;
+  const length = bytes[1] & 0x7f;
+  if (length > 125) throw new RangeError("small frames only");
+  if (!await need(2 + 4 + length)) return null;
+  const mask = bytes.slice(2, 6);
+  const payload = new Uint8Array(length);
+  for (let index = 0; index < length; index++) {
+    payload[index] = bytes[6 + index] ^ mask[index % 4];
+  }
+  return { opcode: bytes[0] & 0x0f, payload };
 }

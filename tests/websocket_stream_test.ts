@@ -16,6 +16,7 @@ import { WebSocketError as WstreamWebSocketError } from "../src/websocket_error.
 import { WebSocketStream as WstreamWebSocketStream } from "../src/websocket_stream.ts";
 import {
   bounded,
+  readClientFrame,
   refusedUrl,
   serverTextFrame,
   startEchoServer,
@@ -644,6 +645,58 @@ Deno.test("WebSocketStream: a server that ends the TCP connection without a Clos
       next: "WebSocketError closeCode=null",
       closed: "WebSocketError closeCode=null",
     });
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("WebSocketStream: a text message that is not UTF-8 fails the connection", async () => {
+  const answers: string[] = [];
+  const server = startRawServer(async (conn) => {
+    // A text frame with the invalid UTF-8 sequence C3 28.
+    await conn.write(new Uint8Array([0x81, 0x02, 0xc3, 0x28]));
+    const frame = await readClientFrame(conn);
+    answers.push(
+      frame === null
+        ? "no frame"
+        : frame.opcode === 0x8 && frame.payload.length >= 2
+        ? `Close ${(frame.payload[0] << 8) | frame.payload[1]}`
+        : `opcode ${frame.opcode}`,
+    );
+  });
+  try {
+    const results = await both(async (impl) => {
+      const wss = impl.create(server.url);
+      const { readable } = await bounded(wss.opened, "opened");
+      let readError: unknown;
+      let closedError: unknown;
+      await readable.getReader().read().catch((error) => readError = error);
+      await bounded(wss.closed, "closed").catch((error) => closedError = error);
+      return {
+        read: await rejection(Promise.reject(readError)),
+        closed: await rejection(Promise.reject(closedError)),
+        sameError: readError === closedError,
+      };
+    });
+    await server.shutdown();
+    // RFC 6455 §8.1, §7.1.7: fail the connection, sending Close 1007 first;
+    // the connection closed without a closing handshake, so readable and
+    // closed fail with one WebSocketError with the close code 1006.
+    assertEquals(results.wstream, {
+      read: "WebSocketError closeCode=1006",
+      closed: "WebSocketError closeCode=1006",
+      sameError: true,
+    });
+    // The built-in: no close code, and no Close frame to the peer.
+    assertBuiltIn(results.builtIn, {
+      read: "WebSocketError closeCode=null",
+      closed: "WebSocketError closeCode=null",
+      sameError: true,
+    });
+    assertEquals(
+      answers,
+      builtInAvailable ? ["no frame", "Close 1007"] : ["Close 1007"],
+    );
   } finally {
     await server.shutdown();
   }

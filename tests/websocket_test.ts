@@ -12,6 +12,7 @@ import { serve } from "../src/server.ts";
 import { WebSocket as WstreamWebSocket } from "../src/websocket.ts";
 import {
   bounded,
+  readClientFrame,
   refusedUrl,
   serverTextFrame,
   startEchoServer,
@@ -579,6 +580,48 @@ Deno.test("WebSocket: a server that ends the TCP connection without a Close fram
       ],
       errorEventClasses: ["ErrorEvent"],
     });
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("WebSocket: a text message that is not UTF-8 fails the connection", async () => {
+  const answers: string[] = [];
+  const server = startRawServer(async (conn) => {
+    // A text frame with the invalid UTF-8 sequence C3 28.
+    await conn.write(new Uint8Array([0x81, 0x02, 0xc3, 0x28]));
+    const frame = await readClientFrame(conn);
+    answers.push(
+      frame === null
+        ? "no frame"
+        : frame.opcode === 0x8 && frame.payload.length >= 2
+        ? `Close ${(frame.payload[0] << 8) | frame.payload[1]}`
+        : `opcode ${frame.opcode}`,
+    );
+  });
+  try {
+    const results = await both(async (impl) => {
+      const ws = impl.create(server.url);
+      const recorder = record(ws);
+      await bounded(recorder.closed, "the close event");
+      return {
+        log: recorder.log,
+        errorEventClasses: recorder.errorEventClasses,
+      };
+    });
+    await server.shutdown();
+    // RFC 6455 §8.1 and §7.1.7: fail the connection, sending Close 1007
+    // first; WHATWG: error, then close with 1006 (no Close was received).
+    assertEquals(results.wstream, {
+      log: ["open rs=1", "error rs=3", 'close 1006 "" unclean rs=3'],
+      errorEventClasses: ["Event"],
+    });
+    // The built-in: code 0, an ErrorEvent, and no Close frame to the peer.
+    assertEquals(results.builtIn, {
+      log: ["open rs=1", "error rs=3", 'close 0 "" unclean rs=3'],
+      errorEventClasses: ["ErrorEvent"],
+    });
+    assertEquals(answers, ["no frame", "Close 1007"]);
   } finally {
     await server.shutdown();
   }
