@@ -380,7 +380,18 @@ Deno.test("faults: a slow consumer (never reads) costs bounded memory; others ke
   const slow = await Promise.all(
     Array.from({ length: 5 }, () => upgradeOnly(port, "/slow")),
   );
-  await delay(500); // the slow sockets fill their buffers
+  // Wait until the slow sockets have filled every buffer and stalled.
+  await within(
+    (async () => {
+      let last = -1;
+      while (slowWritten !== last) {
+        last = slowWritten;
+        await delay(200);
+      }
+    })(),
+    10_000,
+    "the slow consumers to stall",
+  );
   const rssBefore = Deno.memoryUsage().rss;
   const writtenBefore = slowWritten;
   const loaded = await roundTrips(200);

@@ -307,7 +307,7 @@ Deno.test("limit: handshake time — a server cuts a half-sent head; a client gi
   assertEquals(n, null, "no answer, just the end of the connection");
   const elapsed = performance.now() - started;
   assertGreater(elapsed, 250);
-  assertLess(elapsed, 2000);
+  assertLess(elapsed, 4000);
 
   const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = silent.accept();
@@ -320,7 +320,7 @@ Deno.test("limit: handshake time — a server cuts a half-sent head; a client gi
     WebSocketError,
     "300 ms",
   );
-  assertLess(performance.now() - clientStarted, 2000);
+  assertLess(performance.now() - clientStarted, 4000);
   (await accepted).close();
   silent.close();
 });
@@ -342,7 +342,7 @@ Deno.test("limit: close time — unanswered Close, and an application that never
       await expectEnd(peer); // we send nothing back
       const elapsed = performance.now() - started;
       assertGreater(elapsed, 250);
-      assertLess(elapsed, 2000);
+      assertLess(elapsed, 4000);
       const result = await ours.socket.closed;
       assertEquals([result.closeCode, result.wasClean], [1006, false]);
     },
@@ -366,7 +366,7 @@ Deno.test("limit: close time — unanswered Close, and an application that never
       await expectCloseEcho(peer, 1000);
       const elapsed = performance.now() - started;
       assertGreater(elapsed, 250);
-      assertLess(elapsed, 2000);
+      assertLess(elapsed, 4000);
       if (ours.role === "server") await expectEnd(peer);
       else await peer.close();
       assertEquals((await ours.socket.closed).closeCode, 1000);
