@@ -17,6 +17,11 @@ export interface ServerClose {
 export interface TestServer {
   /** `ws://127.0.0.1:<port>/`. */
   url: string;
+  /**
+   * Every message the server received, in order: text as is, binary as
+   * `binary <bytes>`.
+   */
+  received: string[];
   /** Resolves with how the next server-side socket (in order) closed. */
   nextClose(): Promise<ServerClose>;
   /**
@@ -63,6 +68,7 @@ export async function bounded<T>(
  */
 export function startEchoServer(): TestServer {
   const closes: ServerClose[] = [];
+  const received: string[] = [];
   const waiters: ((close: ServerClose) => void)[] = [];
   let taken = 0;
   const server = Deno.serve(
@@ -76,6 +82,9 @@ export function startEchoServer(): TestServer {
       socket.binaryType = "arraybuffer";
       socket.onmessage = (event) => {
         const data = event.data;
+        received.push(
+          typeof data === "string" ? data : `binary ${data.byteLength}`,
+        );
         if (typeof data === "string") {
           if (data === "close") return socket.close();
           const command = /^close (\d+) (.*)$/.exec(data);
@@ -102,6 +111,7 @@ export function startEchoServer(): TestServer {
   );
   return {
     url: `ws://127.0.0.1:${server.addr.port}/`,
+    received,
     nextClose() {
       taken++;
       const close = closes.shift();

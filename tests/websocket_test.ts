@@ -425,6 +425,47 @@ Deno.test("WebSocket: the client closes with a code and a reason, or with none",
   });
 });
 
+Deno.test("WebSocket: close() sends what was queued first, Blobs included, and drops later messages", async () => {
+  await withEchoServer(async (server) => {
+    const results = await both(async (impl) => {
+      server.received.length = 0;
+      const ws = impl.create(server.url);
+      const recorder = record(ws);
+      await opened(ws);
+      ws.send("first");
+      ws.send(new Blob(["abcd"]));
+      ws.send("last");
+      ws.close(4000, "bye");
+      await bounded(recorder.closed, "the close event");
+      return {
+        client: recorder.log,
+        server: [...server.received],
+        serverClose: await server.nextClose(),
+      };
+    });
+    const expected = {
+      // WHATWG "feedback from the protocol": a message received when the
+      // ready state is not OPEN is dropped; after close() it is CLOSING, so
+      // the echoes are not delivered.
+      client: ["open rs=1", 'close 4000 "bye" clean rs=3'],
+      server: ["first", "binary 4", "last"],
+      serverClose: { code: 4000, reason: "bye", wasClean: true },
+    };
+    assertEquals(results.wstream, expected);
+    // The built-in delivers messages that arrive after close().
+    assertEquals(results.builtIn, {
+      ...expected,
+      client: [
+        "open rs=1",
+        'message text "first"',
+        "message Blob 4 bytes",
+        'message text "last"',
+        'close 4000 "bye" clean rs=3',
+      ],
+    });
+  });
+});
+
 Deno.test("WebSocket: close(undefined, reason) sends 1000 with the reason", async () => {
   await withEchoServer(async (server) => {
     const results = await both(async (impl) => {
