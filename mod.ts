@@ -71,6 +71,7 @@ export {
   WebSocket,
   type WebSocketEventHandler,
   type WebSocketInit,
+  type WebSocketProtocolsInit,
 } from "./src/websocket.ts";
 export {
   type WebSocketOpenInfo,

@@ -29,6 +29,16 @@ import {
  */
 export type WebSocketInit = Omit<ConnectOptions, "protocols" | "signal">;
 
+/**
+ * The second argument of the {@linkcode WebSocket} constructor in the form
+ * Deno's built-in `WebSocket` also takes: the subprotocols together with
+ * options (`headers` and, here, every {@linkcode WebSocketInit} option).
+ */
+export interface WebSocketProtocolsInit extends WebSocketInit {
+  /** One subprotocol or a list, most preferred first. */
+  protocols?: string | readonly string[];
+}
+
 /** What `binaryType` can be: how binary messages are given to `message`. */
 export type BinaryType = "blob" | "arraybuffer";
 
@@ -171,12 +181,13 @@ export class WebSocket extends EventTarget {
    * does not parse, and for subprotocols that repeat or are not tokens.
    *
    * @param url The URL to connect to.
-   * @param protocols One subprotocol or a list, most preferred first.
+   * @param protocols One subprotocol or a list, most preferred first; or,
+   * as Deno's built-in takes it, `{ protocols, headers, … }`.
    * @param options wstream's options (see {@linkcode WebSocketInit}).
    */
   constructor(
     url: string | URL,
-    protocols: string | readonly string[] = [],
+    protocols: string | readonly string[] | WebSocketProtocolsInit = [],
     options: WebSocketInit = {},
   ) {
     super();
@@ -190,9 +201,18 @@ export class WebSocket extends EventTarget {
       return;
     }
     const target = parseWebSocketUrl(toUSVString(url));
+    if (
+      typeof protocols === "object" && protocols !== null &&
+      !(Symbol.iterator in protocols)
+    ) {
+      // Deno's built-in form: new WebSocket(url, { protocols, headers }).
+      const init = protocols as WebSocketProtocolsInit;
+      options = { ...options, ...init };
+      protocols = init.protocols ?? [];
+    }
     const list = typeof protocols === "string"
       ? [protocols]
-      : Array.from(protocols, toUSVString);
+      : Array.from(protocols as readonly string[], toUSVString);
     // WHATWG: repeated or non-token subprotocols are a SyntaxError.
     validateProtocols(list);
     this.#url = target.href;

@@ -883,6 +883,41 @@ Deno.test("WebSocket: the third argument takes wstream's options, e.g. headers",
   }
 });
 
+Deno.test("WebSocket: Deno's form new WebSocket(url, { protocols, headers }) works on both", async () => {
+  const seen: (string | null)[] = [];
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      seen.push(request.headers.get("authorization"));
+      const { socket, response } = Deno.upgradeWebSocket(request, {
+        protocol: "chat",
+      });
+      socket.onmessage = () => {};
+      return response;
+    },
+  );
+  try {
+    const results = await both(async (impl) => {
+      // deno-lint-ignore no-explicit-any
+      const create = impl.create as (url: string, init: any) => AnyWebSocket;
+      const ws = create(`ws://127.0.0.1:${server.addr.port}/`, {
+        protocols: ["chat"],
+        headers: { authorization: "Bearer token" },
+      });
+      const recorder = record(ws);
+      await opened(ws);
+      const protocol = ws.protocol;
+      ws.close();
+      await bounded(recorder.closed, "the close event");
+      return protocol;
+    });
+    assertEquals(results, { builtIn: "chat", wstream: "chat" });
+    assertEquals(seen, ["Bearer token", "Bearer token"]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("WebSocket.fromConnection: server shutdown closes the WebSocket with 1001", async () => {
   const serverLog: string[] = [];
   let done!: () => void;
