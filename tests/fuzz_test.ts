@@ -32,6 +32,8 @@ import {
   validateServerResponse,
 } from "../src/handshake.ts";
 import { createMessageDeflate } from "../src/permessage_deflate.ts";
+import { WebSocketConnection } from "../src/connection.ts";
+import { memoryTransportPair } from "./_memory_transport.ts";
 
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? "1000");
 const params = { numRuns: RUNS };
@@ -290,6 +292,109 @@ Deno.test("fuzz: a header announcing more than maxFrameBytes fails at once with 
       },
     ),
     params,
+  );
+});
+
+// Parses what a socket sent: whole frames only, none after a Close.
+function framesSent(bytes: Uint8Array): { opcode: number; code?: number }[] {
+  const frames: { opcode: number; code?: number }[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    check(!frames.some((f) => f.opcode === 8), "nothing after our Close");
+    check(at + 2 <= bytes.length, "whole frames only");
+    const opcode = bytes[at] & 0xf;
+    let length = bytes[at + 1] & 0x7f;
+    let header = 2;
+    if (length === 126) {
+      length = bytes[at + 2] << 8 | bytes[at + 3];
+      header = 4;
+    } else if (length === 127) {
+      length = Number(
+        new DataView(bytes.buffer, bytes.byteOffset + at + 2, 8)
+          .getBigUint64(0),
+      );
+      header = 10;
+    }
+    const masked = (bytes[at + 1] & 0x80) !== 0;
+    if (masked) header += 4;
+    check(at + header + length <= bytes.length, "whole frames only");
+    const payload = bytes.slice(at + header, at + header + length);
+    if (masked) {
+      for (let i = 0; i < payload.length; i++) {
+        payload[i] ^= bytes[at + header - 4 + (i & 3)];
+      }
+    }
+    frames.push({
+      opcode,
+      code: opcode === 8 && payload.length >= 2
+        ? payload[0] << 8 | payload[1]
+        : undefined,
+    });
+    at += header + length;
+  }
+  return frames;
+}
+
+Deno.test("fuzz: a socket fed hostile bytes always ends, sends whole frames and nothing after its Close", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(rawFrameArb, { maxLength: 8 }),
+      fc.array(mutationArb, { maxLength: 4 }),
+      cutsArb,
+      roleArb,
+      fc.boolean(),
+      async (frames, mutations, cuts, role, endWithEof) => {
+        const [peer, ours] = memoryTransportPair();
+        const socket = new WebSocketConnection({
+          role,
+          transport: ours,
+          closeTimeoutMs: 100,
+          maxMessageBytes: 500,
+        });
+        const echo = socket.readable.pipeTo(socket.writable).catch(() => {});
+        const writer = peer.writable.getWriter();
+        const reader = peer.readable.getReader();
+        const draining = (async () => {
+          while (!(await reader.read()).done);
+        })();
+        const bytes = mutate(concat(frames.map(encodeRaw)), mutations);
+        for (const chunk of chop(bytes, cuts)) {
+          await writer.write(chunk).catch(() => {});
+        }
+        if (endWithEof) await writer.close().catch(() => {});
+        else {
+          // A peer that neither ends nor sends Close: our close() must
+          // still end the socket, within the close timeout.
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          socket.close();
+        }
+        // Ends by itself after the peer's EOF (or a Close answered, or a
+        // failure), and after close() at the latest at the close timeout.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const result = await Promise.race([
+          socket.closed,
+          new Promise<undefined>((resolve) => {
+            timer = setTimeout(() => resolve(undefined), 2000);
+          }),
+        ]);
+        clearTimeout(timer);
+        check(result !== undefined, "the socket ended within 2 s");
+        await writer.close().catch(() => {});
+        await echo;
+        await draining;
+        const sent = framesSent(concat(ours.written));
+        const close = sent.find((f) => f.opcode === 8);
+        if (close?.code !== undefined) {
+          check(
+            [1000, 1001, 1002, 1003, 1005, 1007, 1008, 1009, 1010, 1011]
+              .includes(close.code) ||
+              (close.code >= 3000 && close.code < 5000),
+            `sent close code ${close.code}`,
+          );
+        }
+      },
+    ),
+    { ...params, numRuns: Math.max(1, Math.floor(RUNS / 5)) },
   );
 });
 
