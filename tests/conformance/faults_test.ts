@@ -17,6 +17,7 @@ import {
   expectEnd,
   expectMessage,
   runAgainstClient,
+  runAgainstServer,
 } from "./_cases.ts";
 import {
   buildFrame,
@@ -274,6 +275,66 @@ Deno.test("faults: our client facing a server that vanishes or resets", async (t
       fn: async () => {
         await runAgainstClient(testCase);
       },
+    });
+  }
+});
+
+Deno.test("faults: keep-alive — a peer that answers pings stays, one that stops is failed with 1006", async (t) => {
+  for (const role of ["server", "client"] as const) {
+    const run = role === "server" ? runAgainstServer : runAgainstClient;
+    await t.step(`our ${role}: pongs keep it open`, async () => {
+      await run({
+        id: "F4.1",
+        title: "answered",
+        options: { pingIntervalMs: 50, pongTimeoutMs: 150 },
+        async run(peer, ours) {
+          // Answer five keep-alive pings, then close normally.
+          for (let i = 0; i < 5; i++) {
+            const ping = await peer.nextFrame(2000, "a keep-alive ping");
+            assertEquals(ping.opcode, OP.ping);
+            await peer.sendFrames([{ opcode: OP.pong, payload: ping.payload }]);
+          }
+          await peer.sendFrames([{
+            opcode: OP.close,
+            payload: closePayload(1000),
+          }]);
+          // Pings may still cross our Close; then the echo.
+          let frame = await peer.nextFrame();
+          while (frame.opcode === OP.ping) frame = await peer.nextFrame();
+          assertEquals(frame.opcode, OP.close);
+          if (ours.role === "server") await expectEnd(peer);
+          else await peer.close();
+          assertEquals((await ours.socket.closed).closeCode, 1000);
+        },
+      });
+    });
+    await t.step(`our ${role}: no pong → 1006 at pongTimeoutMs`, async () => {
+      await run({
+        id: "F4.2",
+        title: "unanswered",
+        options: { pingIntervalMs: 50, pongTimeoutMs: 150 },
+        async run(peer, ours) {
+          const started = performance.now();
+          const ping = await peer.nextFrame(2000, "a keep-alive ping");
+          assertEquals(ping.opcode, OP.ping);
+          // Never answered: the socket fails; 1006 is never sent, so the
+          // connection just ends (a Close without 1006 may precede it).
+          const result = await within(ours.socket.closed, 3000, "closed");
+          const elapsed = performance.now() - started;
+          assertEquals([result.closeCode, result.wasClean], [1006, false]);
+          assert(elapsed >= 100, `failed after ${elapsed} ms`);
+          let event = await peer.next(2000, "the end");
+          while (event.kind === "frame") {
+            assert(
+              event.frame.opcode !== OP.close ||
+                event.frame.payload.length === 0 ||
+                (event.frame.payload[0] << 8 | event.frame.payload[1]) !== 1006,
+              "1006 is never sent",
+            );
+            event = await peer.next(2000, "the end");
+          }
+        },
+      });
     });
   }
 });
