@@ -65,6 +65,11 @@ export interface MessageDeflate {
    * (RFC 7692 §7.2.1), or returns `undefined` to send it uncompressed.
    */
   deflate(message: Uint8Array): Promise<Uint8Array> | Uint8Array | undefined;
+  /**
+   * Frees the compressor's memory when the connection ends, rather than at
+   * garbage collection.
+   */
+  close?(): void;
 }
 
 /** A byte transport: a `Deno.Conn` or `Deno.TlsConn`, or in-memory streams. */
@@ -230,6 +235,7 @@ export class WebSocketConnection {
   #ended = false;
   #resolveClosed!: (result: CloseResult) => void;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #answerTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -615,7 +621,10 @@ export class WebSocketConnection {
     this.#ended = true;
     this.#stopKeepAlive();
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
+    if (this.#answerTimer !== undefined) clearTimeout(this.#answerTimer);
     this.#closeTimer = undefined;
+    this.#answerTimer = undefined;
+    this.#deflate?.close?.();
     if (!this.#readableDone) {
       if (wasClean || this.#closeReceived) {
         this.#readableDone = true;
@@ -841,12 +850,16 @@ export class WebSocketConnection {
     // RFC 6455 §5.5.1: answer the Close. An application that is writing
     // (the writable is locked, e.g. by a pipe) may finish its current
     // messages first and answer by closing the writable; others are
-    // answered now. Either way, the close timeout bounds the wait.
-    if (!this.writable.locked || this.#writableDone) {
-      this.#startClose(undefined);
-    } else {
-      this.#setCloseTimer(() => this.#startClose(undefined));
-    }
+    // answered now. The check waits one task, so a handler that starts its
+    // pipe right away (when the Close came with the handshake's bytes) is
+    // seen. Either way, the close timeout bounds the wait.
+    this.#setCloseTimer(() => this.#startClose(undefined));
+    this.#answerTimer = setTimeout(() => {
+      this.#answerTimer = undefined;
+      if (!this.writable.locked || this.#writableDone) {
+        this.#startClose(undefined);
+      }
+    }, 0);
   }
 }
 

@@ -25,6 +25,8 @@
  * @module
  */
 
+import type { MessageDeflate } from "./connection.ts";
+import type { MessageInflater } from "./message_assembler.ts";
 import zlib from "node:zlib";
 import type { Buffer } from "node:buffer";
 import { type ExtensionParam, parseExtensions } from "./extension_header.ts";
@@ -114,83 +116,6 @@ export interface NegotiatedDeflate {
   serverMaxWindowBits: number;
   /** The largest window (8–15 bits) the client compresses with. */
   clientMaxWindowBits: number;
-}
-
-/**
- * Inflates the frames of compressed messages (RFC 7692 §7.2.2).
- *
- * @example
- * ```ts
- * import { createMessageDeflate, type NegotiatedDeflate } from "./permessage_deflate.ts";
- * import { assertEquals } from "@std/assert";
- *
- * const params: NegotiatedDeflate = {
- *   serverNoContextTakeover: false,
- *   clientNoContextTakeover: false,
- *   serverMaxWindowBits: 15,
- *   clientMaxWindowBits: 15,
- * };
- * const server = createMessageDeflate(params, "server", { threshold: 0 });
- * const client = createMessageDeflate(params, "client", { threshold: 0 });
- * const payload = await server.deflate(new TextEncoder().encode("Hello"));
- * const inflated = await client.inflater.inflate(payload!, true, 1024);
- * assertEquals(new TextDecoder().decode(inflated), "Hello");
- * ```
- */
-export interface MessageInflater {
-  /**
-   * Inflates one frame's payload of a compressed message; on `fin` it
-   * appends 00 00 ff ff (RFC 7692 §7.2.2) and resets the context when no
-   * context takeover was agreed for the peer. Rejects with WebSocketError
-   * 1009 as soon as the message's inflated size would pass `maxBytes`,
-   * without inflating the rest, and with WebSocketError 1002 on data that is
-   * not valid DEFLATE. After a rejection every later call rejects too.
-   */
-  inflate(
-    payload: Uint8Array,
-    fin: boolean,
-    maxBytes: number,
-  ): Promise<Uint8Array>;
-}
-
-/**
- * Both directions of permessage-deflate on one connection.
- *
- * @example Compress a message as a client, inflate it as the server
- * ```ts
- * import { createMessageDeflate, type NegotiatedDeflate } from "./permessage_deflate.ts";
- * import { assertEquals } from "@std/assert";
- *
- * const params: NegotiatedDeflate = {
- *   serverNoContextTakeover: false,
- *   clientNoContextTakeover: true,
- *   serverMaxWindowBits: 15,
- *   clientMaxWindowBits: 10,
- * };
- * const client = createMessageDeflate(params, "client");
- * const server = createMessageDeflate(params, "server");
- * const message = new TextEncoder().encode("tick ".repeat(1000));
- * assertEquals(client.deflate(message.subarray(0, 10)), undefined); // below the threshold
- * const payload = await client.deflate(message);
- * assertEquals(await server.inflater.inflate(payload!, true, 1 << 20), message);
- * ```
- */
-export interface MessageDeflate {
-  /** Inflates what the peer sends. */
-  inflater: MessageInflater;
-  /**
-   * Compresses a whole message (trailing 00 00 ff ff removed, RFC 7692
-   * §7.2.1), or returns undefined when it should go uncompressed (below the
-   * threshold).
-   */
-  deflate(message: Uint8Array): Promise<Uint8Array> | Uint8Array | undefined;
-  /**
-   * Frees the zlib memory (a deflater with context takeover holds about
-   * 256 KiB) now rather than at garbage collection; call it when the
-   * connection ends. Pending and later calls reject with WebSocketError
-   * 1006.
-   */
-  close?(): void;
 }
 
 /**

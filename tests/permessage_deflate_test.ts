@@ -11,11 +11,11 @@ import {
   acceptDeflateResponse,
   createDeflateOffer,
   createMessageDeflate,
-  type MessageInflater,
   type NegotiatedDeflate,
   type PerMessageDeflateOptions,
   resolveCompression,
 } from "../src/permessage_deflate.ts";
+import type { MessageInflater } from "../src/message_assembler.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 
 const DEFAULT_PARAMS: NegotiatedDeflate = {
