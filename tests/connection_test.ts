@@ -84,3 +84,318 @@ Deno.test("a message over maxMessageBytes fails the receiver with 1009", async (
   assertEquals(clientResult.closeCode, 1009);
   assert(clientResult.reason.includes("at most 10 bytes"), clientResult.reason);
 });
+
+// A transport whose peer is this test: it records what the socket writes
+// and lets the test write raw bytes to the socket.
+function rawPeer() {
+  let controller!: ReadableByteStreamController;
+  const written: Uint8Array[] = [];
+  const transport = {
+    readable: new ReadableStream({
+      type: "bytes",
+      start(c) {
+        controller = c;
+      },
+    }),
+    writable: new WritableStream<Uint8Array>({
+      write(chunk) {
+        written.push(chunk.slice());
+      },
+    }),
+    closed: false,
+    close() {
+      this.closed = true;
+      try {
+        controller.close();
+        controller.byobRequest?.respond(0);
+      } catch {
+        // already closed
+      }
+    },
+  };
+  return {
+    transport,
+    written,
+    send(bytes: number[]) {
+      controller.enqueue(new Uint8Array(bytes));
+    },
+  };
+}
+
+Deno.test("a Ping between fragments is answered with the same payload before the message completes", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "client",
+    transport: peer.transport,
+  });
+  const reader = socket.readable.getReader();
+  peer.send([0x01, 0x02, 0x48, 0x65]); // text "He", not final
+  peer.send([0x89, 0x03, 0x61, 0x62, 0x63]); // ping "abc"
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  // The pong is masked (client role): 0x8a, 0x80 | 3, key, masked "abc".
+  const pong = peer.written.find((chunk) => chunk[0] === 0x8a)!;
+  assert(pong !== undefined, "expected a Pong to be sent");
+  assertEquals(pong[1], 0x83);
+  const key = pong.subarray(2, 6);
+  assertEquals(
+    [...pong.subarray(6)].map((byte, index) => byte ^ key[index % 4]),
+    [0x61, 0x62, 0x63],
+  );
+  peer.send([0x80, 0x03, 0x6c, 0x6c, 0x6f]); // final "llo"
+  assertEquals((await reader.read()).value, "Hello");
+  peer.send([0x88, 0x02, 0x03, 0xe8]);
+  assertEquals((await reader.read()).done, true);
+  peer.transport.close();
+  assertEquals((await socket.closed).closeCode, 1000);
+});
+
+Deno.test("keep-alive fails the socket with 1006 when no Pong comes back", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+    pingIntervalMs: 20,
+    pongTimeoutMs: 30,
+  });
+  const error = await assertRejects(
+    () => socket.readable.getReader().read(),
+    WebSocketError,
+  );
+  assertEquals(error.closeCode, 1006);
+  assert(error.message.includes("stopped answering pings"), error.message);
+  const result = await socket.closed;
+  assertEquals(result.closeCode, 1006);
+  assertEquals(result.wasClean, false);
+  assert(
+    peer.written.some((chunk) => chunk[0] === 0x89),
+    "expected a Ping to be sent",
+  );
+  assert(peer.transport.closed, "expected the transport to be closed");
+});
+
+Deno.test("keep-alive keeps a socket whose peer answers", async () => {
+  const { client, server } = socketPair();
+  const [clientEnd, serverEnd] = memoryTransportPair();
+  const pinging = new WebSocketConnection({
+    role: "server",
+    transport: serverEnd,
+    pingIntervalMs: 10,
+    pongTimeoutMs: 50,
+  });
+  const answering = new WebSocketConnection({
+    role: "client",
+    transport: clientEnd,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  pinging.close();
+  assertEquals(await answering.closed, {
+    closeCode: 1000,
+    reason: "",
+    wasClean: true,
+  });
+  assertEquals((await pinging.closed).wasClean, true);
+  client.close();
+  await Promise.all([client.closed, server.closed]);
+});
+
+Deno.test("a peer that never answers Close is cut at the close timeout with 1006", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+    closeTimeoutMs: 50,
+  });
+  const started = Date.now();
+  socket.close({ closeCode: 1000, reason: "done" });
+  const result = await socket.closed;
+  assertEquals(result, { closeCode: 1006, reason: "", wasClean: false });
+  assert(Date.now() - started >= 40);
+  assert(peer.transport.closed);
+  assertEquals(
+    peer.written.at(-1)!.subarray(0, 4),
+    new Uint8Array([0x88, 0x06, 0x03, 0xe8]),
+  );
+});
+
+Deno.test("nothing is sent after our Close, and writes are refused", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+    closeTimeoutMs: 50,
+  });
+  const writer = socket.writable.getWriter();
+  await writer.write("before");
+  await writer.close();
+  await assertRejects(() => writer.write("after"), TypeError);
+  peer.send([0x89, 0x80, 1, 2, 3, 4]); // a masked ping after our Close
+  await socket.closed;
+  const opcodes = peer.written.map((chunk) => chunk[0]);
+  assertEquals(opcodes, [0x81, 0x88]);
+});
+
+Deno.test("the peer's Close with no code is answered with an empty Close and reported as 1005", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+  });
+  peer.send([0x88, 0x80, 1, 2, 3, 4]);
+  assertEquals(await Array.fromAsync(socket.readable), []);
+  const result = await socket.closed;
+  assertEquals(result, { closeCode: 1005, reason: "", wasClean: true });
+  assertEquals(peer.written.at(-1), new Uint8Array([0x88, 0x00]));
+});
+
+Deno.test("a protocol error sends Close 1002 and errors readable with the reason", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+  });
+  peer.send([0x81, 0x02, 0x48, 0x69]); // unmasked from a client
+  const error = await assertRejects(
+    () => socket.readable.getReader().read(),
+    WebSocketError,
+  );
+  assertEquals(error.closeCode, 1002);
+  assert(error.message.includes("expected a masked frame"), error.message);
+  const result = await socket.closed;
+  assertEquals(result.closeCode, 1002);
+  const close = peer.written.at(-1)!;
+  assertEquals(close.subarray(0, 1), new Uint8Array([0x88]));
+  assertEquals((close[2] << 8) | close[3], 1002);
+});
+
+Deno.test("the socket stops reading the transport while the application does not read", async () => {
+  // A peer that produces 16 KiB binary frames on demand, counting them.
+  let produced = 0;
+  const frame = new Uint8Array(4 + 16 * 1024);
+  frame.set([0x82, 126, 0x40, 0x00]);
+  const transport = {
+    readable: new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        // A real socket waits for the network; so does this peer, a little.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        produced++;
+        controller.enqueue(frame.slice());
+      },
+    }, { highWaterMark: 0 }),
+    writable: new WritableStream<Uint8Array>(),
+  };
+  const socket = new WebSocketConnection({
+    role: "client",
+    transport,
+    closeTimeoutMs: 50,
+  });
+  const settle = async () => {
+    let last = -1;
+    for (let i = 0; i < 200 && produced !== last; i++) {
+      last = produced;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    return produced;
+  };
+  const stalled = await settle();
+  // 256 KiB of messages (16 of 16 KiB) may wait in readable, plus one read.
+  assert(
+    stalled <= 18,
+    `expected reading to stop near 16 messages, read ${stalled}`,
+  );
+  const reader = socket.readable.getReader();
+  for (let i = 0; i < 10; i++) await reader.read();
+  const resumed = await settle();
+  assert(
+    resumed > stalled,
+    "expected reading to resume once messages were taken",
+  );
+  assert(
+    resumed <= stalled + 12,
+    `expected reading to stop again, read ${resumed}`,
+  );
+  await reader.cancel();
+  await socket.closed;
+});
+
+Deno.test("writable applies backpressure by bytes waiting for the transport", async () => {
+  const transport = {
+    readable: new ReadableStream<Uint8Array>(),
+    // A peer that never takes bytes.
+    writable: new WritableStream<Uint8Array>({
+      write: () => new Promise(() => {}),
+    }),
+    close() {},
+  };
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport,
+    maxBufferedBytes: 64 * 1024,
+    closeTimeoutMs: 10,
+  });
+  const writer = socket.writable.getWriter();
+  const message = new Uint8Array(16 * 1024);
+  let accepted = 0;
+  for (let i = 0; i < 100; i++) {
+    const ready = await Promise.race([
+      writer.ready.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 5)),
+    ]);
+    if (!ready) break;
+    writer.write(message).catch(() => {});
+    accepted++;
+  }
+  assert(
+    accepted < 20,
+    `expected backpressure after about 128 KiB, accepted ${accepted} messages of 16 KiB`,
+  );
+  assert(
+    socket.bufferedAmount <= 64 * 1024 + 2 * message.length + 16,
+    `bufferedAmount ${socket.bufferedAmount}`,
+  );
+  socket.close();
+  await socket.closed;
+});
+
+Deno.test("a message and Close that arrive with the handshake are echoed by a pipe started right after", async () => {
+  const peer = rawPeer();
+  // Masked text "hi" (key 0) and a masked Close 1000, as leftover bytes.
+  const leftover = new Uint8Array([
+    0x81,
+    0x82,
+    0,
+    0,
+    0,
+    0,
+    0x68,
+    0x69,
+    0x88,
+    0x82,
+    0,
+    0,
+    0,
+    0,
+    0x03,
+    0xe8,
+  ]);
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+    leftover,
+  });
+  await socket.readable.pipeTo(socket.writable);
+  assertEquals(await socket.closed, {
+    closeCode: 1000,
+    reason: "",
+    wasClean: true,
+  });
+  assertEquals(peer.written.map((chunk) => [...chunk]).flat(), [
+    0x81,
+    0x02,
+    0x68,
+    0x69,
+    0x88,
+    0x02,
+    0x03,
+    0xe8,
+  ]);
+});
