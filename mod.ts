@@ -26,6 +26,7 @@
 
 export { type Frame, isControlOpcode, Opcode } from "./src/frame.ts";
 export { CloseCode, isValidCloseCode } from "./src/close_code.ts";
+export type { CloseInfo } from "./src/close_payload.ts";
 export {
   type WebSocketCloseInfo,
   WebSocketError,
