@@ -205,6 +205,9 @@ export async function connect(
     let tcp: Deno.Conn;
     try {
       tcp = await Deno.connect({ hostname, port, signal });
+      // Frames are batched per write already; Nagle's delay would only hold
+      // small messages back waiting for ACKs.
+      (tcp as Deno.TcpConn).setNoDelay(true);
     } catch (error) {
       if (signal.aborted) throw error;
       throw new WebSocketError(
