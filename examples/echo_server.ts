@@ -1,6 +1,6 @@
 // deno run -A examples/echo_server.ts --port 9001
-// (without access to JSR: deno task start --port 9001, which passes
-// --import-map=import_map.npm.json)
+// (without access to JSR, pass the npm import map:
+// deno run --import-map=import_map.npm.json -A examples/echo_server.ts --port 9001)
 //
 // A WebSocket echo server: every message comes back as it was sent, until
 // the client closes. Try it with a browser console:
