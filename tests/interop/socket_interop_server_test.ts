@@ -1,0 +1,448 @@
+// Our server (serve(), compression off) against real clients: Deno's built-in
+// WebSocket, npm ws, Python websockets and headless Chromium. For each client:
+// text and binary of 0 B … 1 MiB, multi-byte UTF-8, 1,000 pipelined messages,
+// subprotocol negotiation, close code and reason both ways, a server-initiated
+// close, and our keep-alive pings answered by the client. npm ws also checks
+// that we answer its Ping with the same payload (RFC 6455 §5.5.3).
+// Compression is tested in deflate_interop_test.ts.
+
+import { assertEquals } from "@std/assert";
+// npm ws ships no types (its module is `any` here). It is a test-only peer,
+// so it is not in deno.json's imports.
+// deno-lint-ignore no-import-prefix
+import { WebSocket as WsWebSocket } from "npm:ws@8.23.0";
+import { Buffer } from "node:buffer";
+import { serve } from "../../src/server.ts";
+import type { WebSocketConnection } from "../../src/connection.ts";
+import {
+  browserEcho,
+  type BrowserPage,
+  chromiumAvailable,
+  launchChromium,
+  type PeerMessage,
+  pythonWebsocketsAvailable,
+  requirePeer,
+  runPythonClient,
+} from "./_peers.ts";
+import {
+  assertSameMessages,
+  CloseLog,
+  delay,
+  pipelinedMessages,
+  sizedMessages,
+  utf8Messages,
+  within,
+} from "./_socket_scenarios.ts";
+
+const hasPython = await pythonWebsocketsAvailable();
+const hasChromium = await chromiumAvailable();
+
+/** What a client saw of one connection. */
+interface ClientResult {
+  received: PeerMessage[];
+  protocol: string;
+  closeCode: number | null;
+  closeReason: string | null;
+}
+
+interface EchoOptions {
+  protocols?: string[];
+  closeCode?: number;
+  closeReason?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * One client peer, driven the same way for each: open a WebSocket to url,
+ * send every message, wait for as many replies, then close with
+ * closeCode/closeReason and report what it saw (also when the server closed
+ * first).
+ */
+type ClientPeer = (
+  url: string,
+  messages: PeerMessage[],
+  options?: EchoOptions,
+) => Promise<ClientResult>;
+
+/** The built-in WebSocket and npm ws have the same event shape for this. */
+function eventClient(
+  name: string,
+  open: (url: string, protocols: string[]) => {
+    socket: WebSocket;
+    toMessage: (event: MessageEvent) => PeerMessage;
+  },
+): ClientPeer {
+  return (url, messages, options = {}) => {
+    const { socket, toMessage } = open(url, options.protocols ?? []);
+    const received: PeerMessage[] = [];
+    const closeCode = options.closeCode ?? 1000;
+    const closeReason = options.closeReason ?? "";
+    const { promise, resolve } = Promise.withResolvers<ClientResult>();
+    socket.onerror = () => {}; // the close event that follows has the outcome
+    socket.onopen = () => {
+      for (const message of messages) socket.send(message as string);
+      if (messages.length === 0) socket.close(closeCode, closeReason);
+    };
+    socket.onmessage = (event) => {
+      received.push(toMessage(event));
+      if (received.length === messages.length) {
+        socket.close(closeCode, closeReason);
+      }
+    };
+    socket.onclose = (event) =>
+      resolve({
+        received,
+        protocol: socket.protocol,
+        closeCode: event.code,
+        closeReason: event.reason,
+      });
+    return within(promise, options.timeoutMs ?? 15_000, `${name} client`)
+      .catch((error) => {
+        socket.close();
+        throw error;
+      });
+  };
+}
+
+const denoClient: ClientPeer = eventClient(
+  "Deno WebSocket",
+  (url, protocols) => {
+    const socket = new WebSocket(url, protocols);
+    socket.binaryType = "arraybuffer";
+    return {
+      socket,
+      toMessage: (event) =>
+        typeof event.data === "string"
+          ? event.data
+          : new Uint8Array(event.data as ArrayBuffer),
+    };
+  },
+);
+
+const wsClient: ClientPeer = eventClient("npm ws", (url, protocols) => {
+  const socket = new WsWebSocket(url, protocols, { maxPayload: 64 << 20 });
+  socket.binaryType = "arraybuffer";
+  return {
+    socket,
+    toMessage: (event) =>
+      typeof event.data === "string"
+        ? event.data
+        : new Uint8Array(event.data as ArrayBuffer),
+  };
+});
+
+const pythonClient: ClientPeer = async (url, messages, options = {}) => {
+  try {
+    const result = await runPythonClient(url, messages, {
+      ...options,
+      timeoutMs: options.timeoutMs ?? 15_000,
+    });
+    return {
+      received: result.received,
+      protocol: result.subprotocol ?? "",
+      closeCode: result.closeCode,
+      closeReason: result.closeReason,
+    };
+  } catch (error) {
+    // echo_client.py waits for a reply to each message; when the server
+    // closes instead, websockets 10.4 raises ConnectionClosedOK, whose
+    // message carries the Close frame it received:
+    // "received 4002 (private use) later; then sent 4002 (private use) later".
+    const match = String(error).match(
+      /ConnectionClosed\w*: received (\d+) \([^)]*\) ([^;]*);/,
+    );
+    if (!match) throw error;
+    return {
+      received: [],
+      protocol: "",
+      closeCode: Number(match[1]),
+      closeReason: match[2],
+    };
+  }
+};
+
+function chromiumClient(page: BrowserPage): ClientPeer {
+  return async (url, messages, options = {}) => {
+    const result = await browserEcho(page, url, messages, {
+      ...options,
+      timeoutMs: options.timeoutMs ?? 15_000,
+    });
+    return result;
+  };
+}
+
+/** Our servers for one client peer: one with keep-alive, one without. */
+interface OurServers {
+  /** Routes: /echo echoes; /close-4002 closes with 4002 "later" on the first message. */
+  url: string;
+  /** Echoes each message after 300 ms, pinging every 50 ms meanwhile; a Pong missing for 250 ms fails the socket (1006). */
+  keepAliveUrl: string;
+  /** How each connection ended and its protocol, as our server saw it. */
+  closes: CloseLog;
+  shutdown(): Promise<void>;
+}
+
+function startOurServers(): OurServers {
+  const closes = new CloseLog();
+  const record = async (socket: WebSocketConnection) => {
+    const { closeCode, reason, wasClean } = await socket.closed;
+    // A close that was not clean is reported as 1006 whatever the code.
+    closes.push({
+      code: wasClean ? closeCode : 1006,
+      reason,
+      protocol: socket.protocol,
+    });
+  };
+  const main = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    compression: false,
+    protocols: ["chat"],
+    // A page for Chromium to open, so its WebSocket has an origin.
+    fallback: () =>
+      new Response("<!doctype html><title>socket interop</title>", {
+        headers: { "content-type": "text/html" },
+      }),
+  }, async (socket, request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/close-4002") {
+      const reader = socket.readable.getReader();
+      await reader.read();
+      reader.releaseLock();
+      socket.close({ closeCode: 4002, reason: "later" });
+    } else {
+      await socket.readable.pipeTo(socket.writable).catch(() => {});
+    }
+    await record(socket);
+  });
+  const keepAlive = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    compression: false,
+    pingIntervalMs: 50,
+    pongTimeoutMs: 250,
+  }, async (socket) => {
+    await socket.readable.pipeThrough(
+      new TransformStream({
+        async transform(message, controller) {
+          // Also a Ping with a payload of our own between the keep-alive ones.
+          socket.ping(new TextEncoder().encode("are you there?"));
+          await delay(300);
+          controller.enqueue(message);
+        },
+      }),
+    ).pipeTo(socket.writable).catch(() => {});
+    await record(socket);
+  });
+  return {
+    url: `ws://127.0.0.1:${main.addr.port}`,
+    keepAliveUrl: `ws://127.0.0.1:${keepAlive.addr.port}/`,
+    closes,
+    async shutdown() {
+      await Promise.all([main.shutdown(), keepAlive.shutdown()]);
+    },
+  };
+}
+
+/** Every scenario, as steps of one test per client peer. */
+async function runScenarios(
+  t: Deno.TestContext,
+  client: ClientPeer,
+  servers: OurServers,
+): Promise<void> {
+  const echoUrl = `${servers.url}/echo`;
+
+  await t.step(
+    "text and binary of 0, 1, 125, 126, 65535, 65536 and 1 MiB bytes",
+    async () => {
+      const sent = sizedMessages();
+      const result = await client(echoUrl, sent, { timeoutMs: 30_000 });
+      assertSameMessages(result.received, sent);
+      assertEquals(result.closeCode, 1000);
+      assertEquals((await servers.closes.next()).code, 1000);
+    },
+  );
+
+  await t.step(
+    "multi-byte UTF-8: 2-, 3-, 4-byte characters, emoji, BOM",
+    async () => {
+      const sent = utf8Messages();
+      const result = await client(echoUrl, sent);
+      assertSameMessages(result.received, sent);
+      assertEquals(result.closeCode, 1000);
+      assertEquals((await servers.closes.next()).code, 1000);
+    },
+  );
+
+  await t.step("1,000 pipelined messages arrive in order", async () => {
+    const sent = pipelinedMessages();
+    const result = await client(echoUrl, sent);
+    assertSameMessages(result.received, sent);
+    assertEquals(result.closeCode, 1000);
+    assertEquals((await servers.closes.next()).code, 1000);
+  });
+
+  await t.step(
+    'subprotocol: client offers ["a", "chat"], server picks "chat"',
+    async () => {
+      const result = await client(echoUrl, ["hi"], {
+        protocols: ["a", "chat"],
+      });
+      assertEquals(result.protocol, "chat");
+      assertEquals(result.received, ["hi"]);
+      const seen = await servers.closes.next();
+      assertEquals([seen.code, seen.protocol], [1000, "chat"]);
+    },
+  );
+
+  await t.step(
+    'client closes with 4001 "bye": server sees it, echoes it',
+    async () => {
+      const result = await client(echoUrl, [], {
+        closeCode: 4001,
+        closeReason: "bye",
+      });
+      assertEquals([result.closeCode, result.closeReason], [4001, "bye"]);
+      const seen = await servers.closes.next();
+      assertEquals([seen.code, seen.reason], [4001, "bye"]);
+    },
+  );
+
+  await t.step('server-initiated close with 4002 "later"', async () => {
+    const result = await client(`${servers.url}/close-4002`, ["hello"]);
+    assertEquals(result.received, []);
+    assertEquals([result.closeCode, result.closeReason], [4002, "later"]);
+    const seen = await servers.closes.next();
+    assertEquals([seen.code, seen.reason], [4002, "later"]);
+  });
+
+  await t.step(
+    "the client answers our pings (keep-alive every 50 ms, pong timeout 250 ms, for 600 ms)",
+    async () => {
+      const sent: PeerMessage[] = ["one", new Uint8Array([1, 2, 3])];
+      const result = await client(servers.keepAliveUrl, sent);
+      assertSameMessages(result.received, sent);
+      assertEquals(result.closeCode, 1000);
+      // A missing Pong would have failed our socket (1006) before the echoes.
+      assertEquals((await servers.closes.next()).code, 1000);
+    },
+  );
+}
+
+Deno.test("socket interop: Deno's built-in WebSocket client ⇄ our server", async (t) => {
+  const servers = startOurServers();
+  try {
+    await runScenarios(t, denoClient, servers);
+  } finally {
+    await servers.shutdown();
+  }
+});
+
+Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
+  const servers = startOurServers();
+  try {
+    await runScenarios(t, wsClient, servers);
+
+    await t.step(
+      "we answer ws's Ping with a Pong carrying the same payload",
+      async () => {
+        const ws = new WsWebSocket(`${servers.url}/echo`);
+        try {
+          await within(
+            new Promise((resolve, reject) => {
+              ws.once("open", resolve);
+              ws.once("error", reject);
+            }),
+            5000,
+            "ws opening",
+          );
+          for (
+            const payload of [new Uint8Array(0), new Uint8Array(125).fill(7)]
+          ) {
+            const pong = within(
+              new Promise<Buffer>((resolve) => ws.once("pong", resolve)),
+              5000,
+              "the Pong to ws's Ping",
+            );
+            ws.ping(Buffer.from(payload));
+            assertEquals(new Uint8Array(await pong), payload);
+          }
+          const closed = new Promise<number>((resolve) =>
+            ws.once("close", resolve)
+          );
+          ws.close(1000);
+          assertEquals(await within(closed, 5000, "ws closing"), 1000);
+          assertEquals((await servers.closes.next()).code, 1000);
+        } finally {
+          ws.terminate();
+        }
+      },
+    );
+
+    await t.step("ws receives our ping(payload) with its payload", async () => {
+      const pinged = Promise.withResolvers<WebSocketConnection>();
+      const server = serve(
+        { hostname: "127.0.0.1", port: 0, compression: false },
+        async (socket) => {
+          pinged.resolve(socket);
+          await socket.readable.pipeTo(socket.writable).catch(() => {});
+        },
+      );
+      const ws = new WsWebSocket(`ws://127.0.0.1:${server.addr.port}/`);
+      try {
+        const ping = within(
+          new Promise<Buffer>((resolve) => ws.once("ping", resolve)),
+          5000,
+          "ws receiving our Ping",
+        );
+        const socket = await within(pinged.promise, 5000, "the handler");
+        socket.ping(new TextEncoder().encode("ping from wstream"));
+        assertEquals(
+          new TextDecoder().decode(await ping),
+          "ping from wstream",
+        );
+        const closed = new Promise<number>((resolve) =>
+          ws.once("close", resolve)
+        );
+        ws.close(1000);
+        assertEquals(await within(closed, 5000, "ws closing"), 1000);
+      } finally {
+        ws.terminate();
+        await server.shutdown();
+      }
+    });
+  } finally {
+    await servers.shutdown();
+  }
+});
+
+Deno.test("socket interop: Python websockets client ⇄ our server", async (t) => {
+  if (
+    !requirePeer(
+      "python3-websockets",
+      hasPython,
+      "apt-get install python3-websockets",
+    )
+  ) return;
+  const servers = startOurServers();
+  try {
+    await runScenarios(t, pythonClient, servers);
+  } finally {
+    await servers.shutdown();
+  }
+});
+
+Deno.test("socket interop: headless Chromium ⇄ our server", async (t) => {
+  if (!requirePeer("chromium", hasChromium, "apt-get install chromium")) {
+    return;
+  }
+  const servers = startOurServers();
+  try {
+    await using browser = await launchChromium();
+    const page = await browser.newPage();
+    await page.goto(`${servers.url.replace("ws:", "http:")}/`);
+    await runScenarios(t, chromiumClient(page), servers);
+  } finally {
+    await servers.shutdown();
+  }
+});
