@@ -1,0 +1,370 @@
+// Our client (connect(), compression off) against real servers: Deno.serve
+// with Deno.upgradeWebSocket, npm ws's WebSocketServer and Python websockets.
+// For each server: text and binary of 0 B … 1 MiB, multi-byte UTF-8, 1,000
+// pipelined messages, subprotocol negotiation, close code and reason both
+// ways, a server-initiated close (not with Python: echo_server.py only
+// echoes), our keep-alive pings answered by the server, and the server's
+// pings answered by us. Compression is tested in deflate_interop_test.ts.
+
+import { assertEquals } from "@std/assert";
+// npm ws ships no types (its module is `any` here). It is a test-only peer,
+// so it is not in deno.json's imports.
+// deno-lint-ignore no-import-prefix
+import { WebSocketServer } from "npm:ws@8.23.0";
+import { Buffer } from "node:buffer";
+import { connect, type ConnectOptions } from "../../src/client.ts";
+import type { WebSocketConnection } from "../../src/connection.ts";
+import {
+  type PeerMessage,
+  pythonWebsocketsAvailable,
+  requirePeer,
+  startPythonEchoServer,
+} from "./_peers.ts";
+import {
+  assertSameMessages,
+  CloseLog,
+  delay,
+  type PeerClose,
+  pipelinedMessages,
+  sizedMessages,
+  utf8Messages,
+  within,
+} from "./_socket_scenarios.ts";
+
+const hasPython = await pythonWebsocketsAvailable();
+
+/**
+ * A server peer. Paths: /echo echoes; /close-4002 closes with 4002 "later"
+ * as soon as the socket opens (when `serverCloses`). It accepts the
+ * subprotocol "chat" when offered.
+ */
+interface ServerPeer {
+  /** `ws://127.0.0.1:PORT` (no trailing slash). */
+  url: string;
+  /** Whether the peer can close a connection first (/close-4002). */
+  serverCloses: boolean;
+  /** Each connection's end as the server saw it, in order. */
+  nextClose(): Promise<PeerClose>;
+  stop(): Promise<void>;
+}
+
+function startDenoServer(): ServerPeer {
+  const closes = new CloseLog();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: () => {},
+  }, (request) => {
+    const path = new URL(request.url).pathname;
+    const offered = (request.headers.get("sec-websocket-protocol") ?? "")
+      .split(",").map((name) => name.trim());
+    const { socket, response } = Deno.upgradeWebSocket(request, {
+      ...(offered.includes("chat") ? { protocol: "chat" } : {}),
+      // Deno pings every idleTimeout seconds and closes the socket (1001)
+      // when no Pong came back.
+      ...(path === "/idle" ? { idleTimeout: 1 } : {}),
+    });
+    socket.binaryType = "arraybuffer";
+    socket.onopen = () => {
+      if (path === "/close-4002") socket.close(4002, "later");
+    };
+    socket.onmessage = (event) => socket.send(event.data);
+    socket.onerror = () => {};
+    socket.onclose = (event) =>
+      closes.push({
+        code: event.wasClean ? event.code : 1006,
+        reason: event.reason,
+        // Deno 2.9.6 leaves a server socket's `protocol` "" even after
+        // choosing one: report what went into the 101 response instead.
+        protocol: response.headers.get("sec-websocket-protocol") ?? "",
+      });
+    return response;
+  });
+  return {
+    url: `ws://127.0.0.1:${server.addr.port}`,
+    serverCloses: true,
+    nextClose: () => closes.next(),
+    stop: () => server.shutdown(),
+  };
+}
+
+async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
+  const closes = new CloseLog();
+  const pongs: Buffer[] = [];
+  const server = new WebSocketServer({
+    host: "127.0.0.1",
+    port: 0,
+    maxPayload: 64 << 20,
+    handleProtocols: (protocols: Set<string>) =>
+      protocols.has("chat") ? "chat" : false,
+  });
+  await within(
+    new Promise((resolve) => server.once("listening", resolve)),
+    5000,
+    "ws server listening",
+  );
+  // deno-lint-ignore no-explicit-any
+  server.on("connection", (ws: any, request: any) => {
+    const path = new URL(request.url, "ws://localhost").pathname;
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      ws.send(data, { binary: isBinary });
+    });
+    ws.on("pong", (data: Buffer) => pongs.push(data));
+    ws.on("close", (code: number, reason: Buffer) =>
+      closes.push({
+        code,
+        reason: reason.toString("utf8"),
+        protocol: ws.protocol,
+      }));
+    if (path === "/close-4002") ws.close(4002, "later");
+    if (path === "/ping") {
+      ws.ping(Buffer.alloc(0));
+      ws.ping(Buffer.from("ping from ws"));
+      ws.ping(Buffer.alloc(125, 9));
+    }
+  });
+  return {
+    url: `ws://127.0.0.1:${server.address().port}`,
+    serverCloses: true,
+    pongs,
+    nextClose: () => closes.next(),
+    stop: () => {
+      // ws's close() waits for its clients: end any a failed test left.
+      for (const client of server.clients) client.terminate();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function startPythonServer(): Promise<ServerPeer> {
+  const server = await startPythonEchoServer({ protocols: ["chat"] });
+  return {
+    url: `ws://127.0.0.1:${server.port}`,
+    serverCloses: false,
+    nextClose: async () => {
+      const event = await server.nextClose();
+      return {
+        code: event.code,
+        reason: event.reason,
+        protocol: event.subprotocol ?? "",
+      };
+    },
+    stop: () => server.stop(),
+  };
+}
+
+function open(
+  url: string,
+  options: ConnectOptions = {},
+): Promise<WebSocketConnection> {
+  return within(
+    connect(url, { compression: false, ...options }),
+    5000,
+    `connecting to ${url}`,
+  );
+}
+
+/** Sends every message while reading the replies (so neither side stalls). */
+async function echo(
+  socket: WebSocketConnection,
+  sent: PeerMessage[],
+): Promise<PeerMessage[]> {
+  const writer = socket.writable.getWriter();
+  const reader = socket.readable.getReader();
+  const writing = (async () => {
+    for (const message of sent) {
+      await writer.write(message as string | Uint8Array<ArrayBuffer>);
+    }
+  })();
+  const received: PeerMessage[] = [];
+  const reading = (async () => {
+    while (received.length < sent.length) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received.push(value);
+    }
+  })();
+  await within(Promise.all([writing, reading]), 30_000, "the echoes");
+  writer.releaseLock();
+  reader.releaseLock();
+  return received;
+}
+
+/** Closes with 1000 and checks both sides saw a clean 1000. */
+async function closeNormally(
+  socket: WebSocketConnection,
+  server: ServerPeer,
+): Promise<void> {
+  socket.close();
+  const closed = await within(socket.closed, 7000, "our socket closing");
+  assertEquals([closed.closeCode, closed.wasClean], [1000, true]);
+  assertEquals((await server.nextClose()).code, 1000);
+}
+
+async function runScenarios(
+  t: Deno.TestContext,
+  server: ServerPeer,
+): Promise<void> {
+  const echoUrl = `${server.url}/echo`;
+
+  await t.step(
+    "text and binary of 0, 1, 125, 126, 65535, 65536 and 1 MiB bytes",
+    async () => {
+      const socket = await open(echoUrl);
+      const sent = sizedMessages();
+      assertSameMessages(await echo(socket, sent), sent);
+      await closeNormally(socket, server);
+    },
+  );
+
+  await t.step(
+    "multi-byte UTF-8: 2-, 3-, 4-byte characters, emoji, BOM",
+    async () => {
+      const socket = await open(echoUrl);
+      const sent = utf8Messages();
+      assertSameMessages(await echo(socket, sent), sent);
+      await closeNormally(socket, server);
+    },
+  );
+
+  await t.step("1,000 pipelined messages arrive in order", async () => {
+    const socket = await open(echoUrl);
+    const sent = pipelinedMessages();
+    assertSameMessages(await echo(socket, sent), sent);
+    await closeNormally(socket, server);
+  });
+
+  await t.step(
+    'subprotocol: we offer ["a", "chat"], the server picks "chat"',
+    async () => {
+      const socket = await open(echoUrl, { protocols: ["a", "chat"] });
+      assertEquals(socket.protocol, "chat");
+      assertEquals(socket.extensions, "");
+      assertEquals(await echo(socket, ["hi"]), ["hi"]);
+      socket.close();
+      await within(socket.closed, 7000, "our socket closing");
+      const seen = await server.nextClose();
+      assertEquals([seen.code, seen.protocol], [1000, "chat"]);
+    },
+  );
+
+  await t.step(
+    'we close with 4001 "bye": the server sees it and echoes it',
+    async () => {
+      const socket = await open(echoUrl);
+      socket.close({ closeCode: 4001, reason: "bye" });
+      const closed = await within(socket.closed, 7000, "our socket closing");
+      assertEquals(
+        [closed.closeCode, closed.reason, closed.wasClean],
+        [4001, "bye", true],
+      );
+      const seen = await server.nextClose();
+      assertEquals([seen.code, seen.reason], [4001, "bye"]);
+    },
+  );
+
+  if (server.serverCloses) {
+    await t.step('server-initiated close with 4002 "later"', async () => {
+      const socket = await open(`${server.url}/close-4002`);
+      // readable ends at the server's Close; pipeTo echoes it back.
+      const messages = await within(
+        Array.fromAsync(socket.readable),
+        5000,
+        "readable ending at the server's Close",
+      );
+      assertEquals(messages, []);
+      const closed = await within(socket.closed, 7000, "our socket closing");
+      assertEquals(
+        [closed.closeCode, closed.reason, closed.wasClean],
+        [4002, "later", true],
+      );
+      const seen = await server.nextClose();
+      assertEquals([seen.code, seen.reason], [4002, "later"]);
+    });
+  }
+
+  await t.step(
+    "the server answers our pings (keep-alive every 50 ms, pong timeout 250 ms, for 600 ms)",
+    async () => {
+      const socket = await open(echoUrl, {
+        pingIntervalMs: 50,
+        pongTimeoutMs: 250,
+      });
+      socket.ping(new TextEncoder().encode("ping from wstream"));
+      await delay(600);
+      // A missing Pong would have failed the socket (1006) by now.
+      assertEquals(await echo(socket, ["still open"]), ["still open"]);
+      await closeNormally(socket, server);
+    },
+  );
+}
+
+Deno.test("socket interop: our client ⇄ Deno.serve + Deno.upgradeWebSocket", async (t) => {
+  const server = startDenoServer();
+  try {
+    await runScenarios(t, server);
+
+    await t.step(
+      "we answer Deno's idle-timeout pings (idleTimeout 1 s, for 2.5 s)",
+      async () => {
+        const socket = await open(`${server.url}/idle`);
+        await delay(2500);
+        // Deno closes an idle socket whose Ping went unanswered with 1001.
+        assertEquals(await echo(socket, ["still open"]), ["still open"]);
+        await closeNormally(socket, server);
+      },
+    );
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("socket interop: our client ⇄ npm ws WebSocketServer", async (t) => {
+  const server = await startWsServer();
+  try {
+    await runScenarios(t, server);
+
+    await t.step(
+      "we answer ws's Pings with Pongs carrying the same payloads",
+      async () => {
+        const socket = await open(`${server.url}/ping`);
+        // Reading is what processes incoming frames; a message after the
+        // pings (echoed) shows they have been handled.
+        assertEquals(await echo(socket, ["after the pings"]), [
+          "after the pings",
+        ]);
+        await within(
+          (async () => {
+            while (server.pongs.length < 3) await delay(10);
+          })(),
+          5000,
+          "ws receiving three Pongs",
+        );
+        assertEquals(server.pongs.map((pong) => new Uint8Array(pong)), [
+          new Uint8Array(0),
+          new TextEncoder().encode("ping from ws"),
+          new Uint8Array(125).fill(9),
+        ]);
+        await closeNormally(socket, server);
+      },
+    );
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("socket interop: our client ⇄ Python websockets server", async (t) => {
+  if (
+    !requirePeer(
+      "python3-websockets",
+      hasPython,
+      "apt-get install python3-websockets",
+    )
+  ) return;
+  const server = await startPythonServer();
+  try {
+    await runScenarios(t, server);
+  } finally {
+    await server.stop();
+  }
+});
