@@ -2,9 +2,9 @@
 // with Deno.upgradeWebSocket, npm ws's WebSocketServer and Python websockets.
 // For each server: text and binary of 0 B … 1 MiB, multi-byte UTF-8, 1,000
 // pipelined messages, subprotocol negotiation, close code and reason both
-// ways, a server-initiated close (not with Python: echo_server.py only
-// echoes), our keep-alive pings answered by the server, and the server's
-// pings answered by us. Compression is tested in deflate_interop_test.ts.
+// ways, a server-initiated close, our keep-alive pings answered by the
+// server, and the server's pings answered by us (Python: our own
+// python/scenario_server.py, since echo_server.py only echoes). Compression is tested in deflate_interop_test.ts.
 
 import { assertEquals } from "@std/assert";
 // npm ws ships no types (its module is `any` here). It is a test-only peer,
@@ -16,9 +16,9 @@ import { connect, type ConnectOptions } from "../../src/client.ts";
 import type { WebSocketConnection } from "../../src/connection.ts";
 import {
   type PeerMessage,
+  PYTHON,
   pythonWebsocketsAvailable,
   requirePeer,
-  startPythonEchoServer,
 } from "./_peers.ts";
 import {
   assertSameMessages,
@@ -35,14 +35,12 @@ const hasPython = await pythonWebsocketsAvailable();
 
 /**
  * A server peer. Paths: /echo echoes; /close-4002 closes with 4002 "later"
- * as soon as the socket opens (when `serverCloses`). It accepts the
+ * as soon as the socket opens. It accepts the
  * subprotocol "chat" when offered.
  */
 interface ServerPeer {
   /** `ws://127.0.0.1:PORT` (no trailing slash). */
   url: string;
-  /** Whether the peer can close a connection first (/close-4002). */
-  serverCloses: boolean;
   /** Each connection's end as the server saw it, in order. */
   nextClose(): Promise<PeerClose>;
   stop(): Promise<void>;
@@ -82,7 +80,6 @@ function startDenoServer(): ServerPeer {
   });
   return {
     url: `ws://127.0.0.1:${server.addr.port}`,
-    serverCloses: true,
     nextClose: () => closes.next(),
     stop: () => server.shutdown(),
   };
@@ -125,7 +122,6 @@ async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
   });
   return {
     url: `ws://127.0.0.1:${server.address().port}`,
-    serverCloses: true,
     pongs,
     nextClose: () => closes.next(),
     stop: () => {
@@ -136,21 +132,88 @@ async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
   };
 }
 
+/** Splits a byte stream into JSON lines, calling onLine for each. */
+async function readJsonLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (value: Record<string, unknown>) => void,
+): Promise<void> {
+  let buffered = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += text;
+    let newline;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline).trim();
+      buffered = buffered.slice(newline + 1);
+      if (line) onLine(JSON.parse(line));
+    }
+  }
+}
+
+/**
+ * Starts python/scenario_server.py (echo, /close-4002 and /ping, like the
+ * other servers here). It exits when its stdin closes; `stop()` closes it and
+ * kills the child's own PID if it lingers.
+ */
 async function startPythonServer(): Promise<ServerPeer> {
-  const server = await startPythonEchoServer({ protocols: ["chat"] });
-  return {
-    url: `ws://127.0.0.1:${server.port}`,
-    serverCloses: false,
-    nextClose: async () => {
-      const event = await server.nextClose();
-      return {
-        code: event.code,
-        reason: event.reason,
-        protocol: event.subprotocol ?? "",
-      };
-    },
-    stop: () => server.stop(),
-  };
+  const child = new Deno.Command(PYTHON, {
+    args: [
+      "-B",
+      new URL("./python/scenario_server.py", import.meta.url).pathname,
+      "--lifetime",
+      "120",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const closes = new CloseLog();
+  const listening = Promise.withResolvers<number>();
+  const reading = readJsonLines(child.stdout, (line) => {
+    if (line.event === "listening") listening.resolve(line.port as number);
+    if (line.event === "closed") {
+      closes.push({
+        code: line.code as number | null,
+        reason: line.reason as string | null,
+        protocol: (line.subprotocol as string | null) ?? "",
+      });
+    }
+  });
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    stopped ??= (async () => {
+      await child.stdin.close().catch(() => {});
+      const killer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, 3000);
+      await child.status.finally(() => clearTimeout(killer));
+      await reading;
+    })();
+  try {
+    const port = await within(
+      Promise.race([
+        listening.promise,
+        child.status.then((status) => {
+          throw new Error(
+            `scenario_server.py exited with code ${status.code} before listening`,
+          );
+        }),
+      ]),
+      10_000,
+      "scenario_server.py listening",
+    );
+    return {
+      url: `ws://127.0.0.1:${port}`,
+      nextClose: () => closes.next(),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 function open(
@@ -263,25 +326,24 @@ async function runScenarios(
     },
   );
 
-  if (server.serverCloses) {
-    await t.step('server-initiated close with 4002 "later"', async () => {
-      const socket = await open(`${server.url}/close-4002`);
-      // readable ends at the server's Close; pipeTo echoes it back.
-      const messages = await within(
-        Array.fromAsync(socket.readable),
-        5000,
-        "readable ending at the server's Close",
-      );
-      assertEquals(messages, []);
-      const closed = await within(socket.closed, 7000, "our socket closing");
-      assertEquals(
-        [closed.closeCode, closed.reason, closed.wasClean],
-        [4002, "later", true],
-      );
-      const seen = await server.nextClose();
-      assertEquals([seen.code, seen.reason], [4002, "later"]);
-    });
-  }
+  await t.step('server-initiated close with 4002 "later"', async () => {
+    const socket = await open(`${server.url}/close-4002`);
+    // readable ends at the server's Close, which our socket echoes
+    // (RFC 6455 §5.5.1) without the app closing writable.
+    const messages = await within(
+      Array.fromAsync(socket.readable),
+      5000,
+      "readable ending at the server's Close",
+    );
+    assertEquals(messages, []);
+    const closed = await within(socket.closed, 7000, "our socket closing");
+    assertEquals(
+      [closed.closeCode, closed.reason, closed.wasClean],
+      [4002, "later", true],
+    );
+    const seen = await server.nextClose();
+    assertEquals([seen.code, seen.reason], [4002, "later"]);
+  });
 
   await t.step(
     "the server answers our pings (keep-alive every 50 ms, pong timeout 250 ms, for 600 ms)",
@@ -364,6 +426,25 @@ Deno.test("socket interop: our client ⇄ Python websockets server", async (t) =
   const server = await startPythonServer();
   try {
     await runScenarios(t, server);
+
+    await t.step(
+      "we answer websockets' Pings with Pongs carrying the same payloads",
+      async () => {
+        const socket = await open(`${server.url}/ping`);
+        const reader = socket.readable.getReader();
+        const first = await within(
+          reader.read(),
+          20_000,
+          "the server's message after its Pings",
+        );
+        reader.releaseLock();
+        // The server sends this only after each of its three Pings (payloads
+        // "", "ping from python", 125 × 0x09) got the Pong with its payload.
+        assertEquals(first.value, "pongs received");
+        assertEquals(await echo(socket, ["still open"]), ["still open"]);
+        await closeNormally(socket, server);
+      },
+    );
   } finally {
     await server.stop();
   }

@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""A Python `websockets` server for wstream's socket interop scenarios.
+
+Listens on 127.0.0.1 (port 0), prints {"event": "listening", "port": N} once
+it accepts connections, and routes by path:
+
+- /close-4002: closes at once with code 4002, reason "later".
+- /ping: sends Pings with the payloads b"", b"ping from python" and 125
+  bytes of 0x09, waits (at most 5 s each) for the Pong with the same payload
+  (websockets matches Pongs to Pings by payload), then sends the text
+  "pongs received" and echoes like any other path.
+- anything else: echoes every message back with its type.
+
+It accepts the subprotocol "chat" when offered, and prints {"event":
+"closed", "code": C, "reason": R, "subprotocol": S} when a connection ends.
+It exits when its stdin closes (the parent test is done or gone) or after
+--lifetime seconds, whichever comes first.
+
+Written for Debian's python3-websockets (10.4): asyncio API only.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+
+import websockets
+
+
+def emit(event):
+    print(json.dumps(event), flush=True)
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lifetime", type=float, default=60.0)
+    args = parser.parse_args()
+
+    async def handler(websocket, path):
+        try:
+            if path == "/close-4002":
+                await websocket.close(4002, "later")
+                return
+            if path == "/ping":
+                for payload in (b"", b"ping from python", b"\x09" * 125):
+                    pong = await websocket.ping(payload)
+                    await asyncio.wait_for(pong, 5)
+                await websocket.send("pongs received")
+            async for message in websocket:
+                await websocket.send(message)
+        except (websockets.ConnectionClosed, asyncio.TimeoutError):
+            pass
+        finally:
+            await websocket.wait_closed()
+            emit({
+                "event": "closed",
+                "code": websocket.close_code,
+                "reason": websocket.close_reason,
+                "subprotocol": websocket.subprotocol,
+            })
+
+    loop = asyncio.get_running_loop()
+    stdin_closed = asyncio.Event()
+
+    def wait_for_stdin_eof():
+        sys.stdin.read()
+        loop.call_soon_threadsafe(stdin_closed.set)
+
+    # A daemon thread never holds up interpreter exit.
+    threading.Thread(target=wait_for_stdin_eof, daemon=True).start()
+
+    server = await websockets.serve(
+        handler,
+        "127.0.0.1",
+        0,
+        subprotocols=["chat"],
+        compression=None,
+        max_size=None,
+        ping_interval=None,
+    )
+    emit({"event": "listening", "port": server.sockets[0].getsockname()[1]})
+    try:
+        await asyncio.wait_for(stdin_closed.wait(), args.lifetime)
+    except asyncio.TimeoutError:
+        print("scenario_server.py: lifetime over, exiting", file=sys.stderr)
+    server.close()
+    await asyncio.wait_for(server.wait_closed(), 5)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
