@@ -118,6 +118,8 @@ const MAX_READ_BYTES = 256 * 1024;
 const READABLE_HIGH_WATER_BYTES = 256 * 1024;
 // Frames smaller than this are merged into one TCP write.
 const MERGE_LIMIT_BYTES = 64 * 1024;
+// Microtask hops without a new frame before queued frames are written.
+const QUIET_HOPS_BEFORE_FLUSH = 8;
 
 const textEncoder = new TextEncoder();
 
@@ -226,6 +228,8 @@ export class WebSocketConnection {
   #outgoing: Uint8Array[] = [];
   #outgoingBytes = 0;
   #flushing = false;
+  #queuedSinceCheck = false;
+  #quietHops = 0;
   #drainWaiters: (() => void)[] = [];
   #transportFailed = false;
 
@@ -441,13 +445,35 @@ export class WebSocketConnection {
       this.#outgoing.push(chunk);
       this.#outgoingBytes += chunk.length;
     }
-    if (!this.#flushing) this.#flush();
+    this.#queuedSinceCheck = true;
+    if (this.#flushing) return;
+    this.#flushing = true;
+    if (payload.length >= MERGE_LIMIT_BYTES) {
+      // A large frame leaves on its own anyway: no reason to wait.
+      void this.#flush();
+      return;
+    }
+    this.#quietHops = 0;
+    queueMicrotask(this.#flushWhenQuiet);
   }
+
+  // Frames written in the same turn leave in one TCP write: the flush waits
+  // until a few microtask hops pass without a new frame (a pipe hands its
+  // messages over a few hops apart), then writes them together.
+  readonly #flushWhenQuiet = (): void => {
+    if (this.#queuedSinceCheck) {
+      this.#queuedSinceCheck = false;
+      this.#quietHops = 0;
+    } else if (++this.#quietHops >= QUIET_HOPS_BEFORE_FLUSH) {
+      void this.#flush();
+      return;
+    }
+    queueMicrotask(this.#flushWhenQuiet);
+  };
 
   // Writes what is queued; frames queued while a write is in flight leave
   // together in the next write.
   async #flush(): Promise<void> {
-    this.#flushing = true;
     try {
       while (this.#outgoing.length > 0) {
         const chunks = this.#outgoing;
