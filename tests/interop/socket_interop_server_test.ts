@@ -2,8 +2,9 @@
 // WebSocket, npm ws, Python websockets and headless Chromium. For each client:
 // text and binary of 0 B … 1 MiB, multi-byte UTF-8, 1,000 pipelined messages,
 // subprotocol negotiation, close code and reason both ways, a server-initiated
-// close, and our keep-alive pings answered by the client. npm ws also checks
-// that we answer its Ping with the same payload (RFC 6455 §5.5.3).
+// close, and our keep-alive pings answered by the client. npm ws and Python
+// (python/ping_client.py) also check that we answer their Pings with the
+// same payloads (RFC 6455 §5.5.3).
 // Compression is tested in deflate_interop_test.ts.
 
 import { assertEquals } from "@std/assert";
@@ -20,6 +21,7 @@ import {
   chromiumAvailable,
   launchChromium,
   type PeerMessage,
+  PYTHON,
   pythonWebsocketsAvailable,
   requirePeer,
   runPythonClient,
@@ -427,6 +429,42 @@ Deno.test("socket interop: Python websockets client ⇄ our server", async (t) =
   const servers = startOurServers();
   try {
     await runScenarios(t, pythonClient, servers);
+
+    await t.step(
+      "we answer websockets' Pings with Pongs carrying the same payloads",
+      async () => {
+        // python/ping_client.py pings with "", "ping from python" and 125 ×
+        // 0x09 and counts the Pongs whose payload matches (bounded at 10 s).
+        const child = new Deno.Command(PYTHON, {
+          args: [
+            "-B",
+            new URL("./python/ping_client.py", import.meta.url).pathname,
+            `${servers.url}/echo`,
+            "--timeout",
+            "10",
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const killer = setTimeout(() => {
+          try {
+            child.kill("SIGKILL"); // its own PID only
+          } catch {
+            // already gone
+          }
+        }, 13_000);
+        const output = await child.output().finally(() => clearTimeout(killer));
+        const stdout = new TextDecoder().decode(output.stdout).trim();
+        assertEquals(
+          JSON.parse(stdout.split("\n").at(-1) || "{}"),
+          { pongs: 3, close_code: 1000 },
+          `ping_client.py: ${stdout} ${
+            new TextDecoder().decode(output.stderr)
+          }`,
+        );
+        assertEquals((await servers.closes.next()).code, 1000);
+      },
+    );
   } finally {
     await servers.shutdown();
   }
