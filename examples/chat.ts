@@ -62,8 +62,12 @@ export function startChat(options: ChatOptions = {}): ChatServer {
     const member = members.get(writer);
     if (member === undefined) return;
     if ((writer.desiredSize ?? 0) < 0) {
-      members.delete(writer);
-      member.socket.close({ closeCode: 1013, reason: "too slow" });
+      // Its handler below announces the leave once the socket has closed.
+      try {
+        member.socket.close({ closeCode: 1013, reason: "too slow" });
+      } catch {
+        // Closing already.
+      }
       return;
     }
     writer.write(JSON.stringify(event)).catch(() => {
