@@ -11,6 +11,8 @@
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 /** The default limit on the number of header fields in an HTTP head. */
 export const DEFAULT_MAX_HEADER_COUNT = 100;
+// Reads of the head go into a buffer this small (a head is rarely larger).
+const HEAD_READ_BYTES = 2 * 1024;
 
 /**
  * An HTTP head that could not be accepted. `status` is the response a server
@@ -142,7 +144,23 @@ export async function readHttpHead(
   const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
   const signal = options.signal;
   signal?.throwIfAborted();
-  const reader = readable.getReader();
+  // A byte stream (a Deno.Conn) is read into a small buffer of our own: a
+  // default reader would make it allocate a 64 KiB chunk per read.
+  let byobReader: ReadableStreamBYOBReader | undefined;
+  try {
+    byobReader = readable.getReader({ mode: "byob" });
+  } catch {
+    // Not a byte stream.
+  }
+  const defaultReader = byobReader ? undefined : readable.getReader();
+  const reader = byobReader ?? defaultReader!;
+  let readBuffer = new ArrayBuffer(HEAD_READ_BYTES);
+  const read = async (): Promise<ReadableStreamReadResult<Uint8Array>> => {
+    if (defaultReader) return await defaultReader.read();
+    const result = await byobReader!.read(new Uint8Array(readBuffer));
+    if (result.value) readBuffer = result.value.buffer as ArrayBuffer;
+    return result as ReadableStreamReadResult<Uint8Array>;
+  };
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => {
@@ -158,7 +176,7 @@ export async function readHttpHead(
   let length = 0;
   try {
     while (true) {
-      const { value, done } = await Promise.race([reader.read(), aborted]);
+      const { value, done } = await Promise.race([read(), aborted]);
       if (done) {
         throw new Error(
           length === 0
