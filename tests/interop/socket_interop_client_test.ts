@@ -6,7 +6,7 @@
 // server, and the server's pings answered by us (Python: our own
 // python/scenario_server.py, since echo_server.py only echoes). Compression is tested in deflate_interop_test.ts.
 
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 // npm ws ships no types (its module is `any` here). It is a test-only peer,
 // so it is not in deno.json's imports.
 // deno-lint-ignore no-import-prefix
@@ -41,6 +41,8 @@ const hasPython = await pythonWebsocketsAvailable();
 interface ServerPeer {
   /** `ws://127.0.0.1:PORT` (no trailing slash). */
   url: string;
+  /** The payloads of the Pings the server received (when it can tell). */
+  pings?: Uint8Array[];
   /** Each connection's end as the server saw it, in order. */
   nextClose(): Promise<PeerClose>;
   stop(): Promise<void>;
@@ -88,6 +90,7 @@ function startDenoServer(): ServerPeer {
 async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
   const closes = new CloseLog();
   const pongs: Buffer[] = [];
+  const pings: Uint8Array[] = [];
   const server = new WebSocketServer({
     host: "127.0.0.1",
     port: 0,
@@ -107,6 +110,7 @@ async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
       ws.send(data, { binary: isBinary });
     });
     ws.on("pong", (data: Buffer) => pongs.push(data));
+    ws.on("ping", (data: Buffer) => pings.push(new Uint8Array(data)));
     ws.on("close", (code: number, reason: Buffer) =>
       closes.push({
         code,
@@ -123,6 +127,7 @@ async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
   return {
     url: `ws://127.0.0.1:${server.address().port}`,
     pongs,
+    pings,
     nextClose: () => closes.next(),
     stop: () => {
       // ws's close() waits for its clients: end any a failed test left.
@@ -352,10 +357,20 @@ async function runScenarios(
         pingIntervalMs: 50,
         pongTimeoutMs: 250,
       });
+      const pingsBefore = server.pings?.length ?? 0;
       socket.ping(new TextEncoder().encode("ping from wstream"));
       await delay(600);
       // A missing Pong would have failed the socket (1006) by now.
       assertEquals(await echo(socket, ["still open"]), ["still open"]);
+      if (server.pings) {
+        // The Pings really went out: ours, then about one per 50 ms.
+        const pings = server.pings.slice(pingsBefore);
+        assertEquals(
+          new TextDecoder().decode(pings[0]),
+          "ping from wstream",
+        );
+        assert(pings.length >= 5, `ws received ${pings.length} Pings`);
+      }
       await closeNormally(socket, server);
     },
   );

@@ -7,7 +7,7 @@
 // same payloads (RFC 6455 §5.5.3).
 // Compression is tested in deflate_interop_test.ts.
 
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 // npm ws ships no types (its module is `any` here). It is a test-only peer,
 // so it is not in deno.json's imports.
 // deno-lint-ignore no-import-prefix
@@ -369,6 +369,43 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
             ws.ping(Buffer.from(payload));
             assertEquals(new Uint8Array(await pong), payload);
           }
+          const closed = new Promise<number>((resolve) =>
+            ws.once("close", resolve)
+          );
+          ws.close(1000);
+          assertEquals(await within(closed, 5000, "ws closing"), 1000);
+          assertEquals((await servers.closes.next()).code, 1000);
+        } finally {
+          ws.terminate();
+        }
+      },
+    );
+
+    await t.step(
+      "our keep-alive Pings reach ws (about one per 50 ms)",
+      async () => {
+        const ws = new WsWebSocket(servers.keepAliveUrl);
+        try {
+          const pings: string[] = [];
+          ws.on("ping", (data: Buffer) => pings.push(data.toString("utf8")));
+          await within(
+            new Promise((resolve, reject) => {
+              ws.once("open", resolve);
+              ws.once("error", reject);
+            }),
+            5000,
+            "ws opening",
+          );
+          const echoed = within(
+            new Promise<Buffer>((resolve) => ws.once("message", resolve)),
+            5000,
+            "the delayed echo",
+          );
+          ws.send("one");
+          assertEquals(String(await echoed), "one"); // after 300 ms
+          // The handler's own Ping with a payload, and keep-alive ones.
+          assert(pings.includes("are you there?"), JSON.stringify(pings));
+          assert(pings.length >= 4, `ws received ${pings.length} Pings`);
           const closed = new Promise<number>((resolve) =>
             ws.once("close", resolve)
           );
