@@ -15,7 +15,11 @@ import {
 } from "./close_payload.ts";
 import { type Frame, Opcode } from "./frame.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "./frame_decoder.ts";
-import { encodeFrame } from "./frame_encoder.ts";
+import {
+  encodeFrame,
+  encodeFrameInto,
+  frameHeaderLength,
+} from "./frame_encoder.ts";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   type Message,
@@ -118,6 +122,8 @@ const MAX_READ_BYTES = 256 * 1024;
 const READABLE_HIGH_WATER_BYTES = 256 * 1024;
 // Frames smaller than this are merged into one TCP write.
 const MERGE_LIMIT_BYTES = 64 * 1024;
+// The first size of the buffer small frames are encoded into.
+const MIN_BATCH_BYTES = 4 * 1024;
 // Microtask hops without a new frame before queued frames are written.
 const QUIET_HOPS_BEFORE_FLUSH = 8;
 
@@ -226,6 +232,9 @@ export class WebSocketConnection {
 
   // Bytes waiting for the transport, and who waits for them to drain.
   #outgoing: Uint8Array[] = [];
+  // Small frames are encoded straight into one buffer, written as one chunk.
+  #batch: Uint8Array | undefined;
+  #batchUsed = 0;
   #outgoingBytes = 0;
   #flushing = false;
   #queuedSinceCheck = false;
@@ -437,14 +446,40 @@ export class WebSocketConnection {
 
   #sendFrame(opcode: Opcode, payload: Uint8Array, rsv1: boolean): void {
     if (this.#transportFailed) return;
-    const chunks = encodeFrame(
-      { fin: true, rsv1, opcode, payload },
-      this.#mask,
-    );
-    for (const chunk of chunks) {
-      this.#outgoing.push(chunk);
-      this.#outgoingBytes += chunk.length;
+    const frame = { fin: true, rsv1, opcode, payload };
+    const size = frameHeaderLength(payload.length, this.#mask) + payload.length;
+    if (size < MERGE_LIMIT_BYTES) {
+      let batch = this.#batch;
+      const used = this.#batchUsed;
+      if (batch === undefined || used + size > batch.length) {
+        if (used + size > MERGE_LIMIT_BYTES) {
+          this.#sealBatch();
+          batch = new Uint8Array(Math.max(MIN_BATCH_BYTES, size));
+        } else {
+          const grown = new Uint8Array(
+            Math.min(
+              MERGE_LIMIT_BYTES,
+              Math.max(MIN_BATCH_BYTES, (used + size) * 2),
+            ),
+          );
+          if (batch !== undefined) grown.set(batch.subarray(0, used));
+          batch = grown;
+        }
+        this.#batch = batch;
+      }
+      this.#batchUsed = encodeFrameInto(
+        batch,
+        this.#batchUsed,
+        frame,
+        this.#mask,
+      );
+    } else {
+      this.#sealBatch();
+      for (const chunk of encodeFrame(frame, this.#mask)) {
+        this.#outgoing.push(chunk);
+      }
     }
+    this.#outgoingBytes += size;
     this.#queuedSinceCheck = true;
     if (this.#flushing) return;
     this.#flushing = true;
@@ -473,12 +508,22 @@ export class WebSocketConnection {
 
   // Writes what is queued; frames queued while a write is in flight leave
   // together in the next write.
+  // Moves the frames encoded into the batch buffer to the outgoing chunks.
+  #sealBatch(): void {
+    if (this.#batchUsed === 0) return;
+    this.#outgoing.push(this.#batch!.subarray(0, this.#batchUsed));
+    this.#batch = undefined;
+    this.#batchUsed = 0;
+  }
+
   async #flush(): Promise<void> {
     try {
-      while (this.#outgoing.length > 0) {
+      while (true) {
+        this.#sealBatch();
+        if (this.#outgoing.length === 0) break;
         const chunks = this.#outgoing;
         this.#outgoing = [];
-        for (const bytes of mergeSmallChunks(chunks)) {
+        for (const bytes of chunks) {
           await this.#writer.write(bytes);
           this.#outgoingBytes -= bytes.length;
           if (this.#outgoingBytes <= this.#maxBufferedBytes) {
@@ -489,6 +534,8 @@ export class WebSocketConnection {
     } catch (error) {
       this.#transportFailed = true;
       this.#outgoing = [];
+      this.#batch = undefined;
+      this.#batchUsed = 0;
       this.#outgoingBytes = 0;
       this.#onTransportEnd(error);
     } finally {
@@ -501,7 +548,8 @@ export class WebSocketConnection {
     const waiters = this.#drainWaiters;
     if (waiters.length === 0) return;
     if (
-      this.#outgoing.length > 0 && this.#outgoingBytes > this.#maxBufferedBytes
+      (this.#outgoing.length > 0 || this.#batchUsed > 0) &&
+      this.#outgoingBytes > this.#maxBufferedBytes
     ) return;
     this.#drainWaiters = [];
     for (const resolve of waiters) resolve();
@@ -887,39 +935,4 @@ export class WebSocketConnection {
       }
     }, 0);
   }
-}
-
-// Merges runs of small chunks so frames queued together leave in one write;
-// large chunks are written as they are, without a copy.
-function mergeSmallChunks(chunks: Uint8Array[]): Uint8Array[] {
-  if (chunks.length === 1) return chunks;
-  const merged: Uint8Array[] = [];
-  let run: Uint8Array[] = [];
-  let runBytes = 0;
-  const endRun = () => {
-    if (run.length === 1) merged.push(run[0]);
-    else if (run.length > 1) {
-      const bytes = new Uint8Array(runBytes);
-      let offset = 0;
-      for (const chunk of run) {
-        bytes.set(chunk, offset);
-        offset += chunk.length;
-      }
-      merged.push(bytes);
-    }
-    run = [];
-    runBytes = 0;
-  };
-  for (const chunk of chunks) {
-    if (chunk.length >= MERGE_LIMIT_BYTES) {
-      endRun();
-      merged.push(chunk);
-      continue;
-    }
-    if (runBytes + chunk.length > MERGE_LIMIT_BYTES) endRun();
-    run.push(chunk);
-    runBytes += chunk.length;
-  }
-  endRun();
-  return merged;
 }
