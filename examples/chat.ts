@@ -24,6 +24,8 @@ export interface ChatOptions {
   onListen?: (url: string) => void;
   /** Aborting it shuts the server down (every page gets Close 1001). */
   signal?: AbortSignal;
+  /** How long a closing page has to answer our Close (default 5000 ms). */
+  closeTimeoutMs?: number;
 }
 
 /** A running chat server. */
@@ -85,6 +87,7 @@ export function startChat(options: ChatOptions = {}): ChatServer {
     signal: options.signal,
     // Chat lines are short: refuse anything bigger than 64 KiB (1009).
     maxMessageBytes: 64 * 1024,
+    closeTimeoutMs: options.closeTimeoutMs,
     // Pages that vanish without a Close (a closed laptop) are noticed.
     pingIntervalMs: 30_000,
     onListen: ({ port }) => options.onListen?.(pageUrl(hostname, port)),

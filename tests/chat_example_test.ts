@@ -127,6 +127,50 @@ Deno.test("examples/chat.ts broadcasts messages, joins and leaves to wstream cli
   assertEquals((await alice.closed).closeCode, 1001);
 });
 
+Deno.test("examples/chat.ts closes a page that stops reading with 1013 and announces its leave", async () => {
+  await using chat = startChat({ port: 0, closeTimeoutMs: 200 });
+  const wsUrl = chat.url.replace("http:", "ws:") + "ws";
+  // The sleeper never reads: its TCP buffers fill, then the server's queue.
+  const sleeper = await connect(wsUrl, { closeTimeoutMs: 200 });
+  const talker = await connect(wsUrl);
+  const events = talker.readable.getReader();
+  const writer = talker.writable.getWriter();
+  // Random text, so permessage-deflate cannot shrink it.
+  const randomText = () =>
+    Array.from(
+      crypto.getRandomValues(new Uint8Array(1200)),
+      (byte) => byte.toString(36),
+    ).join("").slice(0, 2000);
+  let leave: unknown;
+  // The talker reads its own broadcasts back, 20 at a time, so only the
+  // sleeper falls behind. At most 20 MB; the sleeper goes long before.
+  for (let round = 0; round < 500 && leave === undefined; round++) {
+    for (let i = 0; i < 20; i++) {
+      await writer.write(JSON.stringify({ text: randomText() }));
+    }
+    let echoed = 0;
+    while (echoed < 20) {
+      const { value, done } = await within(
+        10_000,
+        events.read(),
+        "the talker's broadcasts",
+      );
+      if (done) throw new Error("the talker's socket ended");
+      const event = JSON.parse(value as string);
+      if (event.type === "message") echoed++;
+      if (event.type === "leave") leave = event;
+    }
+  }
+  assertEquals(leave, { type: "leave", name: "guest 1", online: 1 });
+
+  await sleeper.readable.cancel();
+  const sleeperEnd = await within(10_000, sleeper.closed, "the sleeper's end");
+  assertEquals(sleeperEnd.wasClean, false); // it never answered in time
+  await writer.close();
+  await events.cancel();
+  assertEquals((await talker.closed).closeCode, 1000);
+});
+
 Deno.test("examples/chat.ts in headless Chromium: a message typed in one page appears in the other", async () => {
   if (!requirePeer("chromium", hasChromium, "apt-get install chromium")) {
     return;
