@@ -148,6 +148,14 @@ export class CloseLog {
     else this.#events.push(event);
   }
 
+  /**
+   * Forgets the endings not read yet: a step that failed early leaves its
+   * connection's ending behind, which must not fail the next step too.
+   */
+  clear(): void {
+    this.#events.length = 0;
+  }
+
   /** The next connection's end, waiting at most ms. */
   next(ms = 5000): Promise<PeerClose> {
     const event = this.#events.shift();

@@ -45,6 +45,8 @@ interface ServerPeer {
   pings?: Uint8Array[];
   /** Each connection's end as the server saw it, in order. */
   nextClose(): Promise<PeerClose>;
+  /** Forgets the endings not read yet (see {@linkcode CloseLog.clear}). */
+  clearCloses(): void;
   stop(): Promise<void>;
 }
 
@@ -83,6 +85,7 @@ function startDenoServer(): ServerPeer {
   return {
     url: `ws://127.0.0.1:${server.addr.port}`,
     nextClose: () => closes.next(),
+    clearCloses: () => closes.clear(),
     stop: () => server.shutdown(),
   };
 }
@@ -129,6 +132,7 @@ async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
     pongs,
     pings,
     nextClose: () => closes.next(),
+    clearCloses: () => closes.clear(),
     stop: () => {
       // ws's close() waits for its clients: end any a failed test left.
       for (const client of server.clients) client.terminate();
@@ -213,6 +217,7 @@ async function startPythonServer(): Promise<ServerPeer> {
     return {
       url: `ws://127.0.0.1:${port}`,
       nextClose: () => closes.next(),
+      clearCloses: () => closes.clear(),
       stop,
     };
   } catch (error) {
@@ -269,13 +274,26 @@ async function closeNormally(
   assertEquals((await server.nextClose()).code, 1000);
 }
 
+/** t.step, after forgetting connection endings an earlier step left. */
+function stepper(
+  t: Deno.TestContext,
+  server: ServerPeer,
+): (name: string, fn: () => Promise<void>) => Promise<boolean> {
+  return (name, fn) =>
+    t.step(name, () => {
+      server.clearCloses();
+      return fn();
+    });
+}
+
 async function runScenarios(
   t: Deno.TestContext,
   server: ServerPeer,
 ): Promise<void> {
   const echoUrl = `${server.url}/echo`;
+  const step = stepper(t, server);
 
-  await t.step(
+  await step(
     "text and binary of 0, 1, 125, 126, 65535, 65536 and 1 MiB bytes",
     async () => {
       const socket = await open(echoUrl);
@@ -285,7 +303,7 @@ async function runScenarios(
     },
   );
 
-  await t.step(
+  await step(
     "multi-byte UTF-8: 2-, 3-, 4-byte characters, emoji, BOM",
     async () => {
       const socket = await open(echoUrl);
@@ -295,14 +313,14 @@ async function runScenarios(
     },
   );
 
-  await t.step("1,000 pipelined messages arrive in order", async () => {
+  await step("1,000 pipelined messages arrive in order", async () => {
     const socket = await open(echoUrl);
     const sent = pipelinedMessages();
     assertSameMessages(await echo(socket, sent), sent);
     await closeNormally(socket, server);
   });
 
-  await t.step(
+  await step(
     'subprotocol: we offer ["a", "chat"], the server picks "chat"',
     async () => {
       const socket = await open(echoUrl, { protocols: ["a", "chat"] });
@@ -316,7 +334,7 @@ async function runScenarios(
     },
   );
 
-  await t.step(
+  await step(
     'we close with 4001 "bye": the server sees it and echoes it',
     async () => {
       const socket = await open(echoUrl);
@@ -331,7 +349,7 @@ async function runScenarios(
     },
   );
 
-  await t.step('server-initiated close with 4002 "later"', async () => {
+  await step('server-initiated close with 4002 "later"', async () => {
     const socket = await open(`${server.url}/close-4002`);
     // readable ends at the server's Close, which our socket echoes
     // (RFC 6455 §5.5.1) without the app closing writable.
@@ -350,7 +368,7 @@ async function runScenarios(
     assertEquals([seen.code, seen.reason], [4002, "later"]);
   });
 
-  await t.step(
+  await step(
     "the server answers our pings (keep-alive every 50 ms, pong timeout 250 ms, for 600 ms)",
     async () => {
       const socket = await open(echoUrl, {
@@ -380,8 +398,9 @@ Deno.test("socket interop: our client ⇄ Deno.serve + Deno.upgradeWebSocket", a
   const server = startDenoServer();
   try {
     await runScenarios(t, server);
+    const step = stepper(t, server);
 
-    await t.step(
+    await step(
       "we answer Deno's idle-timeout pings (idleTimeout 1 s, for 2.5 s)",
       async () => {
         const socket = await open(`${server.url}/idle`);
@@ -400,8 +419,9 @@ Deno.test("socket interop: our client ⇄ npm ws WebSocketServer", async (t) => 
   const server = await startWsServer();
   try {
     await runScenarios(t, server);
+    const step = stepper(t, server);
 
-    await t.step(
+    await step(
       "we answer ws's Pings with Pongs carrying the same payloads",
       async () => {
         const socket = await open(`${server.url}/ping`);
@@ -441,8 +461,9 @@ Deno.test("socket interop: our client ⇄ Python websockets server", async (t) =
   const server = await startPythonServer();
   try {
     await runScenarios(t, server);
+    const step = stepper(t, server);
 
-    await t.step(
+    await step(
       "we answer websockets' Pings with Pongs carrying the same payloads",
       async () => {
         const socket = await open(`${server.url}/ping`);

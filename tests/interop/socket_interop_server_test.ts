@@ -246,6 +246,18 @@ function startOurServers(): OurServers {
   };
 }
 
+/** t.step, after forgetting connection endings an earlier step left. */
+function stepper(
+  t: Deno.TestContext,
+  servers: OurServers,
+): (name: string, fn: () => Promise<void>) => Promise<boolean> {
+  return (name, fn) =>
+    t.step(name, () => {
+      servers.closes.clear();
+      return fn();
+    });
+}
+
 /** Every scenario, as steps of one test per client peer. */
 async function runScenarios(
   t: Deno.TestContext,
@@ -253,8 +265,9 @@ async function runScenarios(
   servers: OurServers,
 ): Promise<void> {
   const echoUrl = `${servers.url}/echo`;
+  const step = stepper(t, servers);
 
-  await t.step(
+  await step(
     "text and binary of 0, 1, 125, 126, 65535, 65536 and 1 MiB bytes",
     async () => {
       const sent = sizedMessages();
@@ -265,7 +278,7 @@ async function runScenarios(
     },
   );
 
-  await t.step(
+  await step(
     "multi-byte UTF-8: 2-, 3-, 4-byte characters, emoji, BOM",
     async () => {
       const sent = utf8Messages();
@@ -276,7 +289,7 @@ async function runScenarios(
     },
   );
 
-  await t.step("1,000 pipelined messages arrive in order", async () => {
+  await step("1,000 pipelined messages arrive in order", async () => {
     const sent = pipelinedMessages();
     const result = await client(echoUrl, sent);
     assertSameMessages(result.received, sent);
@@ -284,7 +297,7 @@ async function runScenarios(
     assertEquals((await servers.closes.next()).code, 1000);
   });
 
-  await t.step(
+  await step(
     'subprotocol: client offers ["a", "chat"], server picks "chat"',
     async () => {
       const result = await client(echoUrl, ["hi"], {
@@ -297,7 +310,7 @@ async function runScenarios(
     },
   );
 
-  await t.step(
+  await step(
     'client closes with 4001 "bye": server sees it, echoes it',
     async () => {
       const result = await client(echoUrl, [], {
@@ -310,7 +323,7 @@ async function runScenarios(
     },
   );
 
-  await t.step('server-initiated close with 4002 "later"', async () => {
+  await step('server-initiated close with 4002 "later"', async () => {
     const result = await client(`${servers.url}/close-4002`, ["hello"]);
     assertEquals(result.received, []);
     assertEquals([result.closeCode, result.closeReason], [4002, "later"]);
@@ -318,7 +331,7 @@ async function runScenarios(
     assertEquals([seen.code, seen.reason], [4002, "later"]);
   });
 
-  await t.step(
+  await step(
     "the client answers our pings (keep-alive every 50 ms, pong timeout 250 ms, for 600 ms)",
     async () => {
       const sent: PeerMessage[] = ["one", new Uint8Array([1, 2, 3])];
@@ -344,8 +357,9 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
   const servers = startOurServers();
   try {
     await runScenarios(t, wsClient, servers);
+    const step = stepper(t, servers);
 
-    await t.step(
+    await step(
       "we answer ws's Ping with a Pong carrying the same payload",
       async () => {
         const ws = new WsWebSocket(`${servers.url}/echo`);
@@ -381,7 +395,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
       },
     );
 
-    await t.step(
+    await step(
       "our keep-alive Pings reach ws (about one per 50 ms)",
       async () => {
         const ws = new WsWebSocket(servers.keepAliveUrl);
@@ -418,7 +432,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
       },
     );
 
-    await t.step("ws receives our ping(payload) with its payload", async () => {
+    await step("ws receives our ping(payload) with its payload", async () => {
       const pinged = Promise.withResolvers<WebSocketConnection>();
       const server = serve(
         { hostname: "127.0.0.1", port: 0, compression: false },
@@ -466,8 +480,9 @@ Deno.test("socket interop: Python websockets client ⇄ our server", async (t) =
   const servers = startOurServers();
   try {
     await runScenarios(t, pythonClient, servers);
+    const step = stepper(t, servers);
 
-    await t.step(
+    await step(
       "we answer websockets' Pings with Pongs carrying the same payloads",
       async () => {
         // python/ping_client.py pings with "", "ping from python" and 125 ×
