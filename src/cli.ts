@@ -20,7 +20,17 @@ import { connect } from "./client.ts";
 import type { WebSocketConnection } from "./connection.ts";
 import { serve } from "./server.ts";
 
-/** The text `--help` prints. */
+/**
+ * The text `--help` prints.
+ *
+ * @example
+ * ```ts
+ * import { USAGE } from "@wstream/wstream/cli";
+ * import { assertStringIncludes } from "@std/assert";
+ *
+ * assertStringIncludes(USAGE, "--listen <port>");
+ * ```
+ */
 export const USAGE: string = `Usage:
   cli [options] <ws://host:port/path | wss://…>   connect; send stdin lines, print messages
   cli --listen <port> [options]                   serve: echo every message back
@@ -46,7 +56,25 @@ Exit status: 0 after a normal close (1000, 1001, or no code), 1 when the
 connection is refused, the handshake fails or the socket closes with
 another code, 2 for bad arguments.`;
 
-/** The parsed command line. */
+/**
+ * The parsed command line, as {@linkcode parseCliArgs} returns it.
+ *
+ * @example
+ * ```ts
+ * import type { CliOptions } from "@wstream/wstream/cli";
+ *
+ * const echoServer: CliOptions = {
+ *   listen: 9001,
+ *   hostname: "127.0.0.1",
+ *   protocols: [],
+ *   headers: [],
+ *   binary: false,
+ *   broadcast: false,
+ *   compression: true,
+ *   help: false,
+ * };
+ * ```
+ */
 export interface CliOptions {
   /** The URL to connect to (client mode). */
   url?: string;
@@ -183,7 +211,23 @@ export function parseCliArgs(args: readonly string[]): CliOptions {
   return options;
 }
 
-/** Where the CLI writes; a test or an embedding program may redirect it. */
+/**
+ * Where the CLI reads and writes; a test or an embedding program may
+ * redirect it.
+ *
+ * @example Collect the output in memory
+ * ```ts
+ * import type { CliIo } from "@wstream/wstream/cli";
+ *
+ * const log: string[] = [];
+ * const chunks: Uint8Array[] = [];
+ * const io: CliIo = {
+ *   stdin: ReadableStream.from([new TextEncoder().encode("hello\n")]),
+ *   stdout: new WritableStream({ write: (chunk) => void chunks.push(chunk) }),
+ *   log: (line) => log.push(line),
+ * };
+ * ```
+ */
 export interface CliIo {
   /** Lines of input (client mode): each is sent as a message. */
   stdin: ReadableStream<Uint8Array>;
