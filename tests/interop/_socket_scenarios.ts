@@ -131,6 +131,13 @@ export interface PeerClose {
   code: number | null;
   reason: string | null;
   protocol: string;
+  /** The `step` query parameter of the connection's URL, when it had one. */
+  step?: string | null;
+}
+
+/** The query that tags a connection with its test step: `?step=N`. */
+export function stepOf(url: string): string | null {
+  return new URL(url, "ws://localhost").searchParams.get("step");
 }
 
 /**
@@ -143,17 +150,23 @@ export class CloseLog {
 
   /** Records one connection's end. */
   push(event: PeerClose): void {
+    if (this.#step !== undefined && event.step !== this.#step) return;
     const waiter = this.#waiters.shift();
     if (waiter) waiter(event);
     else this.#events.push(event);
   }
 
+  #step: string | undefined;
+
   /**
-   * Forgets the endings not read yet: a step that failed early leaves its
-   * connection's ending behind, which must not fail the next step too.
+   * From now on, keeps only the endings of connections whose URL had
+   * `?step=step`: a step that failed leaves its connection's ending behind
+   * (possibly arriving later), which must not fail the next step too.
    */
-  clear(): void {
-    this.#events.length = 0;
+  startStep(step: string): void {
+    this.#step = step;
+    const kept = this.#events.filter((event) => event.step === step);
+    this.#events.splice(0, this.#events.length, ...kept);
   }
 
   /** The next connection's end, waiting at most ms. */

@@ -27,6 +27,7 @@ import {
   type PeerClose,
   pipelinedMessages,
   sizedMessages,
+  stepOf,
   utf8Messages,
   within,
 } from "./_socket_scenarios.ts";
@@ -41,12 +42,14 @@ const hasPython = await pythonWebsocketsAvailable();
 interface ServerPeer {
   /** `ws://127.0.0.1:PORT` (no trailing slash). */
   url: string;
+  /** The step connections are tagged with (`?step=`), see {@linkcode CloseLog.startStep}. */
+  step: string;
   /** The payloads of the Pings the server received (when it can tell). */
   pings?: Uint8Array[];
   /** Each connection's end as the server saw it, in order. */
   nextClose(): Promise<PeerClose>;
-  /** Forgets the endings not read yet (see {@linkcode CloseLog.clear}). */
-  clearCloses(): void;
+  /** Starts a step: see {@linkcode CloseLog.startStep}. */
+  startStep(step: string): void;
   stop(): Promise<void>;
 }
 
@@ -79,13 +82,15 @@ function startDenoServer(): ServerPeer {
         // Deno 2.9.6 leaves a server socket's `protocol` "" even after
         // choosing one: report what went into the 101 response instead.
         protocol: response.headers.get("sec-websocket-protocol") ?? "",
+        step: stepOf(request.url),
       });
     return response;
   });
   return {
     url: `ws://127.0.0.1:${server.addr.port}`,
     nextClose: () => closes.next(),
-    clearCloses: () => closes.clear(),
+    step: "",
+    startStep: (step) => closes.startStep(step),
     stop: () => server.shutdown(),
   };
 }
@@ -119,6 +124,7 @@ async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
         code,
         reason: reason.toString("utf8"),
         protocol: ws.protocol,
+        step: stepOf(request.url),
       }));
     if (path === "/close-4002") ws.close(4002, "later");
     if (path === "/ping") {
@@ -132,7 +138,8 @@ async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
     pongs,
     pings,
     nextClose: () => closes.next(),
-    clearCloses: () => closes.clear(),
+    step: "",
+    startStep: (step) => closes.startStep(step),
     stop: () => {
       // ws's close() waits for its clients: end any a failed test left.
       for (const client of server.clients) client.terminate();
@@ -184,6 +191,7 @@ async function startPythonServer(): Promise<ServerPeer> {
         code: line.code as number | null,
         reason: line.reason as string | null,
         protocol: (line.subprotocol as string | null) ?? "",
+        step: stepOf(line.path as string),
       });
     }
   });
@@ -217,13 +225,19 @@ async function startPythonServer(): Promise<ServerPeer> {
     return {
       url: `ws://127.0.0.1:${port}`,
       nextClose: () => closes.next(),
-      clearCloses: () => closes.clear(),
+      step: "",
+      startStep: (step) => closes.startStep(step),
       stop,
     };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** url + path, tagged with the current step. */
+function at(server: ServerPeer, path: string): string {
+  return `${server.url}${path}?step=${server.step}`;
 }
 
 function open(
@@ -274,14 +288,17 @@ async function closeNormally(
   assertEquals((await server.nextClose()).code, 1000);
 }
 
-/** t.step, after forgetting connection endings an earlier step left. */
+let stepCount = 0;
+
+/** t.step, with the step's connections tagged (`?step=N`) and told apart. */
 function stepper(
   t: Deno.TestContext,
   server: ServerPeer,
 ): (name: string, fn: () => Promise<void>) => Promise<boolean> {
   return (name, fn) =>
     t.step(name, () => {
-      server.clearCloses();
+      server.step = String(++stepCount);
+      server.startStep(server.step);
       return fn();
     });
 }
@@ -290,13 +307,13 @@ async function runScenarios(
   t: Deno.TestContext,
   server: ServerPeer,
 ): Promise<void> {
-  const echoUrl = `${server.url}/echo`;
+  const echoUrl = () => at(server, "/echo");
   const step = stepper(t, server);
 
   await step(
     "text and binary of 0, 1, 125, 126, 65535, 65536 and 1 MiB bytes",
     async () => {
-      const socket = await open(echoUrl);
+      const socket = await open(echoUrl());
       const sent = sizedMessages();
       assertSameMessages(await echo(socket, sent), sent);
       await closeNormally(socket, server);
@@ -306,7 +323,7 @@ async function runScenarios(
   await step(
     "multi-byte UTF-8: 2-, 3-, 4-byte characters, emoji, BOM",
     async () => {
-      const socket = await open(echoUrl);
+      const socket = await open(echoUrl());
       const sent = utf8Messages();
       assertSameMessages(await echo(socket, sent), sent);
       await closeNormally(socket, server);
@@ -314,7 +331,7 @@ async function runScenarios(
   );
 
   await step("1,000 pipelined messages arrive in order", async () => {
-    const socket = await open(echoUrl);
+    const socket = await open(echoUrl());
     const sent = pipelinedMessages();
     assertSameMessages(await echo(socket, sent), sent);
     await closeNormally(socket, server);
@@ -323,7 +340,7 @@ async function runScenarios(
   await step(
     'subprotocol: we offer ["a", "chat"], the server picks "chat"',
     async () => {
-      const socket = await open(echoUrl, { protocols: ["a", "chat"] });
+      const socket = await open(echoUrl(), { protocols: ["a", "chat"] });
       assertEquals(socket.protocol, "chat");
       assertEquals(socket.extensions, "");
       assertEquals(await echo(socket, ["hi"]), ["hi"]);
@@ -337,7 +354,7 @@ async function runScenarios(
   await step(
     'we close with 4001 "bye": the server sees it and echoes it',
     async () => {
-      const socket = await open(echoUrl);
+      const socket = await open(echoUrl());
       socket.close({ closeCode: 4001, reason: "bye" });
       const closed = await within(socket.closed, 7000, "our socket closing");
       assertEquals(
@@ -350,7 +367,7 @@ async function runScenarios(
   );
 
   await step('server-initiated close with 4002 "later"', async () => {
-    const socket = await open(`${server.url}/close-4002`);
+    const socket = await open(at(server, "/close-4002"));
     // readable ends at the server's Close, which our socket echoes
     // (RFC 6455 §5.5.1) without the app closing writable.
     const messages = await within(
@@ -371,7 +388,7 @@ async function runScenarios(
   await step(
     "the server answers our pings (keep-alive every 50 ms, pong timeout 250 ms, for 600 ms)",
     async () => {
-      const socket = await open(echoUrl, {
+      const socket = await open(echoUrl(), {
         pingIntervalMs: 50,
         pongTimeoutMs: 250,
       });
@@ -403,7 +420,7 @@ Deno.test("socket interop: our client ⇄ Deno.serve + Deno.upgradeWebSocket", a
     await step(
       "we answer Deno's idle-timeout pings (idleTimeout 1 s, for 2.5 s)",
       async () => {
-        const socket = await open(`${server.url}/idle`);
+        const socket = await open(at(server, "/idle"));
         await delay(2500);
         // Deno closes an idle socket whose Ping went unanswered with 1001.
         assertEquals(await echo(socket, ["still open"]), ["still open"]);
@@ -424,7 +441,7 @@ Deno.test("socket interop: our client ⇄ npm ws WebSocketServer", async (t) => 
     await step(
       "we answer ws's Pings with Pongs carrying the same payloads",
       async () => {
-        const socket = await open(`${server.url}/ping`);
+        const socket = await open(at(server, "/ping"));
         // Reading is what processes incoming frames; a message after the
         // pings (echoed) shows they have been handled.
         assertEquals(await echo(socket, ["after the pings"]), [
@@ -466,7 +483,7 @@ Deno.test("socket interop: our client ⇄ Python websockets server", async (t) =
     await step(
       "we answer websockets' Pings with Pongs carrying the same payloads",
       async () => {
-        const socket = await open(`${server.url}/ping`);
+        const socket = await open(at(server, "/ping"));
         const reader = socket.readable.getReader();
         const first = await within(
           reader.read(),

@@ -32,6 +32,7 @@ import {
   delay,
   pipelinedMessages,
   sizedMessages,
+  stepOf,
   utf8Messages,
   within,
 } from "./_socket_scenarios.ts";
@@ -175,10 +176,14 @@ function chromiumClient(page: BrowserPage): ClientPeer {
 
 /** Our servers for one client peer: one with keep-alive, one without. */
 interface OurServers {
-  /** Routes: /echo echoes; /close-4002 closes with 4002 "later" on the first message. */
+  /** `ws://127.0.0.1:PORT`, for a page URL. */
   url: string;
+  /** The step connections are tagged with (`?step=`), see {@linkcode CloseLog.startStep}. */
+  step: string;
+  /** Routes: /echo echoes; /close-4002 closes with 4002 "later" on the first message. */
+  at(path: string): string;
   /** Echoes each message after 300 ms, pinging every 50 ms meanwhile; a Pong missing for 250 ms fails the socket (1006). */
-  keepAliveUrl: string;
+  keepAliveAt(): string;
   /** How each connection ended and its protocol, as our server saw it. */
   closes: CloseLog;
   shutdown(): Promise<void>;
@@ -186,13 +191,14 @@ interface OurServers {
 
 function startOurServers(): OurServers {
   const closes = new CloseLog();
-  const record = async (socket: WebSocketConnection) => {
+  const record = async (socket: WebSocketConnection, request: Request) => {
     const { closeCode, reason, wasClean } = await socket.closed;
     // A close that was not clean is reported as 1006 whatever the code.
     closes.push({
       code: wasClean ? closeCode : 1006,
       reason,
       protocol: socket.protocol,
+      step: stepOf(request.url),
     });
   };
   const main = serve({
@@ -215,7 +221,7 @@ function startOurServers(): OurServers {
     } else {
       await socket.readable.pipeTo(socket.writable).catch(() => {});
     }
-    await record(socket);
+    await record(socket, request);
   });
   const keepAlive = serve({
     hostname: "127.0.0.1",
@@ -223,7 +229,7 @@ function startOurServers(): OurServers {
     compression: false,
     pingIntervalMs: 50,
     pongTimeoutMs: 250,
-  }, async (socket) => {
+  }, async (socket, request) => {
     await socket.readable.pipeThrough(
       new TransformStream({
         async transform(message, controller) {
@@ -234,11 +240,17 @@ function startOurServers(): OurServers {
         },
       }),
     ).pipeTo(socket.writable).catch(() => {});
-    await record(socket);
+    await record(socket, request);
   });
   return {
     url: `ws://127.0.0.1:${main.addr.port}`,
-    keepAliveUrl: `ws://127.0.0.1:${keepAlive.addr.port}/`,
+    step: "",
+    at(path) {
+      return `ws://127.0.0.1:${main.addr.port}${path}?step=${this.step}`;
+    },
+    keepAliveAt() {
+      return `ws://127.0.0.1:${keepAlive.addr.port}/?step=${this.step}`;
+    },
     closes,
     async shutdown() {
       await Promise.all([main.shutdown(), keepAlive.shutdown()]);
@@ -246,14 +258,17 @@ function startOurServers(): OurServers {
   };
 }
 
-/** t.step, after forgetting connection endings an earlier step left. */
+let stepCount = 0;
+
+/** t.step, with the step's connections tagged (`?step=N`) and told apart. */
 function stepper(
   t: Deno.TestContext,
   servers: OurServers,
 ): (name: string, fn: () => Promise<void>) => Promise<boolean> {
   return (name, fn) =>
     t.step(name, () => {
-      servers.closes.clear();
+      servers.step = String(++stepCount);
+      servers.closes.startStep(servers.step);
       return fn();
     });
 }
@@ -264,14 +279,14 @@ async function runScenarios(
   client: ClientPeer,
   servers: OurServers,
 ): Promise<void> {
-  const echoUrl = `${servers.url}/echo`;
+  const echoUrl = () => servers.at("/echo");
   const step = stepper(t, servers);
 
   await step(
     "text and binary of 0, 1, 125, 126, 65535, 65536 and 1 MiB bytes",
     async () => {
       const sent = sizedMessages();
-      const result = await client(echoUrl, sent, { timeoutMs: 30_000 });
+      const result = await client(echoUrl(), sent, { timeoutMs: 30_000 });
       assertSameMessages(result.received, sent);
       assertEquals(result.closeCode, 1000);
       assertEquals((await servers.closes.next()).code, 1000);
@@ -282,7 +297,7 @@ async function runScenarios(
     "multi-byte UTF-8: 2-, 3-, 4-byte characters, emoji, BOM",
     async () => {
       const sent = utf8Messages();
-      const result = await client(echoUrl, sent);
+      const result = await client(echoUrl(), sent);
       assertSameMessages(result.received, sent);
       assertEquals(result.closeCode, 1000);
       assertEquals((await servers.closes.next()).code, 1000);
@@ -291,7 +306,7 @@ async function runScenarios(
 
   await step("1,000 pipelined messages arrive in order", async () => {
     const sent = pipelinedMessages();
-    const result = await client(echoUrl, sent);
+    const result = await client(echoUrl(), sent);
     assertSameMessages(result.received, sent);
     assertEquals(result.closeCode, 1000);
     assertEquals((await servers.closes.next()).code, 1000);
@@ -300,7 +315,7 @@ async function runScenarios(
   await step(
     'subprotocol: client offers ["a", "chat"], server picks "chat"',
     async () => {
-      const result = await client(echoUrl, ["hi"], {
+      const result = await client(echoUrl(), ["hi"], {
         protocols: ["a", "chat"],
       });
       assertEquals(result.protocol, "chat");
@@ -313,7 +328,7 @@ async function runScenarios(
   await step(
     'client closes with 4001 "bye": server sees it, echoes it',
     async () => {
-      const result = await client(echoUrl, [], {
+      const result = await client(echoUrl(), [], {
         closeCode: 4001,
         closeReason: "bye",
       });
@@ -324,7 +339,7 @@ async function runScenarios(
   );
 
   await step('server-initiated close with 4002 "later"', async () => {
-    const result = await client(`${servers.url}/close-4002`, ["hello"]);
+    const result = await client(servers.at("/close-4002"), ["hello"]);
     assertEquals(result.received, []);
     assertEquals([result.closeCode, result.closeReason], [4002, "later"]);
     const seen = await servers.closes.next();
@@ -335,7 +350,7 @@ async function runScenarios(
     "the client answers our pings (keep-alive every 50 ms, pong timeout 250 ms, for 600 ms)",
     async () => {
       const sent: PeerMessage[] = ["one", new Uint8Array([1, 2, 3])];
-      const result = await client(servers.keepAliveUrl, sent);
+      const result = await client(servers.keepAliveAt(), sent);
       assertSameMessages(result.received, sent);
       assertEquals(result.closeCode, 1000);
       // A missing Pong would have failed our socket (1006) before the echoes.
@@ -362,7 +377,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
     await step(
       "we answer ws's Ping with a Pong carrying the same payload",
       async () => {
-        const ws = new WsWebSocket(`${servers.url}/echo`);
+        const ws = new WsWebSocket(servers.at("/echo"));
         try {
           await within(
             new Promise((resolve, reject) => {
@@ -398,7 +413,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
     await step(
       "our keep-alive Pings reach ws (about one per 50 ms)",
       async () => {
-        const ws = new WsWebSocket(servers.keepAliveUrl);
+        const ws = new WsWebSocket(servers.keepAliveAt());
         try {
           const pings: string[] = [];
           ws.on("ping", (data: Buffer) => pings.push(data.toString("utf8")));
@@ -491,7 +506,7 @@ Deno.test("socket interop: Python websockets client ⇄ our server", async (t) =
           args: [
             "-B",
             new URL("./python/ping_client.py", import.meta.url).pathname,
-            `${servers.url}/echo`,
+            servers.at("/echo"),
             "--timeout",
             "10",
           ],

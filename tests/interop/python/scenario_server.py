@@ -2,7 +2,7 @@
 """A Python `websockets` server for wstream's socket interop scenarios.
 
 Listens on 127.0.0.1 (port 0), prints {"event": "listening", "port": N} once
-it accepts connections, and routes by path:
+it accepts connections, and routes by path (the query string is ignored):
 
 - /close-4002: closes at once with code 4002, reason "later".
 - /ping: sends Pings with the payloads b"", b"ping from python" and 125
@@ -12,7 +12,8 @@ it accepts connections, and routes by path:
 - anything else: echoes every message back with its type.
 
 It accepts the subprotocol "chat" when offered, and prints {"event":
-"closed", "code": C, "reason": R, "subprotocol": S} when a connection ends.
+"closed", "path": P, "code": C, "reason": R, "subprotocol": S} when a
+connection ends (P with its query string, which the tests use as a tag).
 It exits when its stdin closes (the parent test is done or gone) or after
 --lifetime seconds, whichever comes first.
 
@@ -38,11 +39,12 @@ async def main():
     args = parser.parse_args()
 
     async def handler(websocket, path):
+        route = path.split("?")[0]
         try:
-            if path == "/close-4002":
+            if route == "/close-4002":
                 await websocket.close(4002, "later")
                 return
-            if path == "/ping":
+            if route == "/ping":
                 for payload in (b"", b"ping from python", b"\x09" * 125):
                     pong = await websocket.ping(payload)
                     await asyncio.wait_for(pong, 5)
@@ -55,6 +57,7 @@ async def main():
             await websocket.wait_closed()
             emit({
                 "event": "closed",
+                "path": path,
                 "code": websocket.close_code,
                 "reason": websocket.close_reason,
                 "subprotocol": websocket.subprotocol,
