@@ -305,7 +305,9 @@ export class FrameDecoder {
       const grown = new Uint8Array(
         Math.min(
           this.#partialLength,
-          Math.max(received + taken, this.#partialBuffer.length * 2),
+          // Four times: few copies of a large payload, and still at most
+          // four times the bytes received allocated.
+          Math.max(received + taken, this.#partialBuffer.length * 4),
         ),
       );
       grown.set(this.#partialBuffer.subarray(0, received));
