@@ -31,6 +31,7 @@ import {
   CloseLog,
   delay,
   pipelinedMessages,
+  randomBytes,
   sizedMessages,
   stepOf,
   utf8Messages,
@@ -449,6 +450,68 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
           // The handler's own Ping with a payload, and keep-alive ones.
           assert(pings.includes("are you there?"), JSON.stringify(pings));
           assert(pings.length >= 4, `ws received ${pings.length} Pings`);
+          const closed = new Promise<number>((resolve) =>
+            ws.once("close", resolve)
+          );
+          ws.close(1000);
+          assertEquals(await within(closed, 5000, "ws closing"), 1000);
+          assertEquals((await servers.closes.next()).code, 1000);
+        } finally {
+          ws.terminate();
+        }
+      },
+    );
+
+    await step(
+      "ws sends fragmented messages (split inside UTF-8 characters) with a Ping between the fragments",
+      async () => {
+        const ws = new WsWebSocket(servers.at("/echo"));
+        try {
+          await within(
+            new Promise((resolve, reject) => {
+              ws.once("open", resolve);
+              ws.once("error", reject);
+            }),
+            5000,
+            "ws opening",
+          );
+          const inbox: PeerMessage[] = [];
+          ws.on("message", (data: Buffer, isBinary: boolean) => {
+            inbox.push(isBinary ? new Uint8Array(data) : data.toString("utf8"));
+          });
+          const pong = within(
+            new Promise<Buffer>((resolve) => ws.once("pong", resolve)),
+            5000,
+            "the Pong to a Ping between fragments",
+          );
+          const text = "héllo wörld € 😀 ".repeat(1000);
+          const bytes = Buffer.from(text, "utf8");
+          // Each 23-byte repeat has é at 1–2, € at 14–16 and 😀 at 18–21:
+          // the cuts fall inside a 2-, a 3- and a 4-byte character (RFC 6455
+          // §5.4 lets fragments split a character).
+          const cuts = [0, 2, 15 + 23 * 300, 19 + 23 * 600, bytes.length];
+          for (let i = 0; i + 1 < cuts.length; i++) {
+            ws.send(bytes.subarray(cuts[i], cuts[i + 1]), {
+              binary: false,
+              fin: i + 2 === cuts.length,
+            });
+            if (i === 0) ws.ping(Buffer.from("between fragments"));
+          }
+          const binary = randomBytes(70_000);
+          ws.send(Buffer.from(binary.subarray(0, 1)), {
+            binary: true,
+            fin: false,
+          });
+          ws.send(Buffer.from(binary.subarray(1)), { binary: true, fin: true });
+          assertEquals(String(await pong), "between fragments");
+          await within(
+            (async () => {
+              while (inbox.length < 2) await delay(10);
+            })(),
+            5000,
+            "the echoes of the fragmented messages",
+          );
+          assertSameMessages(inbox, [text, binary]);
           const closed = new Promise<number>((resolve) =>
             ws.once("close", resolve)
           );
