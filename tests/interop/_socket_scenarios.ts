@@ -71,6 +71,26 @@ export function pipelinedMessages(): PeerMessage[] {
   );
 }
 
+/**
+ * Text for fragmented sends, and where to cut its UTF-8 bytes: each 23-byte
+ * repeat has é at 1–2, € at 14–16 and 😀 at 18–21, so the cuts fall inside a
+ * 2-, a 3- and a 4-byte character (RFC 6455 §5.4 lets fragments split a
+ * character). `cuts` starts at 0 and ends at the byte length.
+ */
+export function splitText(): {
+  text: string;
+  bytes: Uint8Array;
+  cuts: number[];
+} {
+  const text = "héllo wörld € 😀 ".repeat(1000);
+  const bytes = new TextEncoder().encode(text);
+  return {
+    text,
+    bytes,
+    cuts: [0, 2, 15 + 23 * 300, 19 + 23 * 600, bytes.length],
+  };
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

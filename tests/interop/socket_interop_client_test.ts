@@ -26,7 +26,9 @@ import {
   delay,
   type PeerClose,
   pipelinedMessages,
+  randomBytes,
   sizedMessages,
+  splitText,
   stepOf,
   utf8Messages,
   within,
@@ -95,6 +97,9 @@ function startDenoServer(): ServerPeer {
   };
 }
 
+/** What the ws server at /fragmented sends second, in two fragments. */
+const FRAGMENTED_BINARY = randomBytes(70_000);
+
 async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
   const closes = new CloseLog();
   const pongs: Buffer[] = [];
@@ -127,6 +132,26 @@ async function startWsServer(): Promise<ServerPeer & { pongs: Buffer[] }> {
         step: stepOf(request.url),
       }));
     if (path === "/close-4002") ws.close(4002, "later");
+    if (path === "/fragmented") {
+      // Text cut inside multi-byte characters with a Ping between the
+      // fragments, then binary in two fragments.
+      const { bytes, cuts } = splitText();
+      for (let i = 0; i + 1 < cuts.length; i++) {
+        ws.send(Buffer.from(bytes.subarray(cuts[i], cuts[i + 1])), {
+          binary: false,
+          fin: i + 2 === cuts.length,
+        });
+        if (i === 0) ws.ping(Buffer.from("between fragments"));
+      }
+      ws.send(Buffer.from(FRAGMENTED_BINARY.subarray(0, 1)), {
+        binary: true,
+        fin: false,
+      });
+      ws.send(Buffer.from(FRAGMENTED_BINARY.subarray(1)), {
+        binary: true,
+        fin: true,
+      });
+    }
     if (path === "/ping") {
       ws.ping(Buffer.alloc(0));
       ws.ping(Buffer.from("ping from ws"));
@@ -459,6 +484,38 @@ Deno.test("socket interop: our client ⇄ npm ws WebSocketServer", async (t) => 
           new TextEncoder().encode("ping from ws"),
           new Uint8Array(125).fill(9),
         ]);
+        await closeNormally(socket, server);
+      },
+    );
+
+    await step(
+      "ws sends fragmented messages (split inside UTF-8 characters) with a Ping between the fragments",
+      async () => {
+        const pongsBefore = server.pongs.length;
+        const socket = await open(at(server, "/fragmented"));
+        const reader = socket.readable.getReader();
+        const received: PeerMessage[] = [];
+        for (let i = 0; i < 2; i++) {
+          const { value } = await within(
+            reader.read(),
+            5000,
+            "the fragmented messages",
+          );
+          received.push(value!);
+        }
+        reader.releaseLock();
+        assertSameMessages(received, [splitText().text, FRAGMENTED_BINARY]);
+        await within(
+          (async () => {
+            while (server.pongs.length === pongsBefore) await delay(10);
+          })(),
+          5000,
+          "ws receiving the Pong",
+        );
+        assertEquals(
+          String(server.pongs[pongsBefore]),
+          "between fragments",
+        );
         await closeNormally(socket, server);
       },
     );

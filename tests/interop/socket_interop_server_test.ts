@@ -33,6 +33,7 @@ import {
   pipelinedMessages,
   randomBytes,
   sizedMessages,
+  splitText,
   stepOf,
   utf8Messages,
   within,
@@ -484,14 +485,9 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
             5000,
             "the Pong to a Ping between fragments",
           );
-          const text = "héllo wörld € 😀 ".repeat(1000);
-          const bytes = Buffer.from(text, "utf8");
-          // Each 23-byte repeat has é at 1–2, € at 14–16 and 😀 at 18–21:
-          // the cuts fall inside a 2-, a 3- and a 4-byte character (RFC 6455
-          // §5.4 lets fragments split a character).
-          const cuts = [0, 2, 15 + 23 * 300, 19 + 23 * 600, bytes.length];
+          const { text, bytes, cuts } = splitText();
           for (let i = 0; i + 1 < cuts.length; i++) {
-            ws.send(bytes.subarray(cuts[i], cuts[i + 1]), {
+            ws.send(Buffer.from(bytes.subarray(cuts[i], cuts[i + 1])), {
               binary: false,
               fin: i + 2 === cuts.length,
             });
