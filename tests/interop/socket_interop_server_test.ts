@@ -156,14 +156,14 @@ const pythonClient: ClientPeer = async (url, messages, options = {}) => {
     // message carries the Close frame it received:
     // "received 4002 (private use) later; then sent 4002 (private use) later".
     const match = String(error).match(
-      /ConnectionClosed\w*: received (\d+) \([^)]*\) ([^;]*);/,
+      /ConnectionClosed\w*: received (\d+) \([^)]*\)(?: ([^;]*))?;/,
     );
     if (!match) throw error;
     return {
       received: [],
       protocol: "",
       closeCode: Number(match[1]),
-      closeReason: match[2],
+      closeReason: match[2] ?? "",
     };
   }
 };
@@ -361,6 +361,32 @@ async function runScenarios(
     const seen = await servers.closes.next();
     assertEquals([seen.code, seen.reason], [4002, "later"]);
   });
+
+  await step(
+    'shutdown() closes the client\'s socket with 1001 "server shutting down"',
+    async () => {
+      const received = Promise.withResolvers<void>();
+      // Reads without answering: the client waits until the shutdown.
+      const server = serve(
+        { hostname: "127.0.0.1", port: 0, compression: false },
+        async (socket) => {
+          for await (const _ of socket.readable) received.resolve();
+        },
+      );
+      try {
+        const result = client(`ws://127.0.0.1:${server.addr.port}/`, [
+          "hello",
+        ]);
+        await within(received.promise, 10_000, "the message reaching us");
+        await within(server.shutdown(), 10_000, "shutdown()");
+        const seen = await result;
+        assertEquals(seen.received, []);
+        assertClientClosed(seen, 1001, "server shutting down");
+      } finally {
+        await server.shutdown();
+      }
+    },
+  );
 
   await step(
     "the client answers our pings (keep-alive every 50 ms, pong timeout 250 ms, for 600 ms)",
