@@ -60,6 +60,13 @@ export function utf8Messages(): string[] {
   ];
 }
 
+/**
+ * The longest close reason allowed: 123 bytes (RFC 6455 §5.5: a control
+ * frame carries at most 125, 2 of them the code), in 2-, 3- and 4-byte
+ * characters.
+ */
+export const LONGEST_REASON: string = "é€😀".repeat(13) + "€€";
+
 /** 1,000 small messages, text and binary alternating, each naming its index. */
 export function pipelinedMessages(): PeerMessage[] {
   return Array.from(

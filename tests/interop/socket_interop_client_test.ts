@@ -24,6 +24,7 @@ import {
   assertSameMessages,
   CloseLog,
   delay,
+  LONGEST_REASON,
   type PeerClose,
   pipelinedMessages,
   randomBytes,
@@ -388,6 +389,21 @@ async function runScenarios(
       );
       const seen = await server.nextClose();
       assertEquals([seen.code, seen.reason], [4001, "bye"]);
+    },
+  );
+
+  await step(
+    "we close with the longest reason, 123 bytes of multi-byte UTF-8",
+    async () => {
+      const socket = await open(echoUrl());
+      socket.close({ closeCode: 4003, reason: LONGEST_REASON });
+      const closed = await within(socket.closed, 7000, "our socket closing");
+      assertEquals(
+        [closed.closeCode, closed.reason, closed.wasClean],
+        [4003, LONGEST_REASON, true],
+      );
+      const seen = await server.nextClose();
+      assertEquals([seen.code, seen.reason], [4003, LONGEST_REASON]);
     },
   );
 

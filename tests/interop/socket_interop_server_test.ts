@@ -30,6 +30,7 @@ import {
   assertSameMessages,
   CloseLog,
   delay,
+  LONGEST_REASON,
   pipelinedMessages,
   randomBytes,
   sizedMessages,
@@ -351,6 +352,20 @@ async function runScenarios(
       assertClientClosed(result, 4001, "bye");
       const seen = await servers.closes.next();
       assertEquals([seen.code, seen.reason], [4001, "bye"]);
+    },
+  );
+
+  await step(
+    "client closes with the longest reason, 123 bytes of multi-byte UTF-8",
+    async () => {
+      const reason = LONGEST_REASON;
+      const result = await client(echoUrl(), [], {
+        closeCode: 4003,
+        closeReason: reason,
+      });
+      assertClientClosed(result, 4003, reason);
+      const seen = await servers.closes.next();
+      assertEquals([seen.code, seen.reason], [4003, reason]);
     },
   );
 
