@@ -1,10 +1,14 @@
 // Our client (connect(), compression off) against real servers: Deno.serve
-// with Deno.upgradeWebSocket, npm ws's WebSocketServer and Python websockets.
-// For each server: text and binary of 0 B … 1 MiB, multi-byte UTF-8, 1,000
+// with Deno.upgradeWebSocket, npm ws's WebSocketServer and Python websockets
+// (our own python/scenario_server.py, since echo_server.py only echoes). For
+// each server: text and binary of 0 B … 1 MiB, multi-byte UTF-8, 1,000
 // pipelined messages, subprotocol negotiation, close code and reason both
-// ways, a server-initiated close, our keep-alive pings answered by the
-// server, and the server's pings answered by us (Python: our own
-// python/scenario_server.py, since echo_server.py only echoes). Compression is tested in deflate_interop_test.ts.
+// ways (also the longest, 123-byte reason), a server-initiated close, and our
+// keep-alive pings answered by the server. Then the server's Pings answered
+// by us with the same payloads (ws, Python; Deno's idleTimeout), and from ws
+// fragmented messages cut inside UTF-8 characters with a Ping between the
+// fragments. Every connection's URL carries ?step=N, so what the server saw
+// is matched to the step that opened it. Compression: deflate_interop_test.ts.
 
 import { assert, assertEquals } from "@std/assert";
 // npm ws ships no types (its module is `any` here). It is a test-only peer,

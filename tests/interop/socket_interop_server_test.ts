@@ -1,11 +1,14 @@
 // Our server (serve(), compression off) against real clients: Deno's built-in
 // WebSocket, npm ws, Python websockets and headless Chromium. For each client:
 // text and binary of 0 B … 1 MiB, multi-byte UTF-8, 1,000 pipelined messages,
-// subprotocol negotiation, close code and reason both ways, a server-initiated
-// close, and our keep-alive pings answered by the client. npm ws and Python
-// (python/ping_client.py) also check that we answer their Pings with the
-// same payloads (RFC 6455 §5.5.3).
-// Compression is tested in deflate_interop_test.ts.
+// subprotocol negotiation, close code and reason both ways (also the longest,
+// 123-byte reason), a server-initiated close, shutdown() (1001), and our
+// keep-alive pings answered by the client. npm ws and Python
+// (python/ping_client.py) also check that we answer their Pings with the same
+// payloads (RFC 6455 §5.5.3); npm ws sends fragmented messages cut inside
+// UTF-8 characters with a Ping between the fragments.
+// Every connection's URL carries ?step=N, so what the server saw is matched
+// to the step that opened it. Compression: deflate_interop_test.ts.
 
 import { assert, assertEquals } from "@std/assert";
 // npm ws ships no types (its module is `any` here). It is a test-only peer,
