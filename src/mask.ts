@@ -4,6 +4,8 @@
  * @module
  */
 
+// Below this length applyMask works a byte at a time.
+const SMALL_PAYLOAD_BYTES = 96;
 const rotatedKey = new Uint8Array(4);
 const rotatedKeyWord = new Uint32Array(rotatedKey.buffer);
 
@@ -39,6 +41,24 @@ export function applyMask(
 ): void {
   const length = bytes.length;
   let index = 0;
+  if (length < SMALL_PAYLOAD_BYTES) {
+    // Short payloads: a byte loop beats setting up a word view.
+    const k0 = key[keyOffset & 3];
+    const k1 = key[(keyOffset + 1) & 3];
+    const k2 = key[(keyOffset + 2) & 3];
+    const k3 = key[(keyOffset + 3) & 3];
+    const end = length & ~3;
+    for (; index < end; index += 4) {
+      bytes[index] ^= k0;
+      bytes[index + 1] ^= k1;
+      bytes[index + 2] ^= k2;
+      bytes[index + 3] ^= k3;
+    }
+    for (; index < length; index++) {
+      bytes[index] ^= key[(keyOffset + index) & 3];
+    }
+    return;
+  }
   // Bytes before the first 4-byte-aligned address are masked one at a time.
   const misalignment = (4 - (bytes.byteOffset & 3)) & 3;
   const head = misalignment < length ? misalignment : length;
