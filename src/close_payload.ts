@@ -9,7 +9,16 @@ import { CloseCode, isValidCloseCode } from "./close_code.ts";
 import { decodeUtf8 } from "./utf8.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
-/** The code and reason carried by a Close frame. */
+/**
+ * The code and reason carried by a Close frame.
+ *
+ * @example
+ * ```ts
+ * import type { CloseInfo } from "@wstream/wstream";
+ *
+ * const goingAway: CloseInfo = { closeCode: 1001, reason: "server restarting" };
+ * ```
+ */
 export interface CloseInfo {
   /** The close code; 1005 when the frame carried none (RFC 6455 §7.1.5). */
   closeCode: number;

@@ -28,7 +28,21 @@ import {
 } from "./message_assembler.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
-/** Options every socket takes, from {@linkcode connect} and {@linkcode serve}. */
+/**
+ * Options every socket takes, from {@linkcode connect} and {@linkcode serve}.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketOptions } from "@wstream/wstream";
+ *
+ * const options: WebSocketOptions = {
+ *   maxMessageBytes: 1024 * 1024, // 1 MiB messages at most (1009 beyond)
+ *   closeTimeoutMs: 2000,
+ *   pingIntervalMs: 30_000, // keep-alive: a Ping every 30 s,
+ *   pongTimeoutMs: 10_000, // and 1006 when its Pong is 10 s late
+ * };
+ * ```
+ */
 export interface WebSocketOptions {
   /**
    * The largest message accepted, in bytes (inflated bytes when compressed);
@@ -60,6 +74,17 @@ export interface WebSocketOptions {
 /**
  * Compresses and inflates messages once permessage-deflate is negotiated
  * (RFC 7692).
+ *
+ * @example
+ * ```ts
+ * import type { MessageDeflate } from "@wstream/wstream";
+ *
+ * // A MessageDeflate that never compresses: every message goes as it is.
+ * const identity: MessageDeflate = {
+ *   inflater: { inflate: (payload) => Promise.resolve(payload) },
+ *   deflate: () => undefined,
+ * };
+ * ```
  */
 export interface MessageDeflate {
   /** Inflates received compressed messages. */
@@ -76,7 +101,18 @@ export interface MessageDeflate {
   close?(): void;
 }
 
-/** A byte transport: a `Deno.Conn` or `Deno.TlsConn`, or in-memory streams. */
+/**
+ * A byte transport: a `Deno.Conn` or `Deno.TlsConn`, or in-memory streams.
+ *
+ * @example
+ * ```ts
+ * import type { Transport } from "@wstream/wstream";
+ *
+ * // A Deno.Conn is a Transport; so is any pair of byte streams.
+ * const pipe = new TransformStream<Uint8Array, Uint8Array>();
+ * const loopback: Transport = { readable: pipe.readable, writable: pipe.writable };
+ * ```
+ */
 export interface Transport {
   /** Bytes from the peer; a byte stream is read with small, growing buffers. */
   readable: ReadableStream<Uint8Array>;
@@ -86,7 +122,25 @@ export interface Transport {
   close?(): void;
 }
 
-/** What {@linkcode WebSocketConnection} is built from. */
+/**
+ * What {@linkcode WebSocketConnection} is built from.
+ *
+ * @example
+ * ```ts
+ * import { type ConnectionInit, WebSocketConnection } from "@wstream/wstream";
+ *
+ * // A WebSocket over an already upgraded connection (here, in-memory streams).
+ * const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+ * const init: ConnectionInit = {
+ *   transport: { readable, writable },
+ *   role: "server",
+ *   closeTimeoutMs: 100,
+ * };
+ * const socket = new WebSocketConnection(init);
+ * socket.close();
+ * await socket.closed;
+ * ```
+ */
 export interface ConnectionInit extends WebSocketOptions {
   /** The connection the WebSocket runs on, after the opening handshake. */
   transport: Transport;
@@ -102,7 +156,23 @@ export interface ConnectionInit extends WebSocketOptions {
   deflate?: MessageDeflate;
 }
 
-/** How a socket ended, as {@linkcode WebSocketConnection.closed} reports it. */
+/**
+ * How a socket ended, as {@linkcode WebSocketConnection.closed} reports it.
+ *
+ * @example
+ * ```ts
+ * import { connect, serve, type CloseResult } from "@wstream/wstream";
+ * import { assertEquals } from "@std/assert";
+ *
+ * await using server = serve({ port: 0, hostname: "127.0.0.1" }, (socket) =>
+ *   socket.readable.pipeTo(socket.writable)
+ * );
+ * const socket = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+ * socket.close({ closeCode: 4000, reason: "done" });
+ * const result: CloseResult = await socket.closed;
+ * assertEquals(result, { closeCode: 4000, reason: "done", wasClean: true });
+ * ```
+ */
 export interface CloseResult extends CloseInfo {
   /**
    * Whether the closing handshake completed: a Close frame went each way

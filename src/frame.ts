@@ -32,7 +32,18 @@ export const Opcode = {
   Pong: 0xa,
 } as const;
 
-/** One of the opcode values in {@linkcode Opcode}. */
+/**
+ * One of the opcode values in {@linkcode Opcode}.
+ *
+ * @example
+ * ```ts
+ * import { Opcode } from "@wstream/wstream";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const opcode: Opcode = Opcode.Text;
+ * assertEquals(opcode, 0x1);
+ * ```
+ */
 export type Opcode = typeof Opcode[keyof typeof Opcode];
 
 /**

@@ -9,7 +9,18 @@ import { type Frame, isControlOpcode, Opcode } from "./frame.ts";
 import { applyMask } from "./mask.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
-/** Options for {@linkcode FrameDecoderStream} and {@linkcode FrameDecoder}. */
+/**
+ * Options for {@linkcode FrameDecoderStream} and {@linkcode FrameDecoder}.
+ *
+ * @example
+ * ```ts
+ * import { FrameDecoderStream, type FrameDecoderOptions } from "@wstream/wstream";
+ *
+ * // A server decoding client frames (which must be masked), 1 MiB at most.
+ * const options: FrameDecoderOptions = { role: "server", maxFrameBytes: 1 << 20 };
+ * const decoder = new FrameDecoderStream(options);
+ * ```
+ */
 export interface FrameDecoderOptions {
   /**
    * The role of the endpoint that decodes. RFC 6455 §5.1: a server must

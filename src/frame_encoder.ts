@@ -7,7 +7,18 @@
 import type { Frame } from "./frame.ts";
 import { applyMask } from "./mask.ts";
 
-/** Options for {@linkcode FrameEncoderStream}. */
+/**
+ * Options for {@linkcode FrameEncoderStream}.
+ *
+ * @example
+ * ```ts
+ * import { FrameEncoderStream, type FrameEncoderOptions } from "@wstream/wstream";
+ *
+ * // A client masks every frame it encodes.
+ * const options: FrameEncoderOptions = { role: "client" };
+ * const encoder = new FrameEncoderStream(options);
+ * ```
+ */
 export interface FrameEncoderOptions {
   /**
    * The role of the encoding endpoint. RFC 6455 §5.3: a client masks every

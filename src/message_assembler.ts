@@ -11,12 +11,37 @@ import { type Frame, Opcode } from "./frame.ts";
 import { decodeUtf8, Utf8Validator } from "./utf8.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
-/** A WebSocket message: text as `string`, binary as `Uint8Array`. */
+/**
+ * A WebSocket message: text as `string`, binary as `Uint8Array`.
+ *
+ * @example
+ * ```ts
+ * import type { Message } from "@wstream/wstream";
+ *
+ * function describe(message: Message): string {
+ *   return typeof message === "string"
+ *     ? `text: ${message}`
+ *     : `binary: ${message.length} bytes`;
+ * }
+ * describe("hello");
+ * ```
+ */
 export type Message = string | Uint8Array<ArrayBuffer>;
 
 /**
  * Inflates the frames of a compressed message (RFC 7692 §7.2.2), one call
  * per frame. Implemented by permessage-deflate.
+ *
+ * @example
+ * ```ts
+ * import type { MessageInflater } from "@wstream/wstream";
+ *
+ * // An inflater for a peer that never compresses (RSV1 is then refused by the
+ * // decoder anyway); permessage-deflate provides the real one.
+ * const inflater: MessageInflater = {
+ *   inflate: (payload) => Promise.resolve(payload),
+ * };
+ * ```
  */
 export interface MessageInflater {
   /**
@@ -35,7 +60,26 @@ export interface MessageInflater {
   ): Promise<Uint8Array>;
 }
 
-/** Options for {@linkcode MessageAssemblerStream} and {@linkcode MessageAssembler}. */
+/**
+ * Options for {@linkcode MessageAssemblerStream} and {@linkcode MessageAssembler}.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   type MessageAssemblerOptions,
+ *   MessageAssemblerStream,
+ *   Opcode,
+ * } from "@wstream/wstream";
+ *
+ * const options: MessageAssemblerOptions = {
+ *   maxMessageBytes: 1024 * 1024,
+ *   onControlFrame: (frame) => {
+ *     if (frame.opcode === Opcode.Ping) console.log("ping", frame.payload);
+ *   },
+ * };
+ * const assembler = new MessageAssemblerStream(options);
+ * ```
+ */
 export interface MessageAssemblerOptions {
   /**
    * The largest message accepted, in bytes (inflated bytes for a compressed

@@ -4,7 +4,19 @@
  * @module
  */
 
-/** Options for {@linkcode WebSocketError}, as in the WHATWG WebSocketStream. */
+/**
+ * Options for {@linkcode WebSocketError}, as in the WHATWG WebSocketStream.
+ *
+ * @example
+ * ```ts
+ * import { type WebSocketCloseInfo, WebSocketError } from "@wstream/wstream";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const info: WebSocketCloseInfo = { closeCode: 4000, reason: "bye" };
+ * const error = new WebSocketError("done", info);
+ * assertEquals([error.closeCode, error.reason], [4000, "bye"]);
+ * ```
+ */
 export interface WebSocketCloseInfo {
   /** The close code (RFC 6455 §7.4). */
   closeCode?: number;

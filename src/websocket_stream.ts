@@ -23,6 +23,17 @@ import { type WebSocketCloseInfo, WebSocketError } from "./websocket_error.ts";
  * Options of {@linkcode WebSocketStream}: the WHATWG ones (`protocols`,
  * `signal`) and every option of {@linkcode connect} (headers, origin,
  * compression, limits, timeouts, keep-alive, TLS roots).
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketStreamOptions } from "@wstream/wstream";
+ *
+ * const options: WebSocketStreamOptions = {
+ *   protocols: ["chat"],
+ *   signal: AbortSignal.timeout(10_000),
+ *   headers: { Authorization: "Bearer token" }, // wstream's extra options
+ * };
+ * ```
  */
 export interface WebSocketStreamOptions
   extends Omit<ConnectOptions, "protocols" | "signal"> {
@@ -35,7 +46,27 @@ export interface WebSocketStreamOptions
   signal?: AbortSignal;
 }
 
-/** What {@linkcode WebSocketStream.opened} resolves with. */
+/**
+ * What {@linkcode WebSocketStream.opened} resolves with.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   serve,
+ *   type WebSocketOpenInfo,
+ *   WebSocketStream,
+ * } from "@wstream/wstream";
+ *
+ * await using server = serve({ port: 0, hostname: "127.0.0.1" }, (socket) =>
+ *   socket.readable.pipeTo(socket.writable)
+ * );
+ * const wss = new WebSocketStream(`ws://127.0.0.1:${server.addr.port}/`);
+ * const { readable, writable, protocol }: WebSocketOpenInfo = await wss.opened;
+ * console.log(protocol === "" ? "no subprotocol" : protocol);
+ * wss.close();
+ * await wss.closed;
+ * ```
+ */
 export interface WebSocketOpenInfo {
   /** The messages received: text as `string`, binary as `Uint8Array`. */
   readable: ReadableStream<string | Uint8Array>;
@@ -47,7 +78,19 @@ export interface WebSocketOpenInfo {
   protocol: string;
 }
 
-/** How a {@linkcode WebSocketStream} closed cleanly. */
+/**
+ * How a {@linkcode WebSocketStream} closed cleanly.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketStreamClosedInfo } from "@wstream/wstream";
+ *
+ * function report({ closeCode, reason }: WebSocketStreamClosedInfo): string {
+ *   return `closed with ${closeCode}${reason ? `: ${reason}` : ""}`;
+ * }
+ * report({ closeCode: 1000, reason: "" });
+ * ```
+ */
 export interface WebSocketStreamClosedInfo {
   /** The code of the peer's Close frame; 1005 when it had none. */
   closeCode: number;
