@@ -116,6 +116,14 @@ export interface MessageDeflate {
 export interface Transport {
   /** Bytes from the peer; a byte stream is read with small, growing buffers. */
   readable: ReadableStream<Uint8Array>;
+  /**
+   * Reads bytes from the peer into `buffer`: the count, or `null` at EOF (a
+   * `Deno.Conn` has it). Used instead of `readable` when present: it reads
+   * into the socket's own small buffer, and the peer's FIN then ends only
+   * the peer's direction, so its Close can still be answered (a
+   * `Deno.Conn`'s `readable` closes the whole connection at EOF).
+   */
+  read?(buffer: Uint8Array): Promise<number | null>;
   /** Bytes to the peer. */
   writable: WritableStream<Uint8Array>;
   /** Ends the connection at once (a `Deno.Conn` has it). */
@@ -298,7 +306,9 @@ export class WebSocketConnection {
   // Frames received in the chunk being processed.
   readonly #receivedFrames: Frame[] = [];
   #readBufferLent = false;
-  #readBuffer: ArrayBuffer | undefined;
+  // The peer's direction ended (EOF) after its Close; ours is still open.
+  #inputEnded = false;
+  #readBuffer: Uint8Array | undefined;
 
   // Bytes waiting for the transport, and who waits for them to drain.
   #outgoing: Uint8Array[] = [];
@@ -670,7 +680,7 @@ export class WebSocketConnection {
     // RFC 6455 §7.1.1: the server ends the TCP connection first; the client
     // waits for it to, up to the close timeout.
     const info = this.#closeReceived!;
-    if (this.#role === "server") {
+    if (this.#role === "server" || this.#inputEnded) {
       this.#whenDrained().then(() =>
         this.#end(info.closeCode, info.reason, true)
       );
@@ -742,6 +752,17 @@ export class WebSocketConnection {
       return;
     }
     if (received) {
+      if (cause === undefined) {
+        // The peer sent Close, then FIN: that ends only its direction. Its
+        // Close is still answered (RFC 6455 §5.5.1): by the usual path if
+        // not yet, and what is queued is written before the end.
+        this.#inputEnded = true;
+        if (this.#closeSent === undefined) return;
+        this.#whenDrained().then(() =>
+          this.#end(received.closeCode, received.reason, true)
+        );
+        return;
+      }
       this.#end(
         received.closeCode,
         received.reason,
@@ -842,17 +863,9 @@ export class WebSocketConnection {
   // ---- receiving --------------------------------------------------------
 
   async #readLoop(leftover: Uint8Array | undefined): Promise<void> {
-    let reader:
-      | ReadableStreamBYOBReader
-      | ReadableStreamDefaultReader<Uint8Array>;
-    let byob = true;
-    try {
-      reader = this.#transport.readable.getReader({ mode: "byob" });
-    } catch {
-      reader = this.#transport.readable.getReader();
-      byob = false;
-    }
-    this.#reader = reader;
+    const read = this.#transport.read
+      ? this.#transportReader(this.#transport.read.bind(this.#transport))
+      : this.#streamReader();
     let readSize = MIN_READ_BYTES;
     try {
       if (leftover && leftover.length > 0) {
@@ -865,29 +878,19 @@ export class WebSocketConnection {
           await new Promise<void>((resolve) => this.#resumeReading = resolve);
           continue;
         }
-        let chunk: Uint8Array;
-        if (byob) {
-          let buffer = this.#readBuffer;
-          if (buffer === undefined || buffer.byteLength !== readSize) {
-            buffer = new ArrayBuffer(readSize);
-          }
-          this.#readBuffer = undefined;
-          const result = await (reader as ReadableStreamBYOBReader).read(
-            new Uint8Array(buffer),
-          );
-          if (result.done || result.value === undefined) break;
-          chunk = result.value;
-          // Grow while reads fill the buffer; shrink back when they don't.
-          if (chunk.length === readSize) {
-            readSize = Math.min(readSize * 2, MAX_READ_BYTES);
-          } else if (chunk.length < readSize / 4) {
-            readSize = Math.max(readSize / 2, MIN_READ_BYTES);
-          }
-        } else {
-          const result =
-            await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
-          if (result.done) break;
-          chunk = result.value;
+        // An idle socket holds only a small buffer; it grows while reads
+        // fill it and shrinks back when they don't.
+        let buffer = this.#readBuffer;
+        if (buffer === undefined || buffer.byteLength !== readSize) {
+          buffer = new Uint8Array(readSize);
+        }
+        this.#readBuffer = undefined;
+        const chunk = await read(buffer);
+        if (chunk === null) break;
+        if (chunk.length === readSize) {
+          readSize = Math.min(readSize * 2, MAX_READ_BYTES);
+        } else if (chunk.length < readSize / 4) {
+          readSize = Math.max(readSize / 2, MIN_READ_BYTES);
         }
         if (this.#ended) break;
         this.#readBufferLent = false;
@@ -895,8 +898,10 @@ export class WebSocketConnection {
         if (pending) await pending;
         // Reuse the buffer unless a message holds a view of it (the decoder
         // copies the bytes of a partial frame).
-        if (byob && !this.#readBufferLent) {
-          this.#readBuffer = chunk.buffer as ArrayBuffer;
+        if (
+          !this.#readBufferLent && chunk.buffer.byteLength === buffer.byteLength
+        ) {
+          this.#readBuffer = new Uint8Array(chunk.buffer);
         }
       }
       this.#onTransportEnd();
@@ -904,6 +909,42 @@ export class WebSocketConnection {
       if (error instanceof WebSocketError) this.#fail(error);
       else this.#onTransportEnd(error);
     }
+  }
+
+  #transportReader(
+    read: (buffer: Uint8Array) => Promise<number | null>,
+  ): (buffer: Uint8Array) => Promise<Uint8Array | null> {
+    return async (buffer) => {
+      const count = await read(buffer);
+      return count === null ? null : buffer.subarray(0, count);
+    };
+  }
+
+  // Reads `transport.readable` (BYOB when it is a byte stream) the way
+  // `transport.read` would: into the given buffer, a view of the bytes read
+  // or `null` at EOF.
+  #streamReader(): (buffer: Uint8Array) => Promise<Uint8Array | null> {
+    const readable = this.#transport.readable;
+    let byobReader: ReadableStreamBYOBReader | undefined;
+    try {
+      byobReader = readable.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream.
+    }
+    if (byobReader) {
+      const reader = byobReader;
+      this.#reader = reader;
+      return async (buffer) => {
+        const result = await reader.read(buffer);
+        return result.done || result.value === undefined ? null : result.value;
+      };
+    }
+    const reader = readable.getReader();
+    this.#reader = reader;
+    return async () => {
+      const result = await reader.read();
+      return result.done ? null : result.value;
+    };
   }
 
   // Decodes a chunk and hands out its messages; returns a promise only when

@@ -31,9 +31,6 @@ import {
 
 const encoder = new TextEncoder();
 
-// Steps that fail on a known bug (see the comment at each) are skipped
-// unless FAULTS_KNOWN_BUGS=run.
-const SKIP_KNOWN_BUGS = Deno.env.get("FAULTS_KNOWN_BUGS") !== "run";
 const decoder = new TextDecoder();
 
 function upgradeHead(path = "/"): string {
@@ -94,10 +91,9 @@ Deno.test("faults: reset mid-frame, vanish, data after Close, half-close — rig
   };
 
   // Each step reads the result of its own connections only.
-  const step = (name: string, fn: () => Promise<void>, ignore = false) =>
+  const step = (name: string, fn: () => Promise<void>) =>
     t.step({
       name,
-      ignore,
       fn: async () => {
         results.length = 0;
         await fn();
@@ -159,12 +155,8 @@ Deno.test("faults: reset mid-frame, vanish, data after Close, half-close — rig
     },
   );
 
-  // Skipped while a known bug is open: when the peer's FIN follows its
-  // Close before our echo is written, the socket ends without the echo
-  // (RFC 6455 §5.5.1: "MUST send a Close frame in response"; a half-close
-  // leaves our direction open). Root cause: a Deno.Conn's `readable`
-  // closes the whole resource at EOF, so nothing can be written after the
-  // peer's FIN; and #onTransportEnd ends the socket without answering.
+  // RFC 6455 §5.5.1: "MUST send a Close frame in response"; the peer's FIN
+  // (a half-close) leaves our direction open, so the echo still goes out.
   await step(
     "Close, then half-close (FIN): the echo still arrives",
     async () => {
@@ -180,7 +172,6 @@ Deno.test("faults: reset mid-frame, vanish, data after Close, half-close — rig
       assertEquals((await lastResult()).wasClean, true);
       await healthy();
     },
-    SKIP_KNOWN_BUGS,
   );
 
   await step(
@@ -270,8 +261,6 @@ Deno.test("faults: our client facing a server that vanishes or resets", async (t
   for (const [title, testCase] of cases) {
     await t.step({
       name: title,
-      // The half-close bug above, on the client side.
-      ignore: testCase.id === "F2.3" && SKIP_KNOWN_BUGS,
       fn: async () => {
         await runAgainstClient(testCase);
       },
