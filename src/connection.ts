@@ -316,6 +316,10 @@ export class WebSocketConnection {
   #batch: Uint8Array | undefined;
   #batchUsed = 0;
   #outgoingBytes = 0;
+  // Bytes ever queued and ever written, and who waits for a position.
+  #queuedBytesTotal = 0;
+  #writtenBytesTotal = 0;
+  #writtenWaiters: { position: number; resolve: () => void }[] = [];
   #flushing = false;
   #queuedSinceCheck = false;
   #quietHops = 0;
@@ -515,7 +519,11 @@ export class WebSocketConnection {
       });
     }
     if (deflated !== undefined) this.#sendFrame(opcode, deflated, true);
-    else this.#sendFrame(opcode, bytes, false);
+    else if (this.#sendFrame(opcode, bytes, false)) {
+      // The frame views the caller's bytes: the write completes only once
+      // they are written, so the caller may reuse its buffer right after.
+      return this.#whenWritten().then(() => this.#backpressure());
+    }
     return this.#backpressure();
   }
 
@@ -524,8 +532,11 @@ export class WebSocketConnection {
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
-  #sendFrame(opcode: Opcode, payload: Uint8Array, rsv1: boolean): void {
-    if (this.#transportFailed) return;
+  // Queues a frame; true when the queued bytes view `payload` (a large
+  // unmasked payload is not copied).
+  #sendFrame(opcode: Opcode, payload: Uint8Array, rsv1: boolean): boolean {
+    if (this.#transportFailed) return false;
+    let viewsPayload = false;
     const frame = { fin: true, rsv1, opcode, payload };
     const size = frameHeaderLength(payload.length, this.#mask) + payload.length;
     if (size < MERGE_LIMIT_BYTES) {
@@ -557,19 +568,42 @@ export class WebSocketConnection {
       this.#sealBatch();
       for (const chunk of encodeFrame(frame, this.#mask)) {
         this.#outgoing.push(chunk);
+        if (chunk === payload) viewsPayload = true;
       }
     }
     this.#outgoingBytes += size;
+    this.#queuedBytesTotal += size;
     this.#queuedSinceCheck = true;
-    if (this.#flushing) return;
+    if (this.#flushing) return viewsPayload;
     this.#flushing = true;
     if (payload.length >= MERGE_LIMIT_BYTES) {
       // A large frame leaves on its own anyway: no reason to wait.
       void this.#flush();
-      return;
+      return viewsPayload;
     }
     this.#quietHops = 0;
     queueMicrotask(this.#flushWhenQuiet);
+    return viewsPayload;
+  }
+
+  // Resolves once every byte queued so far has been written (or the
+  // transport failed).
+  #whenWritten(): Promise<void> {
+    const position = this.#queuedBytesTotal;
+    if (this.#writtenBytesTotal >= position) return Promise.resolve();
+    return new Promise((resolve) =>
+      this.#writtenWaiters.push({ position, resolve })
+    );
+  }
+
+  #notifyWritten(all: boolean): void {
+    const waiters = this.#writtenWaiters;
+    while (
+      waiters.length > 0 &&
+      (all || waiters[0].position <= this.#writtenBytesTotal)
+    ) {
+      waiters.shift()!.resolve();
+    }
   }
 
   // Frames written in the same turn leave in one TCP write: the flush waits
@@ -606,6 +640,8 @@ export class WebSocketConnection {
         for (const bytes of chunks) {
           await this.#writer.write(bytes);
           this.#outgoingBytes -= bytes.length;
+          this.#writtenBytesTotal += bytes.length;
+          if (this.#writtenWaiters.length > 0) this.#notifyWritten(false);
           if (this.#outgoingBytes <= this.#maxBufferedBytes) {
             this.#notifyDrained();
           }
@@ -617,6 +653,7 @@ export class WebSocketConnection {
       this.#batch = undefined;
       this.#batchUsed = 0;
       this.#outgoingBytes = 0;
+      this.#notifyWritten(true);
       this.#onTransportEnd(error);
     } finally {
       this.#flushing = false;
@@ -816,6 +853,7 @@ export class WebSocketConnection {
     this.#closeTransport();
     this.#notifyDrained();
     for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    this.#notifyWritten(true);
     this.#resolveClosed({ closeCode, reason, wasClean });
   }
 

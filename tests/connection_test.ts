@@ -405,3 +405,29 @@ Deno.test("a message and Close that arrive with the handshake are echoed by a pi
     0xe8,
   ]);
 });
+
+Deno.test("a writer may reuse its buffer as soon as write() resolves, also for large binary messages", async () => {
+  // A large unmasked payload is written without a copy (the server role),
+  // so write() must not resolve before the bytes have left.
+  const { client, server } = socketPair();
+  const size = 100_000;
+  const count = 5;
+  const writing = (async () => {
+    const writer = server.writable.getWriter();
+    const buffer = new Uint8Array(size);
+    for (let fill = 1; fill <= count; fill++) {
+      buffer.fill(fill);
+      await writer.write(buffer);
+    }
+    await writer.close();
+  })();
+  const fills: number[][] = [];
+  for await (const message of client.readable) {
+    const bytes = message as Uint8Array;
+    assertEquals(bytes.length, size);
+    fills.push([bytes[0], bytes[size - 1]]);
+  }
+  await writing;
+  assertEquals(fills, [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]);
+  await client.closed;
+});
