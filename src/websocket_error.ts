@@ -31,6 +31,11 @@ export interface WebSocketCloseInfo {
  * with it, matching the WHATWG `WebSocketError` (a `DOMException` with
  * `closeCode` and `reason`).
  *
+ * Unlike the WHATWG constructor, it accepts any close code, because the codec
+ * reports protocol failures (1002, 1007, 1009, …) with it; the codes an
+ * application may send (1000, 3000–4999) are checked where they are sent, by
+ * `close()`.
+ *
  * @example Tell a protocol error from a size limit
  * ```ts
  * import { WebSocketError } from "@wstream/wstream";
@@ -57,7 +62,9 @@ export class WebSocketError extends DOMException {
    */
   constructor(message = "", init: WebSocketCloseInfo = {}) {
     super(message, "WebSocketError");
-    this.closeCode = init.closeCode ?? null;
     this.reason = init.reason ?? "";
+    // As in WHATWG WebSocketStream: a reason without a code means 1000.
+    this.closeCode = init.closeCode ??
+      (this.reason === "" ? null : 1000);
   }
 }

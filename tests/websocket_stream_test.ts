@@ -897,3 +897,35 @@ Deno.test(
     });
   },
 );
+
+Deno.test("WebSocketError: the constructor fills closeCode and reason like the built-in one", () => {
+  const inits = [
+    undefined,
+    {},
+    { reason: "reason only" },
+    { closeCode: 1000 },
+    { closeCode: 4000, reason: "bye" },
+  ];
+  const describe = (impl: Impl) =>
+    inits.map((init) => {
+      const error = new impl.WebSocketError("message", init);
+      return {
+        name: error.name,
+        message: error.message,
+        closeCode: error.closeCode,
+        reason: error.reason,
+        isDOMException: error instanceof DOMException,
+      };
+    });
+  const ours = describe(wstream);
+  // The specification's values, whether or not the built-in is available.
+  assertEquals(ours.map((e) => [e.closeCode, e.reason]), [
+    [null, ""],
+    [null, ""],
+    [1000, "reason only"],
+    [1000, ""],
+    [4000, "bye"],
+  ]);
+  assert(ours.every((e) => e.isDOMException && e.name === "WebSocketError"));
+  if (builtInAvailable) assertEquals(ours, describe(builtIn));
+});
