@@ -141,6 +141,9 @@ Deno.test(`load: ${CONNECTIONS} connections for ${SECONDS} s (clients in a child
       } KiB per connection), peak ${(rssPeak / MiB).toFixed(0)} MiB (${
         kib(rssPeak - rssStart)
       } KiB per connection)`,
+      `  server V8 heap (total) peak ${
+        (heapPeak / MiB).toFixed(0)
+      } MiB, external peak ${(externalPeak / MiB).toFixed(0)} MiB`,
     ].join("\n"),
   );
 
