@@ -79,7 +79,7 @@ export interface ConnectOptions extends WebSocketOptions, ExtensionOptions {
  *
  * @example
  * ```ts
- * import { parseWebSocketUrl } from "./client.ts";
+ * import { parseWebSocketUrl } from "@wstream/wstream";
  * import { assertEquals, assertThrows } from "@std/assert";
  *
  * assertEquals(parseWebSocketUrl("https://example.com/a").href, "wss://example.com/a");

@@ -44,7 +44,7 @@ export const PERMESSAGE_DEFLATE = "permessage-deflate";
  *
  * @example Compress only messages of 4 KiB and more, without context takeover
  * ```ts
- * import type { PerMessageDeflateOptions } from "./permessage_deflate.ts";
+ * import type { PerMessageDeflateOptions } from "@wstream/wstream";
  *
  * const compression: PerMessageDeflateOptions = {
  *   threshold: 4096,

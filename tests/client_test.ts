@@ -10,7 +10,9 @@ import { connect, parseWebSocketUrl } from "../src/client.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { computeAccept } from "../src/handshake.ts";
 import { serve } from "../src/server.ts";
+import type { PerMessageDeflateOptions } from "../src/permessage_deflate.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
+import { RawServer } from "./conformance/_raw_peer.ts";
 import { delay, readUntilClosed, within } from "./_socket_util.ts";
 
 const encoder = new TextEncoder();
@@ -370,4 +372,83 @@ Deno.test("connect() and serve() negotiate permessage-deflate by default, and no
   assertEquals(await exchange(plain, [big]), [big]);
   plain.close();
   await within(6000, plain.closed);
+});
+
+Deno.test("connect() rejects a permessage-deflate response it cannot accept, with a clear error, and closes the TCP connection", async (t) => {
+  // [test name, our compression option, the server's extensions header,
+  // what the error must say]. Our client always offers a bare
+  // client_max_window_bits, so "client_max_window_bits when not offered"
+  // is covered by offering a smaller value than the response's.
+  const table: [
+    string,
+    PerMessageDeflateOptions | false,
+    string,
+    string,
+  ][] = [
+    [
+      "server_max_window_bits=7 (below 8)",
+      {},
+      "permessage-deflate; server_max_window_bits=7",
+      "Invalid permessage-deflate response: server_max_window_bits must be an integer from 8 to 15",
+    ],
+    [
+      "a parameter it never offered",
+      {},
+      "permessage-deflate; foo",
+      "Invalid permessage-deflate response: unknown parameter foo",
+    ],
+    [
+      "client_max_window_bits without a value",
+      {},
+      "permessage-deflate; client_max_window_bits",
+      "Invalid permessage-deflate response: client_max_window_bits needs a value from 8 to 15, found none",
+    ],
+    [
+      "client_max_window_bits above the offered 10",
+      { clientMaxWindowBits: 10 },
+      "permessage-deflate; client_max_window_bits=12",
+      "Invalid permessage-deflate response: client_max_window_bits=12 is larger than the 10 offered",
+    ],
+    [
+      "no server_no_context_takeover after offering it",
+      { serverNoContextTakeover: true },
+      "permessage-deflate",
+      "server_no_context_takeover was offered but the response does not include it",
+    ],
+    [
+      "permessage-deflate when compression is off (not offered)",
+      false,
+      "permessage-deflate",
+      'expected only extensions the client offered (none), found "permessage-deflate"',
+    ],
+  ];
+  for (const [name, compression, header, says] of table) {
+    await t.step(name, async () => {
+      const server = new RawServer();
+      try {
+        const accepted = server.accept([`Sec-WebSocket-Extensions: ${header}`]);
+        const error = await assertRejects(
+          () =>
+            connect(`ws://127.0.0.1:${server.port}/`, {
+              compression,
+              handshakeTimeoutMs: 3000,
+            }),
+          WebSocketError,
+          says,
+        );
+        assertStringIncludes(error.message, "opening handshake failed: ");
+        assertEquals(error.closeCode, 1006);
+        // Our client sent no frame and ended the TCP connection.
+        const peer = await accepted;
+        try {
+          const event = await peer.next(3000, "the end of the connection");
+          assertEquals(event.kind, "end", JSON.stringify(event));
+        } finally {
+          await peer.close();
+        }
+      } finally {
+        server.close();
+      }
+    });
+  }
 });

@@ -463,10 +463,12 @@ Deno.test("faults: a slow consumer (never reads) costs bounded memory; others ke
   );
   assertEquals(writtenDuring, 0, "the stalled consumers took nothing more");
   assertLess(rssGrowth, 64 * (1 << 20), "RSS stays bounded");
+  // Measured on a shared 2-core machine, also with both cores kept busy:
+  // 20–82 ms beside the stalled consumers against 30–263 ms alone.
   assertLess(
     loaded,
-    baseline * 10 + 1000,
-    "other connections keep their speed",
+    baseline * 3 + 200,
+    "other connections keep their speed (at most 3× + 200 ms)",
   );
   for (const conn of slow) conn.close();
   await within(

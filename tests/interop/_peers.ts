@@ -106,6 +106,11 @@ export interface PythonPeerOptions {
   protocols?: string[];
   /** Whether to negotiate permessage-deflate; default "none". */
   compression?: "none" | "deflate";
+  /**
+   * Send every message (the client) or echo (the server) as this many
+   * frames of one message; default 1 (unfragmented).
+   */
+  fragments?: number;
 }
 
 /** What {@linkcode startPythonEchoServer} reports when a connection ends. */
@@ -197,6 +202,7 @@ export async function startPythonEchoServer(
   }
   args.push("--compression", options.compression ?? "none");
   if (options.maxSize) args.push("--max-size", String(options.maxSize));
+  args.push("--fragments", String(options.fragments ?? 1));
   const child = new Deno.Command(PYTHON, {
     args,
     stdin: "piped",
@@ -320,6 +326,8 @@ export async function runPythonClient(
     options.closeReason ?? "",
     "--timeout",
     String(timeoutMs / 1000),
+    "--fragments",
+    String(options.fragments ?? 1),
   ];
   for (const protocol of options.protocols ?? []) {
     args.push("--subprotocol", protocol);

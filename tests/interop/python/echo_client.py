@@ -7,7 +7,10 @@ argument, because one argument is limited to 128 KiB), reads as many replies as 
 sent, then closes with --close-code/--close-reason and prints one JSON line:
 {"received": [...same encoding...], "subprotocol": S, "extensions": E,
 "close_code": C, "close_reason": R}. The whole run is bounded by --timeout;
-on any failure it prints {"error": "..."} and exits 1.
+on any failure it prints {"error": "..."} and exits 1. With --fragments N
+(N > 1) each message goes out fragmented: websockets sends an iterable of N
+chunks as N frames of one message (compressed frame by frame when deflate
+is on).
 
 Written for Debian's python3-websockets (10.4): asyncio API only.
 """
@@ -29,11 +32,20 @@ def parse_args():
     parser.add_argument("--close-code", type=int, default=1000)
     parser.add_argument("--close-reason", default="")
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--fragments", type=int, default=1)
     return parser.parse_args()
 
 
 def decode(item):
     return item if isinstance(item, str) else base64.b64decode(item["base64"])
+
+
+def split(message, parts):
+    """The message cut into `parts` chunks (some may be empty), same type."""
+    if parts <= 1:
+        return message
+    cuts = [len(message) * i // parts for i in range(parts + 1)]
+    return [message[cuts[i]:cuts[i + 1]] for i in range(parts)]
 
 
 def encode(message):
@@ -51,7 +63,7 @@ async def run(args):
         max_size=None,
     ) as websocket:
         for message in messages:
-            await websocket.send(message)
+            await websocket.send(split(message, args.fragments))
         received = [encode(await websocket.recv()) for _ in messages]
         await websocket.close(args.close_code, args.close_reason)
         return {

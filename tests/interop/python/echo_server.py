@@ -3,7 +3,9 @@
 
 Listens on 127.0.0.1 (port 0 by default), prints one JSON line
 {"event": "listening", "port": N} once it accepts connections, echoes every
-message back with its type, and prints {"event": "closed", "code": C,
+message back with its type (with --fragments N > 1, as N frames of one
+message: websockets sends an iterable of chunks fragmented, compressing
+frame by frame when deflate is on), and prints {"event": "closed", "code": C,
 "reason": R, "subprotocol": S} when a connection ends. It exits when its
 stdin closes (the parent test is done or gone) or after --lifetime seconds,
 whichever comes first, so it never outlives the test that started it.
@@ -27,7 +29,16 @@ def parse_args():
     parser.add_argument("--compression", choices=["none", "deflate"], default="none")
     parser.add_argument("--max-size", type=int, default=0, help="0 = unlimited")
     parser.add_argument("--lifetime", type=float, default=60.0)
+    parser.add_argument("--fragments", type=int, default=1)
     return parser.parse_args()
+
+
+def split(message, parts):
+    """The message cut into `parts` chunks (some may be empty), same type."""
+    if parts <= 1:
+        return message
+    cuts = [len(message) * i // parts for i in range(parts + 1)]
+    return [message[cuts[i]:cuts[i + 1]] for i in range(parts)]
 
 
 def emit(event):
@@ -40,7 +51,7 @@ async def main():
     async def echo(websocket, path=None):
         try:
             async for message in websocket:
-                await websocket.send(message)
+                await websocket.send(split(message, args.fragments))
         except websockets.ConnectionClosed:
             pass
         finally:
