@@ -371,19 +371,18 @@ export async function validateServerResponse(
       }`,
     );
   }
-  const headers = head.headers;
   // RFC 6455 §4.1, response check 2: Upgrade is "websocket", any case.
-  const upgrade = headers.get("upgrade");
+  const upgrade = head.get("upgrade");
   if (upgrade === null || upgrade.trim().toLowerCase() !== "websocket") {
     fail(`expected header Upgrade: websocket, found ${found(upgrade)}`);
   }
   // RFC 6455 §4.1, response check 3: Connection holds the token "Upgrade".
-  const connection = headers.get("connection");
+  const connection = head.get("connection");
   if (!hasToken(connection, "upgrade")) {
     fail(`expected header Connection: Upgrade, found ${found(connection)}`);
   }
   // RFC 6455 §4.1, response check 4: the accept value matches our key.
-  const accept = headers.get("sec-websocket-accept");
+  const accept = head.get("sec-websocket-accept");
   const expected = await computeAccept(offer.key);
   const acceptBytes = encoder.encode(accept?.trim() ?? "");
   const expectedBytes = encoder.encode(expected);
@@ -399,7 +398,7 @@ export async function validateServerResponse(
     );
   }
   // RFC 6455 §4.1, response check 6: a subprotocol the client offered.
-  const protocolValue = headers.get("sec-websocket-protocol");
+  const protocolValue = head.get("sec-websocket-protocol");
   let protocol = "";
   if (protocolValue !== null) {
     const offered = offer.protocols ?? [];
@@ -420,7 +419,7 @@ export async function validateServerResponse(
     }
   }
   // RFC 6455 §4.1, response check 5: only extensions the client offered.
-  const extensions = headers.get("sec-websocket-extensions");
+  const extensions = head.get("sec-websocket-extensions");
   const offeredExtensions = new Set(extensionNames(offer.extensions ?? null));
   const seen = new Set<string>();
   for (const name of extensionNames(extensions)) {
@@ -512,10 +511,12 @@ export interface ClientHandshake {
  * assert(!isUpgradeRequest(new Headers({ accept: "text/html" })));
  * ```
  *
- * @param headers The request's headers.
+ * @param headers The request's headers (`Headers`, or a parsed head).
  * @returns `true` when the client asks for a WebSocket.
  */
-export function isUpgradeRequest(headers: Headers): boolean {
+export function isUpgradeRequest(
+  headers: { get(name: string): string | null },
+): boolean {
   return hasToken(headers.get("upgrade"), "websocket");
 }
 
@@ -569,7 +570,6 @@ export function validateClientRequest(
       `expected HTTP/1.1 or later for a WebSocket upgrade, found HTTP/${version.major}.${version.minor}`,
     );
   }
-  const headers = head.headers;
   // Item 2: a Host header field (exactly one, RFC 9112 §3.2).
   const hosts = head.fields.filter(([name]) => name.toLowerCase() === "host");
   if (hosts.length !== 1 || hosts[0][1] === "") {
@@ -581,7 +581,7 @@ export function validateClientRequest(
     );
   }
   // Item 3: Upgrade lists "websocket", case-insensitively.
-  const upgrade = headers.get("upgrade");
+  const upgrade = head.get("upgrade");
   if (!hasToken(upgrade, "websocket")) {
     throw new HandshakeRejection(
       400,
@@ -589,7 +589,7 @@ export function validateClientRequest(
     );
   }
   // Item 4: Connection lists "Upgrade", case-insensitively.
-  const connection = headers.get("connection");
+  const connection = head.get("connection");
   if (!hasToken(connection, "upgrade")) {
     throw new HandshakeRejection(
       400,
@@ -598,7 +598,7 @@ export function validateClientRequest(
   }
   // Item 6: the version is checked before the key so that a client of
   // another version learns which one we speak (§4.4).
-  const wsVersion = headers.get("sec-websocket-version");
+  const wsVersion = head.get("sec-websocket-version");
   if (wsVersion?.trim() !== WEBSOCKET_VERSION) {
     throw new HandshakeRejection(
       426,
@@ -622,7 +622,7 @@ export function validateClientRequest(
     );
   }
   // Items 8 and 9 (optional): subprotocols and extensions offered.
-  const protocols = splitHeaderList(headers.get("sec-websocket-protocol"));
+  const protocols = splitHeaderList(head.get("sec-websocket-protocol"));
   for (const protocol of protocols) {
     if (!isToken(protocol)) {
       throw new HandshakeRejection(
@@ -636,7 +636,7 @@ export function validateClientRequest(
   return {
     key,
     protocols,
-    extensions: headers.get("sec-websocket-extensions") ?? "",
+    extensions: head.get("sec-websocket-extensions") ?? "",
   };
 }
 
@@ -679,19 +679,23 @@ export type ProtocolSelector =
  *
  * @param offered The client's subprotocols, in its order of preference.
  * @param selector The server's list or choice function.
- * @param request The request, for selector functions.
+ * @param request The request, for selector functions, or a function that
+ * makes it (called only for a selector function).
  * @returns The chosen subprotocol or "".
  */
 export async function selectSubprotocol(
   offered: string[],
   selector: ProtocolSelector | undefined,
-  request: Request,
+  request: Request | (() => Request),
 ): Promise<string> {
   if (selector === undefined || offered.length === 0) return "";
   if (typeof selector !== "function") {
     return offered.find((protocol) => selector.includes(protocol)) ?? "";
   }
-  const chosen = await selector([...offered], request);
+  const chosen = await selector(
+    [...offered],
+    typeof request === "function" ? request() : request,
+  );
   if (chosen === null || chosen === undefined || chosen === "") return "";
   if (!offered.includes(chosen)) {
     throw new TypeError(
