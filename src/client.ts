@@ -225,7 +225,8 @@ export async function connect(
       : tcp;
     signal.throwIfAborted();
     await writeAll(conn, requestBytes);
-    const { head, leftover } = await readHttpHead(conn.readable, {
+    // Read straight from the connection: no stream is made for the head.
+    const { head, leftover } = await readHttpHead(conn, {
       maxHeaderBytes: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
       signal,
     });
