@@ -168,6 +168,8 @@ export interface WebSocketServer extends AsyncDisposable {
 interface Tracked {
   conn: Deno.Conn;
   socket?: WebSocketConnection;
+  /** The socket's request, from the handshake until the handler gets it. */
+  request?: Request;
   done: Promise<void>;
   /** When the opening handshake must be over (`performance.now()` ms). */
   deadline: number;
@@ -372,11 +374,10 @@ export function serve(
     handshakeTimer ??= setTimeout(expireHandshakes, handshakeTimeoutMs);
   };
 
-  // The opening handshake: answers it, and returns the socket and its
-  // request when it succeeded (else the connection is answered and closed).
-  const handshake = async (
-    entry: Tracked,
-  ): Promise<[WebSocketConnection, Request] | undefined> => {
+  // The opening handshake: answers it and returns true with the socket and
+  // its request in `entry` when it succeeded, else answers (when there is
+  // something to say), closes the connection and returns false.
+  const handshake = async (entry: Tracked): Promise<boolean> => {
     const { conn } = entry;
     startHandshakeClock(entry);
     try {
@@ -391,11 +392,11 @@ export function serve(
       } catch (error) {
         if (error instanceof HttpHeadError && !entry.timedOut) {
           await reject(conn, error);
-          return undefined;
+          return false;
         }
         // Timeout, TLS failure, or the peer left: nothing to answer.
         closeQuietly(conn);
-        return undefined;
+        return false;
       }
       let line: RequestLine;
       let url: string;
@@ -413,7 +414,7 @@ export function serve(
           error instanceof HttpHeadError || error instanceof HandshakeRejection
         ) {
           await reject(conn, error);
-          return undefined;
+          return false;
         }
         throw error;
       }
@@ -430,7 +431,7 @@ export function serve(
               [["Upgrade", "websocket"], ["Sec-WebSocket-Version", "13"]],
             ),
           );
-          return undefined;
+          return false;
         }
         let bytes: Uint8Array;
         try {
@@ -443,7 +444,7 @@ export function serve(
           bytes = buildErrorResponse(500, "internal server error");
         }
         await respond(conn, bytes);
-        return undefined;
+        return false;
       }
 
       // RFC 6455 §4.2.1: the request must be a valid upgrade.
@@ -453,7 +454,7 @@ export function serve(
       } catch (error) {
         if (error instanceof HandshakeRejection) {
           await reject(conn, error);
-          return undefined;
+          return false;
         }
         throw error;
       }
@@ -471,7 +472,7 @@ export function serve(
             }`,
           ),
         );
-        return undefined;
+        return false;
       }
       if (options.authorize !== undefined) {
         let allowed = false;
@@ -485,7 +486,7 @@ export function serve(
             conn,
             new HandshakeRejection(403, "the request was not authorized"),
           );
-          return undefined;
+          return false;
         }
       }
       let protocol: string;
@@ -503,7 +504,7 @@ export function serve(
           conn,
           new HandshakeRejection(500, "internal server error"),
         );
-        return undefined;
+        return false;
       }
       await writeAll(
         conn,
@@ -515,7 +516,7 @@ export function serve(
       );
       if (entry.timedOut) {
         negotiated.deflate?.close?.();
-        return undefined;
+        return false;
       }
       handshaking.delete(entry);
       const socket = new WebSocketConnection({
@@ -528,71 +529,66 @@ export function serve(
         leftover,
       });
       entry.socket = socket;
-      return [socket, getRequest()];
+      entry.request = getRequest();
+      return true;
     } catch (error) {
       // An I/O error while answering, or the deadline closed the socket.
       if (!entry.timedOut && !closing) {
         console.error("wstream: the opening handshake failed:", error);
       }
       closeQuietly(conn);
-      return undefined;
+      return false;
     } finally {
       handshaking.delete(entry);
     }
   };
 
-  // Runs the handler on an open socket and waits for the socket to end. The
-  // request comes in a holder that is emptied, so that while the socket is
-  // open only the handler keeps its request alive (an async function's
-  // parameters live as long as it does).
-  const runSocket = async (
-    socket: WebSocketConnection,
-    holder: { request?: Request },
-  ): Promise<void> => {
-    const request = holder.request!;
-    holder.request = undefined;
-    if (closing) {
-      // shutdown() ran during the handshake: say goodbye properly.
-      socket.close({
-        closeCode: CloseCode.GoingAway,
-        reason: "server shutting down",
-      });
-      await socket.closed.catch(() => {});
-      return;
-    }
-    let socketEnded = false;
-    const markEnded = () => void (socketEnded = true);
-    socket.closed.then(markEnded, markEnded);
-    try {
-      await handler(socket, request);
-    } catch (error) {
-      // Errors the socket itself raised (the peer failed it, or the socket
-      // was closed under a pipe by shutdown()) are not handler bugs.
-      if (!closing && !socketEnded && !(error instanceof WebSocketError)) {
-        console.error(
-          "wstream: the WebSocket handler threw; closing its socket with 1011:",
-          error,
-        );
-      }
-      try {
-        socket.close({
-          closeCode: CloseCode.InternalError,
-          reason: "internal error",
-        });
-      } catch {
-        // Closed already.
-      }
-    }
-    await socket.closed.catch(() => {});
+  // Calls the handler with the request, which the entry then lets go of:
+  // while a socket is open, only the handler decides whether its request
+  // stays in memory (a suspended async function would keep it).
+  const callHandler = (entry: Tracked): void | Promise<void> => {
+    const request = entry.request!;
+    entry.request = undefined;
+    return handler(entry.socket!, request);
   };
 
   const handleConnection = async (entry: Tracked): Promise<void> => {
     try {
-      const accepted = await handshake(entry);
-      // Only the socket and its request outlive the handshake.
-      if (accepted !== undefined) {
-        await runSocket(accepted[0], { request: accepted[1] });
+      if (!await handshake(entry)) return;
+      const socket = entry.socket!;
+      if (closing) {
+        // shutdown() ran during the handshake: say goodbye properly.
+        socket.close({
+          closeCode: CloseCode.GoingAway,
+          reason: "server shutting down",
+        });
+        await socket.closed.catch(() => {});
+        return;
       }
+      let socketEnded = false;
+      const markEnded = () => void (socketEnded = true);
+      socket.closed.then(markEnded, markEnded);
+      try {
+        await callHandler(entry);
+      } catch (error) {
+        // Errors the socket itself raised (the peer failed it, or the socket
+        // was closed under a pipe by shutdown()) are not handler bugs.
+        if (!closing && !socketEnded && !(error instanceof WebSocketError)) {
+          console.error(
+            "wstream: the WebSocket handler threw; closing its socket with 1011:",
+            error,
+          );
+        }
+        try {
+          socket.close({
+            closeCode: CloseCode.InternalError,
+            reason: "internal error",
+          });
+        } catch {
+          // Closed already.
+        }
+      }
+      await socket.closed.catch(() => {});
     } catch (error) {
       console.error("wstream: a connection failed:", error);
       closeQuietly(entry.conn);
@@ -605,6 +601,7 @@ export function serve(
     const entry: Tracked = {
       conn,
       socket: undefined,
+      request: undefined,
       done: undefined!,
       deadline: 0,
       timedOut: false,
@@ -642,6 +639,7 @@ export function serve(
         const entry: Tracked = {
           conn,
           socket: undefined,
+          request: undefined,
           done: undefined!,
           deadline: 0,
           timedOut: false,
