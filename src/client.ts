@@ -248,7 +248,8 @@ export async function connect(
       protocol: accepted.protocol,
       extensions: negotiated.extensions,
       deflate: negotiated.deflate,
-      leftover,
+      // An empty one would be kept as long as the socket's read loop runs.
+      leftover: leftover.length > 0 ? leftover : undefined,
     });
   } catch (error) {
     if (conn) closeQuietly(conn);

@@ -247,8 +247,13 @@ export function readHttpHead(
     : readHeadFromSource(source, options);
 }
 
+// Buffers that held heads already parsed, for the next heads: a busy server
+// then allocates no buffer per handshake. A few are kept, zeroed.
+const spareHeadBuffers: Uint8Array[] = [];
+const MAX_SPARE_HEAD_BUFFERS = 16;
+
 // Reads go straight into the buffer that collects the head: a server's
-// handshake then costs one small buffer, no stream and no reader.
+// handshake then costs no stream, no reader and (mostly) no new buffer.
 async function readHeadFromSource(
   source: HeadSource,
   options: ReadHttpHeadOptions,
@@ -271,8 +276,11 @@ async function readHeadFromSource(
     });
     aborted.catch(() => {});
   }
-  let storage = new Uint8Array(HEAD_READ_BYTES);
+  let storage = spareHeadBuffers.pop() ?? new Uint8Array(HEAD_READ_BYTES);
   let length = 0;
+  // Whether no read into `storage` is in flight: only then may it be reused
+  // (the parsed head and the leftover bytes are copies).
+  let settled = true;
   try {
     while (true) {
       // Doubling keeps a head that arrives a byte at a time linear to copy.
@@ -281,10 +289,12 @@ async function readHeadFromSource(
         grown.set(storage);
         storage = grown;
       }
+      settled = false;
       const reading = source.read(storage.subarray(length));
       const count = aborted
         ? await Promise.race([reading, aborted])
         : await reading;
+      settled = true;
       if (count === null) throw endOfInput(length);
       if (count === 0) continue;
       const searchFrom = length - 3;
@@ -294,6 +304,13 @@ async function readHeadFromSource(
     }
   } finally {
     if (onAbort) signal!.removeEventListener("abort", onAbort);
+    if (
+      settled && storage.length === HEAD_READ_BYTES &&
+      spareHeadBuffers.length < MAX_SPARE_HEAD_BUFFERS
+    ) {
+      // Zeroed, so no client's bytes linger for the next.
+      spareHeadBuffers.push(storage.fill(0, 0, length));
+    }
   }
 }
 

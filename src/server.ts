@@ -526,7 +526,8 @@ export function serve(
         protocol,
         extensions: negotiated.extensions,
         deflate: negotiated.deflate,
-        leftover,
+        // An empty one would be kept as long as the socket's read loop runs.
+        leftover: leftover.length > 0 ? leftover : undefined,
       });
       entry.socket = socket;
       entry.request = getRequest();

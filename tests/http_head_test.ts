@@ -206,6 +206,32 @@ Deno.test("readHttpHead() from a source: one byte at a time, 431 over the limit,
   await assertRejects(() => reading, Error, "found the end of the stream");
 });
 
+Deno.test("readHttpHead() from a source reuses the buffer of a head already parsed, zeroed", async () => {
+  const seen: { buffer: ArrayBufferLike; bytes: number[] }[] = [];
+  const recording = (text: string) => {
+    const inner = source(text);
+    return {
+      read(buffer: Uint8Array) {
+        seen.push({ buffer: buffer.buffer, bytes: [...buffer] });
+        return inner.read(buffer);
+      },
+    };
+  };
+  const first = await readHttpHead(
+    recording("GET / HTTP/1.1\r\nCookie: secret\r\n\r\nrest"),
+  );
+  assertEquals(first.head.get("cookie"), "secret");
+  assertEquals(new TextDecoder().decode(first.leftover), "rest");
+  const second = await readHttpHead(recording("GET / HTTP/1.1\r\n\r\n"));
+  assertEquals(second.head.fields, []);
+  assertEquals(second.leftover.length, 0);
+  // The second head was read into the first one's buffer, wiped clean.
+  assert(seen[1].buffer === seen[0].buffer);
+  assert(seen[1].bytes.every((byte) => byte === 0));
+  // The first result does not share it.
+  assertEquals(new TextDecoder().decode(first.leftover), "rest");
+});
+
 Deno.test("readHttpHead() from a source closes it when the signal aborts", async () => {
   const conn = source();
   const controller = new AbortController();
