@@ -225,7 +225,8 @@ export async function connect(
       : tcp;
     signal.throwIfAborted();
     await writeAll(conn, requestBytes);
-    const { head, leftover } = await readHttpHead(conn.readable, {
+    // Read straight from the connection: no stream is made for the head.
+    const { head, leftover } = await readHttpHead(conn, {
       maxHeaderBytes: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
       signal,
     });
@@ -247,7 +248,8 @@ export async function connect(
       protocol: accepted.protocol,
       extensions: negotiated.extensions,
       deflate: negotiated.deflate,
-      leftover,
+      // An empty one would be kept as long as the socket's read loop runs.
+      leftover: leftover.length > 0 ? leftover : undefined,
     });
   } catch (error) {
     if (conn) closeQuietly(conn);

@@ -126,6 +126,12 @@ export interface Transport {
   read?(buffer: Uint8Array): Promise<number | null>;
   /** Bytes to the peer. */
   writable: WritableStream<Uint8Array>;
+  /**
+   * Writes bytes to the peer: the count written, possibly fewer than given
+   * (a `Deno.Conn` has it). Used instead of `writable` when present, so a
+   * socket makes no stream of its own over the connection.
+   */
+  write?(bytes: Uint8Array): Promise<number>;
   /** Ends the connection at once (a `Deno.Conn` has it). */
   close?(): void;
 }
@@ -222,6 +228,29 @@ function toBytes(chunk: BufferSource): Uint8Array {
 function isBufferSource(chunk: unknown): chunk is BufferSource {
   return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
     chunk instanceof SharedArrayBuffer;
+}
+
+// Writes to `transport.write` the way a writer of `transport.writable`
+// would (all bytes, in order); only `write()` and `close()` are ever called.
+function directWriter(
+  transport: Transport & Required<Pick<Transport, "write">>,
+): WritableStreamDefaultWriter<Uint8Array> {
+  const writer: Pick<
+    WritableStreamDefaultWriter<Uint8Array>,
+    "write" | "close"
+  > = {
+    async write(bytes: Uint8Array) {
+      let written = 0;
+      while (written < bytes.length) {
+        written += await transport.write(bytes.subarray(written));
+      }
+    },
+    close() {
+      transport.close?.();
+      return Promise.resolve();
+    },
+  };
+  return writer as WritableStreamDefaultWriter<Uint8Array>;
 }
 
 // A reason of at most 123 bytes, cut at a character boundary.
@@ -370,7 +399,10 @@ export class WebSocketConnection {
       onControlFrame: (frame) => this.#onControlFrame(frame),
     });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
-    this.#writer = init.transport.writable.getWriter();
+    const transport = init.transport;
+    this.#writer = transport.write
+      ? directWriter(transport as Parameters<typeof directWriter>[0])
+      : transport.writable.getWriter();
 
     this.readable = new ReadableStream<Message>({
       start: (controller) => {

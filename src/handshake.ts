@@ -6,7 +6,7 @@
  * @module
  */
 
-import { decodeBase64, encodeBase64 } from "@std/encoding/base64";
+import { encodeBase64 } from "@std/encoding/base64";
 import { timingSafeEqual } from "@std/crypto/timing-safe-equal";
 import { WebSocketError } from "./websocket_error.ts";
 import {
@@ -62,12 +62,10 @@ export function generateKey(): string {
  * @param key The client's `Sec-WebSocket-Key`.
  * @returns The matching `Sec-WebSocket-Accept` value.
  */
-export async function computeAccept(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-1",
-    encoder.encode(key + WEBSOCKET_GUID),
-  );
-  return encodeBase64(digest);
+export function computeAccept(key: string): Promise<string> {
+  // A plain promise chain: no async function frame per handshake.
+  return crypto.subtle.digest("SHA-1", encoder.encode(key + WEBSOCKET_GUID))
+    .then(encodeBase64);
 }
 
 /**
@@ -371,19 +369,18 @@ export async function validateServerResponse(
       }`,
     );
   }
-  const headers = head.headers;
   // RFC 6455 §4.1, response check 2: Upgrade is "websocket", any case.
-  const upgrade = headers.get("upgrade");
+  const upgrade = head.get("upgrade");
   if (upgrade === null || upgrade.trim().toLowerCase() !== "websocket") {
     fail(`expected header Upgrade: websocket, found ${found(upgrade)}`);
   }
   // RFC 6455 §4.1, response check 3: Connection holds the token "Upgrade".
-  const connection = headers.get("connection");
+  const connection = head.get("connection");
   if (!hasToken(connection, "upgrade")) {
     fail(`expected header Connection: Upgrade, found ${found(connection)}`);
   }
   // RFC 6455 §4.1, response check 4: the accept value matches our key.
-  const accept = headers.get("sec-websocket-accept");
+  const accept = head.get("sec-websocket-accept");
   const expected = await computeAccept(offer.key);
   const acceptBytes = encoder.encode(accept?.trim() ?? "");
   const expectedBytes = encoder.encode(expected);
@@ -399,7 +396,7 @@ export async function validateServerResponse(
     );
   }
   // RFC 6455 §4.1, response check 6: a subprotocol the client offered.
-  const protocolValue = headers.get("sec-websocket-protocol");
+  const protocolValue = head.get("sec-websocket-protocol");
   let protocol = "";
   if (protocolValue !== null) {
     const offered = offer.protocols ?? [];
@@ -420,7 +417,7 @@ export async function validateServerResponse(
     }
   }
   // RFC 6455 §4.1, response check 5: only extensions the client offered.
-  const extensions = headers.get("sec-websocket-extensions");
+  const extensions = head.get("sec-websocket-extensions");
   const offeredExtensions = new Set(extensionNames(offer.extensions ?? null));
   const seen = new Set<string>();
   for (const name of extensionNames(extensions)) {
@@ -512,14 +509,17 @@ export interface ClientHandshake {
  * assert(!isUpgradeRequest(new Headers({ accept: "text/html" })));
  * ```
  *
- * @param headers The request's headers.
+ * @param headers The request's headers (`Headers`, or a parsed head).
  * @returns `true` when the client asks for a WebSocket.
  */
-export function isUpgradeRequest(headers: Headers): boolean {
+export function isUpgradeRequest(
+  headers: { get(name: string): string | null },
+): boolean {
   return hasToken(headers.get("upgrade"), "websocket");
 }
 
 // RFC 6455 §4.1: the key is base64 of 16 bytes: 22 characters and "==".
+// (Any such string decodes to exactly 16 bytes, so it need not be decoded.)
 const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
 
 /**
@@ -569,7 +569,6 @@ export function validateClientRequest(
       `expected HTTP/1.1 or later for a WebSocket upgrade, found HTTP/${version.major}.${version.minor}`,
     );
   }
-  const headers = head.headers;
   // Item 2: a Host header field (exactly one, RFC 9112 §3.2).
   const hosts = head.fields.filter(([name]) => name.toLowerCase() === "host");
   if (hosts.length !== 1 || hosts[0][1] === "") {
@@ -581,7 +580,7 @@ export function validateClientRequest(
     );
   }
   // Item 3: Upgrade lists "websocket", case-insensitively.
-  const upgrade = headers.get("upgrade");
+  const upgrade = head.get("upgrade");
   if (!hasToken(upgrade, "websocket")) {
     throw new HandshakeRejection(
       400,
@@ -589,7 +588,7 @@ export function validateClientRequest(
     );
   }
   // Item 4: Connection lists "Upgrade", case-insensitively.
-  const connection = headers.get("connection");
+  const connection = head.get("connection");
   if (!hasToken(connection, "upgrade")) {
     throw new HandshakeRejection(
       400,
@@ -598,7 +597,7 @@ export function validateClientRequest(
   }
   // Item 6: the version is checked before the key so that a client of
   // another version learns which one we speak (§4.4).
-  const wsVersion = headers.get("sec-websocket-version");
+  const wsVersion = head.get("sec-websocket-version");
   if (wsVersion?.trim() !== WEBSOCKET_VERSION) {
     throw new HandshakeRejection(
       426,
@@ -612,7 +611,7 @@ export function validateClientRequest(
   );
   const key = keys.length === 1 ? keys[0][1] : null;
   if (
-    key === null || !KEY_PATTERN.test(key) || decodeBase64(key).length !== 16
+    key === null || !KEY_PATTERN.test(key)
   ) {
     throw new HandshakeRejection(
       400,
@@ -622,7 +621,7 @@ export function validateClientRequest(
     );
   }
   // Items 8 and 9 (optional): subprotocols and extensions offered.
-  const protocols = splitHeaderList(headers.get("sec-websocket-protocol"));
+  const protocols = splitHeaderList(head.get("sec-websocket-protocol"));
   for (const protocol of protocols) {
     if (!isToken(protocol)) {
       throw new HandshakeRejection(
@@ -636,7 +635,7 @@ export function validateClientRequest(
   return {
     key,
     protocols,
-    extensions: headers.get("sec-websocket-extensions") ?? "",
+    extensions: head.get("sec-websocket-extensions") ?? "",
   };
 }
 
@@ -679,19 +678,23 @@ export type ProtocolSelector =
  *
  * @param offered The client's subprotocols, in its order of preference.
  * @param selector The server's list or choice function.
- * @param request The request, for selector functions.
+ * @param request The request, for selector functions, or a function that
+ * makes it (called only for a selector function).
  * @returns The chosen subprotocol or "".
  */
 export async function selectSubprotocol(
   offered: string[],
   selector: ProtocolSelector | undefined,
-  request: Request,
+  request: Request | (() => Request),
 ): Promise<string> {
   if (selector === undefined || offered.length === 0) return "";
   if (typeof selector !== "function") {
     return offered.find((protocol) => selector.includes(protocol)) ?? "";
   }
-  const chosen = await selector([...offered], request);
+  const chosen = await selector(
+    [...offered],
+    typeof request === "function" ? request() : request,
+  );
   if (chosen === null || chosen === undefined || chosen === "") return "";
   if (!offered.includes(chosen)) {
     throw new TypeError(
@@ -730,25 +733,23 @@ export interface ServerResponseOptions {
  * @param options The key and what was negotiated.
  * @returns The response head, ending in CRLF CRLF.
  */
-export async function buildServerResponse(
+export function buildServerResponse(
   options: ServerResponseOptions,
 ): Promise<Uint8Array> {
-  // Step 5.1: status 101; 5.2 and 5.3: Upgrade and Connection.
-  const lines = [
-    "HTTP/1.1 101 Switching Protocols",
-    "Upgrade: websocket",
-    "Connection: Upgrade",
-    // Step 5.4: the accept value.
-    `Sec-WebSocket-Accept: ${await computeAccept(options.key)}`,
-  ];
-  // Step 5.5 (optional): the chosen subprotocol and extensions.
-  if (options.protocol) {
-    lines.push(`Sec-WebSocket-Protocol: ${options.protocol}`);
-  }
-  if (options.extensions) {
-    lines.push(`Sec-WebSocket-Extensions: ${options.extensions}`);
-  }
-  return encoder.encode(lines.join("\r\n") + "\r\n\r\n");
+  return computeAccept(options.key).then((accept) => {
+    // Step 5.1: status 101; 5.2 and 5.3: Upgrade and Connection; 5.4: the
+    // accept value.
+    let head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+      `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n`;
+    // Step 5.5 (optional): the chosen subprotocol and extensions.
+    if (options.protocol) {
+      head += `Sec-WebSocket-Protocol: ${options.protocol}\r\n`;
+    }
+    if (options.extensions) {
+      head += `Sec-WebSocket-Extensions: ${options.extensions}\r\n`;
+    }
+    return encoder.encode(head + "\r\n");
+  });
 }
 
 const STATUS_TEXT: Record<number, string> = {

@@ -57,16 +57,77 @@ export class HttpHeadError extends Error {
  *   new TextEncoder().encode("GET /chat HTTP/1.1\r\nHost: a.example\r\n\r\n"),
  * );
  * assertEquals(head.startLine, "GET /chat HTTP/1.1");
+ * assertEquals(head.get("host"), "a.example");
  * assertEquals(head.headers.get("host"), "a.example");
  * ```
  */
 export interface HttpHead {
   /** The request line or status line, without its CRLF. */
   startLine: string;
-  /** The header fields; repeated fields are joined with ", ". */
-  headers: Headers;
+  /**
+   * The header fields as `Headers`; repeated fields are joined with ", ".
+   * Built on first use: {@linkcode HttpHead.get} answers without it.
+   */
+  readonly headers: Headers;
   /** The header fields in order, names as sent, values without OWS. */
   fields: [name: string, value: string][];
+  /**
+   * The value of a header field, as `headers.get(name)` gives it (repeated
+   * fields joined with ", "), or `null` when absent.
+   *
+   * @param name The field name in lower case.
+   */
+  get(name: string): string | null;
+}
+
+// Headers objects cost more than the whole rest of a server's handshake, and
+// most heads are only asked for a few fields: both views are built on demand.
+class ParsedHead implements HttpHead {
+  readonly startLine: string;
+  readonly fields: [name: string, value: string][];
+  #headers: Headers | undefined;
+  #byName: Map<string, string> | undefined;
+
+  constructor(startLine: string, fields: [name: string, value: string][]) {
+    this.startLine = startLine;
+    this.fields = fields;
+  }
+
+  get headers(): Headers {
+    if (this.#headers === undefined) {
+      const headers = new Headers();
+      for (const [name, value] of this.fields) headers.append(name, value);
+      this.#headers = headers;
+    }
+    return this.#headers;
+  }
+
+  get(name: string): string | null {
+    let byName = this.#byName;
+    if (byName === undefined) {
+      byName = this.#byName = new Map();
+      for (const [fieldName, value] of this.fields) {
+        const key = fieldName.toLowerCase();
+        const previous = byName.get(key);
+        byName.set(
+          key,
+          previous === undefined ? value : `${previous}, ${value}`,
+        );
+      }
+    }
+    return byName.get(name) ?? null;
+  }
+}
+
+/**
+ * Something a head can be read from without a stream: a `Deno.Conn` has
+ * both methods.
+ */
+export interface HeadSource {
+  /** Reads bytes into `buffer`: the count, or `null` at EOF. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Ends the connection (called when `signal` aborts). */
+  close?(): void;
 }
 
 /** Limits for {@linkcode readHttpHead}. */
@@ -109,15 +170,55 @@ function findHeadEnd(bytes: Uint8Array, from: number): number {
   return -1;
 }
 
+// The end of the head if `bytes[0, length)` holds it (bytes from
+// `searchFrom` on are new), throwing 431 once the limit is passed.
+function takeHead(
+  bytes: Uint8Array,
+  length: number,
+  searchFrom: number,
+  options: ReadHttpHeadOptions,
+): ReadHttpHeadResult | undefined {
+  const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  const buffer = bytes.subarray(0, length);
+  const end = findHeadEnd(buffer, searchFrom);
+  const headLength = end + 4;
+  if (end >= 0 && headLength <= maxHeaderBytes) {
+    const head = parseHttpHead(buffer.subarray(0, headLength), options);
+    return { head, leftover: buffer.slice(headLength) };
+  }
+  // RFC 6585 §5: 431 Request Header Fields Too Large.
+  if (end >= 0 || length >= maxHeaderBytes) {
+    throw new HttpHeadError(
+      `expected an HTTP head of at most ${maxHeaderBytes} bytes, found ${
+        end >= 0 ? `${headLength} bytes` : `more than ${maxHeaderBytes}`
+      } (raise maxHeaderBytes to accept it)`,
+      431,
+    );
+  }
+  return undefined;
+}
+
+function endOfInput(length: number): Error {
+  return new Error(
+    length === 0
+      ? "expected an HTTP head, found the end of the stream"
+      : `expected the HTTP head to end with an empty line, found the end of the stream after ${length} bytes`,
+  );
+}
+
 /**
- * Reads one HTTP head from a byte stream: everything up to and including the
- * first empty line. The stream's lock is released afterwards (success or
- * limit error) so the same stream can go on to the WebSocket connection, with
- * {@linkcode ReadHttpHeadResult.leftover} fed in first.
+ * Reads one HTTP head: everything up to and including the first empty line.
+ * It reads from a byte stream, whose lock is released afterwards (success or
+ * limit error) so the same stream can go on to the WebSocket connection, or
+ * from a {@linkcode HeadSource} such as a `Deno.Conn`, read straight into a
+ * small buffer with no stream at all. Either way the bytes read after the
+ * head come back as {@linkcode ReadHttpHeadResult.leftover}, to be fed in
+ * first.
  *
  * Rejects with {@linkcode HttpHeadError} (status 400 or 431) for a malformed
- * or oversized head, with a plain `Error` when the stream ends before the
- * head does, and with the signal's reason when `signal` aborts.
+ * or oversized head, with a plain `Error` when the input ends before the
+ * head does, with the source's error when a read fails, and with the
+ * signal's reason when `signal` aborts.
  *
  * @example
  * ```ts
@@ -129,19 +230,94 @@ function findHeadEnd(bytes: Uint8Array, from: number): number {
  *   new TextEncoder().encode("Upgrade: websocket\r\n\r\nfirst frame bytes"),
  * ]);
  * const { head, leftover } = await readHttpHead(stream);
- * assertEquals(head.headers.get("upgrade"), "websocket");
+ * assertEquals(head.get("upgrade"), "websocket");
  * assertEquals(new TextDecoder().decode(leftover), "first frame bytes");
  * ```
  *
- * @param readable The stream to read, e.g. `conn.readable`.
+ * @param source The stream to read, or a `Deno.Conn` to read directly.
  * @param options Limits.
  * @returns The head and the bytes read after it.
  */
-export async function readHttpHead(
-  readable: ReadableStream<Uint8Array>,
+export function readHttpHead(
+  source: ReadableStream<Uint8Array> | HeadSource,
   options: ReadHttpHeadOptions = {},
 ): Promise<ReadHttpHeadResult> {
-  const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  return source instanceof ReadableStream
+    ? readHeadFromStream(source, options)
+    : readHeadFromSource(source, options);
+}
+
+// Buffers that held heads already parsed, for the next heads: a busy server
+// then allocates no buffer per handshake. A few are kept, zeroed.
+const spareHeadBuffers: Uint8Array[] = [];
+const MAX_SPARE_HEAD_BUFFERS = 16;
+
+// Reads go straight into the buffer that collects the head: a server's
+// handshake then costs no stream, no reader and (mostly) no new buffer.
+async function readHeadFromSource(
+  source: HeadSource,
+  options: ReadHttpHeadOptions,
+): Promise<ReadHttpHeadResult> {
+  const signal = options.signal;
+  signal?.throwIfAborted();
+  let aborted: Promise<never> | undefined;
+  let onAbort: (() => void) | undefined;
+  if (signal) {
+    aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        reject(signal.reason);
+        try {
+          source.close?.();
+        } catch {
+          // Closed already.
+        }
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    aborted.catch(() => {});
+  }
+  let storage = spareHeadBuffers.pop() ?? new Uint8Array(HEAD_READ_BYTES);
+  let length = 0;
+  // Whether no read into `storage` is in flight: only then may it be reused
+  // (the parsed head and the leftover bytes are copies).
+  let settled = true;
+  try {
+    while (true) {
+      // Doubling keeps a head that arrives a byte at a time linear to copy.
+      if (length === storage.length) {
+        const grown = new Uint8Array(storage.length * 2);
+        grown.set(storage);
+        storage = grown;
+      }
+      settled = false;
+      const reading = source.read(storage.subarray(length));
+      const count = aborted
+        ? await Promise.race([reading, aborted])
+        : await reading;
+      settled = true;
+      if (count === null) throw endOfInput(length);
+      if (count === 0) continue;
+      const searchFrom = length - 3;
+      length += count;
+      const result = takeHead(storage, length, searchFrom, options);
+      if (result) return result;
+    }
+  } finally {
+    if (onAbort) signal!.removeEventListener("abort", onAbort);
+    if (
+      settled && storage.length === HEAD_READ_BYTES &&
+      spareHeadBuffers.length < MAX_SPARE_HEAD_BUFFERS
+    ) {
+      // Zeroed, so no client's bytes linger for the next.
+      spareHeadBuffers.push(storage.fill(0, 0, length));
+    }
+  }
+}
+
+async function readHeadFromStream(
+  readable: ReadableStream<Uint8Array>,
+  options: ReadHttpHeadOptions,
+): Promise<ReadHttpHeadResult> {
   const signal = options.signal;
   signal?.throwIfAborted();
   // A byte stream (a Deno.Conn) is read into a small buffer of our own: a
@@ -177,13 +353,7 @@ export async function readHttpHead(
   try {
     while (true) {
       const { value, done } = await Promise.race([read(), aborted]);
-      if (done) {
-        throw new Error(
-          length === 0
-            ? "expected an HTTP head, found the end of the stream"
-            : `expected the HTTP head to end with an empty line, found the end of the stream after ${length} bytes`,
-        );
-      }
+      if (done) throw endOfInput(length);
       if (value.length === 0) continue;
       const searchFrom = length - 3;
       if (length + value.length > storage.length) {
@@ -195,22 +365,8 @@ export async function readHttpHead(
       }
       storage.set(value, length);
       length += value.length;
-      const buffer = storage.subarray(0, length);
-      const end = findHeadEnd(buffer, searchFrom);
-      const headLength = end + 4;
-      if (end >= 0 && headLength <= maxHeaderBytes) {
-        const head = parseHttpHead(buffer.subarray(0, headLength), options);
-        return { head, leftover: buffer.slice(headLength) };
-      }
-      // RFC 6585 §5: 431 Request Header Fields Too Large.
-      if (end >= 0 || length >= maxHeaderBytes) {
-        throw new HttpHeadError(
-          `expected an HTTP head of at most ${maxHeaderBytes} bytes, found ${
-            end >= 0 ? `${headLength} bytes` : `more than ${maxHeaderBytes}`
-          } (raise maxHeaderBytes to accept it)`,
-          431,
-        );
-      }
+      const result = takeHead(storage, length, searchFrom, options);
+      if (result) return result;
     }
   } finally {
     signal?.removeEventListener("abort", onAbort!);
@@ -267,11 +423,23 @@ export function isFieldValue(value: string): boolean {
   return !BAD_FIELD_VALUE.test(value);
 }
 
+const asciiDecoder = new TextDecoder();
+
 /**
  * One char per byte (ISO-8859-1), so obs-text bytes survive as they are.
  * (TextDecoder's "latin1" is windows-1252, which remaps 0x80–0x9F.)
  */
 function bytesToLatin1(bytes: Uint8Array): string {
+  // Heads are nearly always ASCII, where UTF-8 decoding gives the same
+  // characters several times faster than building the string by code.
+  let ascii = true;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return asciiDecoder.decode(bytes);
   let text = "";
   for (let i = 0; i < bytes.length; i += 8192) {
     text += String.fromCharCode(...bytes.subarray(i, i + 8192));
@@ -374,9 +542,7 @@ export function parseHttpHead(
     }
     fields.push([name, value]);
   }
-  const headers = new Headers();
-  for (const [name, value] of fields) headers.append(name, value);
-  return { startLine, headers, fields };
+  return new ParsedHead(startLine, fields);
 }
 
 /** An HTTP version, as in `HTTP/1.1`. */

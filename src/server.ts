@@ -168,7 +168,13 @@ export interface WebSocketServer extends AsyncDisposable {
 interface Tracked {
   conn: Deno.Conn;
   socket?: WebSocketConnection;
+  /** The socket's request, from the handshake until the handler gets it. */
+  request?: Request;
   done: Promise<void>;
+  /** When the opening handshake must be over (`performance.now()` ms). */
+  deadline: number;
+  /** The handshake took too long and the connection was closed. */
+  timedOut: boolean;
 }
 
 function originAllowed(
@@ -295,16 +301,18 @@ export function serve(
       ),
     );
 
-  const toRequest = (head: HttpHead, line: RequestLine): Request => {
-    const host = head.headers.get("host") ??
-      (addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname) +
-        `:${addr.port}`;
-    let url: URL;
-    try {
-      url = line.target.startsWith("/")
-        ? new URL(`${scheme}://${host}${line.target}`)
-        : new URL(line.target); // RFC 9112 §3.2.2 absolute-form
-    } catch {
+  // Validates the URL a request line and Host form, so that a bad one is
+  // refused with 400 before anything else looks at the request.
+  const requestUrl = (head: HttpHead, line: RequestLine): string => {
+    let url = line.target;
+    if (url.startsWith("/")) {
+      const host = head.get("host") ??
+        (addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname) +
+          `:${addr.port}`;
+      url = `${scheme}://${host}${url}`;
+    } // else RFC 9112 §3.2.2 absolute-form
+    if (!URL.canParse(url)) {
+      const host = head.get("host");
       throw new HandshakeRejection(
         400,
         `expected a request target and Host that form a URL, found ${
@@ -312,8 +320,21 @@ export function serve(
         } on host ${JSON.stringify(host)}`,
       );
     }
+    return url;
+  };
+
+  const toRequest = (
+    url: string,
+    head: HttpHead,
+    line: RequestLine,
+  ): Request => {
+    let request: Request;
     try {
-      return new Request(url, { method: line.method, headers: head.headers });
+      // A string URL and headers appended one by one: several times cheaper
+      // than handing Request a URL object and a Headers to copy.
+      request = line.method === "GET"
+        ? new Request(url)
+        : new Request(url, { method: line.method });
     } catch (error) {
       throw new HandshakeRejection(
         405,
@@ -322,51 +343,87 @@ export function serve(
         })`,
       );
     }
+    const headers = request.headers;
+    for (const [name, value] of head.fields) headers.append(name, value);
+    return request;
   };
 
-  const handleConnection = async (entry: Tracked): Promise<void> => {
-    const { conn } = entry;
+  // Handshakes in progress, oldest first. They all get the same time, so
+  // their deadlines come in insertion order and one timer serves them all,
+  // instead of a timer set and cleared per connection.
+  const handshaking = new Set<Tracked>();
+  let handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  const expireHandshakes = () => {
+    handshakeTimer = undefined;
+    const now = performance.now();
+    for (const entry of handshaking) {
+      if (entry.deadline > now) {
+        handshakeTimer = setTimeout(expireHandshakes, entry.deadline - now);
+        return;
+      }
+      handshaking.delete(entry);
+      entry.timedOut = true;
+      // Ends the read or write the handshake waits on.
+      closeQuietly(entry.conn);
+    }
+  };
+  const startHandshakeClock = (entry: Tracked) => {
     // The deadline covers the whole handshake, TLS and our response included.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => {
-      deadline.abort(
-        new DOMException(
-          `the opening handshake did not finish within ${handshakeTimeoutMs} ms`,
-          "TimeoutError",
-        ),
-      );
-      closeQuietly(conn);
-    }, handshakeTimeoutMs);
-    let request: Request;
+    entry.deadline = performance.now() + handshakeTimeoutMs;
+    handshaking.add(entry);
+    handshakeTimer ??= setTimeout(expireHandshakes, handshakeTimeoutMs);
+  };
+
+  // The opening handshake: answers it and returns true with the socket and
+  // its request in `entry` when it succeeded, else answers (when there is
+  // something to say), closes the connection and returns false.
+  const handshake = async (entry: Tracked): Promise<boolean> => {
+    const { conn } = entry;
+    startHandshakeClock(entry);
     try {
       let head: HttpHead;
       let leftover: Uint8Array;
       try {
-        ({ head, leftover } = await readHttpHead(conn.readable, {
+        // Read straight from the connection: no stream per connection.
+        ({ head, leftover } = await readHttpHead(conn, {
           maxHeaderBytes: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
           maxHeaderCount: options.maxHeaderCount,
-          signal: deadline.signal,
         }));
       } catch (error) {
-        if (error instanceof HttpHeadError) return await reject(conn, error);
+        if (error instanceof HttpHeadError && !entry.timedOut) {
+          await reject(conn, error);
+          return false;
+        }
         // Timeout, TLS failure, or the peer left: nothing to answer.
-        return closeQuietly(conn);
+        closeQuietly(conn);
+        return false;
       }
       let line: RequestLine;
+      let url: string;
+      // Built when something asks for it: the handler, authorize, fallback
+      // or a protocols function.
+      let request: Request | undefined;
       try {
         line = parseRequestLine(head.startLine);
-        request = toRequest(head, line);
+        url = requestUrl(head, line);
+        // Other methods are checked now, as the Request constructor checks
+        // them (a GET always passes).
+        if (line.method !== "GET") request = toRequest(url, head, line);
       } catch (error) {
         if (
           error instanceof HttpHeadError || error instanceof HandshakeRejection
-        ) return await reject(conn, error);
+        ) {
+          await reject(conn, error);
+          return false;
+        }
         throw error;
       }
+      const getRequest = () => request ??= toRequest(url, head, line);
 
-      if (!isUpgradeRequest(head.headers)) {
+      if (!isUpgradeRequest(head)) {
         if (options.fallback === undefined) {
           // RFC 9110 §15.5.22: 426 carries the protocol to upgrade to.
-          return await reject(
+          await reject(
             conn,
             new HandshakeRejection(
               426,
@@ -374,18 +431,20 @@ export function serve(
               [["Upgrade", "websocket"], ["Sec-WebSocket-Version", "13"]],
             ),
           );
+          return false;
         }
         let bytes: Uint8Array;
         try {
           bytes = await serializeResponse(
-            await options.fallback(request),
+            await options.fallback(getRequest()),
             line.method,
           );
         } catch (error) {
           console.error("wstream: the fallback failed; answering 500:", error);
           bytes = buildErrorResponse(500, "internal server error");
         }
-        return await respond(conn, bytes);
+        await respond(conn, bytes);
+        return false;
       }
 
       // RFC 6455 §4.2.1: the request must be a valid upgrade.
@@ -394,37 +453,40 @@ export function serve(
         offer = validateClientRequest(head, line);
       } catch (error) {
         if (error instanceof HandshakeRejection) {
-          return await reject(conn, error);
+          await reject(conn, error);
+          return false;
         }
         throw error;
       }
       // RFC 6455 §4.2.2 step 4 / §10.2: the server may refuse origins.
       if (
         options.allowedOrigins !== undefined &&
-        !originAllowed(head.headers.get("origin"), options.allowedOrigins)
+        !originAllowed(head.get("origin"), options.allowedOrigins)
       ) {
-        return await reject(
+        await reject(
           conn,
           new HandshakeRejection(
             403,
             `expected an allowed Origin, found ${
-              JSON.stringify(head.headers.get("origin"))
+              JSON.stringify(head.get("origin"))
             }`,
           ),
         );
+        return false;
       }
       if (options.authorize !== undefined) {
         let allowed = false;
         try {
-          allowed = (await options.authorize(request)) === true;
+          allowed = (await options.authorize(getRequest())) === true;
         } catch {
           allowed = false;
         }
         if (!allowed) {
-          return await reject(
+          await reject(
             conn,
             new HandshakeRejection(403, "the request was not authorized"),
           );
+          return false;
         }
       }
       let protocol: string;
@@ -433,15 +495,16 @@ export function serve(
         protocol = await selectSubprotocol(
           offer.protocols,
           options.protocols,
-          request,
+          getRequest,
         );
         negotiated = negotiateServerExtensions(offer.extensions, options);
       } catch (error) {
         console.error("wstream: the opening handshake failed:", error);
-        return await reject(
+        await reject(
           conn,
           new HandshakeRejection(500, "internal server error"),
         );
+        return false;
       }
       await writeAll(
         conn,
@@ -451,71 +514,101 @@ export function serve(
           extensions: negotiated.extensions,
         }),
       );
-      clearTimeout(timer);
-      entry.socket = new WebSocketConnection({
+      if (entry.timedOut) {
+        negotiated.deflate?.close?.();
+        return false;
+      }
+      handshaking.delete(entry);
+      const socket = new WebSocketConnection({
         ...socketOptions,
         transport: conn,
         role: "server",
         protocol,
         extensions: negotiated.extensions,
         deflate: negotiated.deflate,
-        leftover,
+        // An empty one would be kept as long as the socket's read loop runs.
+        leftover: leftover.length > 0 ? leftover : undefined,
       });
+      entry.socket = socket;
+      entry.request = getRequest();
+      return true;
     } catch (error) {
       // An I/O error while answering, or the deadline closed the socket.
-      if (!deadline.signal.aborted && !closing) {
+      if (!entry.timedOut && !closing) {
         console.error("wstream: the opening handshake failed:", error);
       }
-      return closeQuietly(conn);
+      closeQuietly(conn);
+      return false;
     } finally {
-      clearTimeout(timer);
+      handshaking.delete(entry);
     }
+  };
 
-    const socket = entry.socket!;
-    if (closing) {
-      // shutdown() ran during the handshake: say goodbye properly.
-      socket.close({
-        closeCode: CloseCode.GoingAway,
-        reason: "server shutting down",
-      });
-      await socket.closed.catch(() => {});
-      return;
-    }
-    let socketEnded = false;
-    const markEnded = () => void (socketEnded = true);
-    socket.closed.then(markEnded, markEnded);
+  // Calls the handler with the request, which the entry then lets go of:
+  // while a socket is open, only the handler decides whether its request
+  // stays in memory (a suspended async function would keep it).
+  const callHandler = (entry: Tracked): void | Promise<void> => {
+    const request = entry.request!;
+    entry.request = undefined;
+    return handler(entry.socket!, request);
+  };
+
+  const handleConnection = async (entry: Tracked): Promise<void> => {
     try {
-      await handler(socket, request);
-    } catch (error) {
-      // Errors the socket itself raised (the peer failed it, or the socket
-      // was closed under a pipe by shutdown()) are not handler bugs.
-      if (!closing && !socketEnded && !(error instanceof WebSocketError)) {
-        console.error(
-          "wstream: the WebSocket handler threw; closing its socket with 1011:",
-          error,
-        );
-      }
-      try {
+      if (!await handshake(entry)) return;
+      const socket = entry.socket!;
+      if (closing) {
+        // shutdown() ran during the handshake: say goodbye properly.
         socket.close({
-          closeCode: CloseCode.InternalError,
-          reason: "internal error",
+          closeCode: CloseCode.GoingAway,
+          reason: "server shutting down",
         });
-      } catch {
-        // Closed already.
+        await socket.closed.catch(() => {});
+        return;
       }
+      let socketEnded = false;
+      const markEnded = () => void (socketEnded = true);
+      socket.closed.then(markEnded, markEnded);
+      try {
+        await callHandler(entry);
+      } catch (error) {
+        // Errors the socket itself raised (the peer failed it, or the socket
+        // was closed under a pipe by shutdown()) are not handler bugs.
+        if (!closing && !socketEnded && !(error instanceof WebSocketError)) {
+          console.error(
+            "wstream: the WebSocket handler threw; closing its socket with 1011:",
+            error,
+          );
+        }
+        try {
+          socket.close({
+            closeCode: CloseCode.InternalError,
+            reason: "internal error",
+          });
+        } catch {
+          // Closed already.
+        }
+      }
+      await socket.closed.catch(() => {});
+    } catch (error) {
+      console.error("wstream: a connection failed:", error);
+      closeQuietly(entry.conn);
+    } finally {
+      tracked.delete(entry);
     }
-    await socket.closed.catch(() => {});
   };
 
   const track = (conn: Deno.Conn) => {
-    const entry = { conn } as Tracked;
+    const entry: Tracked = {
+      conn,
+      socket: undefined,
+      request: undefined,
+      done: undefined!,
+      deadline: 0,
+      timedOut: false,
+    };
     tracked.add(entry);
-    entry.done = handleConnection(entry)
-      .catch((error) => {
-        console.error("wstream: a connection failed:", error);
-        closeQuietly(conn);
-      })
-      .finally(() => tracked.delete(entry));
+    entry.done = handleConnection(entry);
   };
 
   const acceptLoop = async () => {
@@ -544,7 +637,14 @@ export function serve(
           [["Retry-After", "1"]],
         );
         // Bounded: a full buffer or a slow peer only delays this connection.
-        const entry = { conn } as Tracked;
+        const entry: Tracked = {
+          conn,
+          socket: undefined,
+          request: undefined,
+          done: undefined!,
+          deadline: 0,
+          timedOut: false,
+        };
         tracked.add(entry);
         entry.done = (async () => {
           const timer = setTimeout(() => closeQuietly(conn), 1000);
@@ -576,6 +676,8 @@ export function serve(
   const shutdown = (): Promise<void> => {
     if (shutdownPromise) return shutdownPromise;
     closing = true;
+    if (handshakeTimer !== undefined) clearTimeout(handshakeTimer);
+    handshakeTimer = undefined;
     options.signal?.removeEventListener("abort", onAbort);
     try {
       listener.close();

@@ -430,4 +430,55 @@ Deno.test("a writer may reuse its buffer as soon as write() resolves, also for l
   await writing;
   assertEquals(fills, [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]);
   await client.closed;
+
+Deno.test("a transport's write() is used instead of its writable, and short writes are completed", async () => {
+  // Masked (with a zero key) client frames: text "hi", then Close 1000.
+  const fromPeer = new Uint8Array([
+    0x81,
+    0x82,
+    0,
+    0,
+    0,
+    0,
+    0x68,
+    0x69,
+    0x88,
+    0x82,
+    0,
+    0,
+    0,
+    0,
+    0x03,
+    0xe8,
+  ]);
+  const sent: number[] = [];
+  let writes = 0;
+  const server = new WebSocketConnection({
+    role: "server",
+    transport: {
+      readable: ReadableStream.from([fromPeer]),
+      get writable(): WritableStream<Uint8Array> {
+        throw new Error("expected write() to be used, found writable read");
+      },
+      // Takes at most 3 bytes a call, as a busy socket may.
+      write(bytes: Uint8Array) {
+        writes++;
+        const count = Math.min(3, bytes.length);
+        sent.push(...bytes.subarray(0, count));
+        return Promise.resolve(count);
+      },
+      close() {},
+    },
+  });
+  await server.readable.pipeTo(server.writable);
+  assertEquals((await server.closed).closeCode, 1000);
+  const frames: { opcode: number; payload: Uint8Array }[] = [];
+  new FrameDecoder({ role: "client" }).decode(
+    new Uint8Array(sent),
+    (frame) => void frames.push(frame),
+  );
+  assertEquals(frames.map((frame) => frame.opcode), [0x1, 0x8]);
+  assertEquals(new TextDecoder().decode(frames[0].payload), "hi");
+  assertEquals(frames[1].payload, new Uint8Array([0x03, 0xe8]));
+  assert(writes >= Math.ceil(sent.length / 3));
 });

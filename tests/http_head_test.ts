@@ -139,6 +139,123 @@ Deno.test("readHttpHead() rejects at once with an already aborted signal", async
   assert(!stream.locked);
 });
 
+/**
+ * A `Deno.Conn`-like source of the given chunks (each read returns at most
+ * one chunk, cut to the buffer), recording the reads and whether it was
+ * closed. Without chunks left it waits until `end()` (then reads give EOF)
+ * or `close()` (then they fail as on a closed `Deno.Conn`).
+ */
+function source(...parts: string[]) {
+  const queue = parts.map(bytes);
+  const state = { closed: false, ended: false, readSizes: [] as number[] };
+  let wake: (() => void) | undefined;
+  return {
+    state,
+    async read(buffer: Uint8Array): Promise<number | null> {
+      state.readSizes.push(buffer.length);
+      if (queue.length === 0 && !state.closed && !state.ended) {
+        await new Promise<void>((resolve) => wake = resolve);
+      }
+      if (state.closed) throw new Deno.errors.BadResource("closed");
+      const next = queue.shift();
+      if (next === undefined) return null;
+      const count = Math.min(next.length, buffer.length);
+      buffer.set(next.subarray(0, count));
+      if (count < next.length) queue.unshift(next.subarray(count));
+      return count;
+    },
+    close() {
+      state.closed = true;
+      wake?.();
+    },
+    end() {
+      state.ended = true;
+      wake?.();
+    },
+  };
+}
+
+Deno.test("readHttpHead() reads a Deno.Conn-like source directly, into one small buffer", async () => {
+  const first = "GET /chat HTTP/1.1\r\nHost: a\r";
+  const conn = source(first, "\n\r\nframe");
+  const { head, leftover } = await readHttpHead(conn);
+  assertEquals(head.startLine, "GET /chat HTTP/1.1");
+  assertEquals(head.get("host"), "a");
+  assertEquals(new TextDecoder().decode(leftover), "frame");
+  // The second read continues in the same buffer, after the first bytes.
+  assertEquals(conn.state.readSizes, [2048, 2048 - first.length]);
+  assert(!conn.state.closed);
+});
+
+Deno.test("readHttpHead() from a source: one byte at a time, 431 over the limit, and the end of input", async () => {
+  const text = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  const { head } = await readHttpHead(source(...text.split("")));
+  assertEquals(head.fields, [["Host", "a"]]);
+
+  const long = source("GET / HTTP/1.1\r\nX: " + "a".repeat(5000));
+  const error = await assertRejects(
+    () => readHttpHead(long, { maxHeaderBytes: 4096 }),
+    HttpHeadError,
+    "at most 4096 bytes",
+  );
+  assertEquals(error.status, 431);
+
+  const cut = source("GET / HTTP/1.1\r\n");
+  const reading = readHttpHead(cut);
+  cut.end();
+  await assertRejects(() => reading, Error, "found the end of the stream");
+});
+
+Deno.test("readHttpHead() from a source reuses the buffer of a head already parsed, zeroed", async () => {
+  const seen: { buffer: ArrayBufferLike; bytes: number[] }[] = [];
+  const recording = (text: string) => {
+    const inner = source(text);
+    return {
+      read(buffer: Uint8Array) {
+        seen.push({ buffer: buffer.buffer, bytes: [...buffer] });
+        return inner.read(buffer);
+      },
+    };
+  };
+  const first = await readHttpHead(
+    recording("GET / HTTP/1.1\r\nCookie: secret\r\n\r\nrest"),
+  );
+  assertEquals(first.head.get("cookie"), "secret");
+  assertEquals(new TextDecoder().decode(first.leftover), "rest");
+  const second = await readHttpHead(recording("GET / HTTP/1.1\r\n\r\n"));
+  assertEquals(second.head.fields, []);
+  assertEquals(second.leftover.length, 0);
+  // The second head was read into the first one's buffer, wiped clean.
+  assert(seen[1].buffer === seen[0].buffer);
+  assert(seen[1].bytes.every((byte) => byte === 0));
+  // The first result does not share it.
+  assertEquals(new TextDecoder().decode(first.leftover), "rest");
+});
+
+Deno.test("readHttpHead() from a source closes it when the signal aborts", async () => {
+  const conn = source();
+  const controller = new AbortController();
+  const reading = readHttpHead(conn, { signal: controller.signal });
+  controller.abort(new DOMException("too slow", "TimeoutError"));
+  await assertRejects(() => reading, DOMException, "too slow");
+  assert(conn.state.closed);
+});
+
+Deno.test("parseHttpHead(): get() answers as headers.get() would, without building Headers", () => {
+  const head = parseHttpHead(
+    bytes("GET / HTTP/1.1\r\nX-A: 1\r\nHost: h\r\nx-a: 2\r\nEmpty:\r\n\r\n"),
+  );
+  for (const name of ["x-a", "host", "empty", "missing"]) {
+    assertEquals(head.get(name), head.headers.get(name), name);
+  }
+  assertEquals(head.get("x-a"), "1, 2");
+  assertEquals(head.get("missing"), null);
+  assertEquals([...head.headers], [["empty", ""], ["host", "h"], [
+    "x-a",
+    "1, 2",
+  ]]);
+});
+
 Deno.test("parseHttpHead() joins repeated fields and trims optional whitespace", () => {
   const head = parseHttpHead(
     bytes("GET / HTTP/1.1\r\nA: 1\r\na:\t2 \r\nEmpty:\r\n\r\n"),

@@ -154,6 +154,40 @@ Deno.test("serve() negotiates a subprotocol from a list and gives the handler th
   await socket.closed;
 });
 
+Deno.test("serve(): the handler's Request has the method, URL and every header field sent, repeated ones joined", async () => {
+  const seen = Promise.withResolvers<Request>();
+  await using server = start({}, (socket, request) => {
+    seen.resolve(request);
+    socket.close();
+  });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  const head = upgradeRequest(
+    { Host: "chat.example:8080", "X-Tag": "a", Cookie: "k=v" },
+    "GET /room/7?user=b HTTP/1.1",
+  ).replace("\r\n\r\n", "\r\nx-tag: b\r\n\r\n");
+  await conn.write(encoder.encode(head));
+  const request = await within(3000, seen.promise, "the handler");
+  conn.close();
+  assert(request instanceof Request);
+  assertEquals(request.method, "GET");
+  assertEquals(request.url, "http://chat.example:8080/room/7?user=b");
+  assertEquals([...request.headers], [
+    ["connection", "Upgrade"],
+    ["cookie", "k=v"],
+    ["host", "chat.example:8080"],
+    ["sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="],
+    ["sec-websocket-version", "13"],
+    ["upgrade", "websocket"],
+    ["x-tag", "a, b"],
+  ]);
+  // Still a standard Request: it can be cloned and handed to other APIs.
+  assertEquals(new Request(request).url, request.url);
+  assertEquals(request.clone().headers.get("x-tag"), "a, b");
+});
+
 Deno.test("serve() calls a protocol selector function with the offer and the request", async () => {
   await using server = start({
     protocols: (offered, request) =>
@@ -334,6 +368,40 @@ Deno.test("serve() cuts a handshake sent one byte per second at handshakeTimeout
   assertLess(elapsed, 3500);
   assertLess(sent, 5);
   assert(writeFailed || sent < request.length);
+});
+
+Deno.test("serve() cuts each of several staggered slow handshakes at its own deadline, and quick ones pass", async () => {
+  await using server = start({ handshakeTimeoutMs: 1000 });
+  const silent = async () => {
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    const opened = performance.now();
+    await readUntilClosed(conn, 5000);
+    conn.close();
+    return performance.now() - opened;
+  };
+  const first = silent();
+  await delay(500);
+  const second = silent();
+  await delay(300);
+  // A client that completes its handshake meanwhile is not cut.
+  const socket = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+  const [firstMs, secondMs] = await Promise.all([first, second]);
+  // Each is cut about 1 s after its own start: not earlier, and the second
+  // not when the first was cut nor a whole timeout after that.
+  for (const elapsed of [firstMs, secondMs]) {
+    assertGreaterOrEqual(elapsed, 950);
+    assertLess(elapsed, IN_CI ? 2500 : 1400);
+  }
+  const writer = socket.writable.getWriter();
+  await writer.write("still open");
+  const reader = socket.readable.getReader();
+  assertEquals((await reader.read()).value, "still open");
+  reader.releaseLock();
+  await writer.close();
+  await socket.closed;
 });
 
 Deno.test("serve() answers 426 to a plain request when there is no fallback", async () => {
