@@ -430,6 +430,7 @@ Deno.test("a writer may reuse its buffer as soon as write() resolves, also for l
   await writing;
   assertEquals(fills, [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]);
   await client.closed;
+});
 
 Deno.test("a transport's write() is used instead of its writable, and short writes are completed", async () => {
   // Masked (with a zero key) client frames: text "hi", then Close 1000.
