@@ -17,6 +17,7 @@ import { type Frame, Opcode } from "./frame.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "./frame_decoder.ts";
 import {
   encodeFrame,
+  encodeFrameHeader,
   encodeFrameInto,
   frameHeaderLength,
 } from "./frame_encoder.ts";
@@ -206,6 +207,15 @@ const MIN_BATCH_BYTES = 4 * 1024;
 const QUIET_HOPS_BEFORE_FLUSH = 8;
 
 const textEncoder = new TextEncoder();
+const EMPTY_BYTES = new Uint8Array(0);
+
+// Large binary messages this module handed out as views of a buffer in
+// which the bytes just before the view are its frame's header, which no
+// other view covers: a server may write its own (shorter) header there and
+// send the message back as one chunk, without a copy. Keyed by the view
+// object itself, so a subarray the application makes is never mistaken
+// for one.
+const headroomViews = new WeakSet<Uint8Array>();
 
 function sizeOf(chunk: string | { byteLength: number }): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
@@ -282,10 +292,7 @@ export class WebSocketConnection {
   readonly #mask: boolean;
   readonly #transport: Transport;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #reader:
-    | ReadableStreamBYOBReader
-    | ReadableStreamDefaultReader<Uint8Array>
-    | undefined;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   readonly #decoder: FrameDecoder;
   readonly #assembler: MessageAssembler;
   readonly #deflate: MessageDeflate | undefined;
@@ -305,10 +312,10 @@ export class WebSocketConnection {
 
   // Frames received in the chunk being processed.
   readonly #receivedFrames: Frame[] = [];
-  #readBufferLent = false;
+  // Whether a message handed out is a view of the read buffer.
+  #bufferLent = false;
   // The peer's direction ended (EOF) after its Close; ours is still open.
   #inputEnded = false;
-  #readBuffer: Uint8Array | undefined;
 
   // Bytes waiting for the transport, and who waits for them to drain.
   #outgoing: Uint8Array[] = [];
@@ -555,8 +562,24 @@ export class WebSocketConnection {
       );
     } else {
       this.#sealBatch();
-      for (const chunk of encodeFrame(frame, this.#mask)) {
-        this.#outgoing.push(chunk);
+      const headerLength = size - payload.length;
+      if (
+        !this.#mask && !rsv1 && headroomViews.has(payload) &&
+        payload.byteOffset >= headerLength
+      ) {
+        // A message received as a view after its frame's header: our header
+        // goes in front of it, and the frame leaves whole, without a copy.
+        const bytes = new Uint8Array(
+          payload.buffer,
+          payload.byteOffset - headerLength,
+          size,
+        );
+        encodeFrameHeader(bytes, frame);
+        this.#outgoing.push(bytes);
+      } else {
+        for (const chunk of encodeFrame(frame, this.#mask)) {
+          this.#outgoing.push(chunk);
+        }
       }
     }
     this.#outgoingBytes += size;
@@ -864,45 +887,93 @@ export class WebSocketConnection {
 
   async #readLoop(leftover: Uint8Array | undefined): Promise<void> {
     const read = this.#transport.read
-      ? this.#transportReader(this.#transport.read.bind(this.#transport))
+      ? this.#transport.read.bind(this.#transport)
       : this.#streamReader();
+    // The bytes read but not yet decoded (at most one incomplete frame) are
+    // buffer[start, end). Complete frames are decoded where they were read:
+    // their payloads are handed out as views, so the buffer is "lent" and
+    // only its unused tail is read into again. An incomplete frame stays in
+    // place when it fits, else it moves (once) to a buffer that holds it
+    // whole, and the rest of it is read straight behind its first bytes.
+    let buffer = leftover ?? EMPTY_BYTES;
+    let start = 0;
+    let end = buffer.length;
     let readSize = MIN_READ_BYTES;
+    let spare: Uint8Array | undefined;
+    // Whether the last read emptied the socket: then the next one may wait.
+    let drained = true;
     try {
-      if (leftover && leftover.length > 0) {
-        const pending = this.#receive(leftover);
-        if (pending) await pending;
-      }
       while (!this.#ended) {
+        if (end > start) {
+          let used = this.#receive(buffer.subarray(start, end));
+          if (typeof used !== "number") used = await used;
+          start += used;
+          if (this.#ended) break;
+        }
         if (this.#readableController.desiredSize! <= 0 && !this.#readableDone) {
           // Backpressure: the application is not reading; neither do we.
           await new Promise<void>((resolve) => this.#resumeReading = resolve);
           continue;
         }
-        // An idle socket holds only a small buffer; it grows while reads
-        // fill it and shrinks back when they don't.
-        let buffer = this.#readBuffer;
-        if (buffer === undefined || buffer.byteLength !== readSize) {
-          buffer = new Uint8Array(readSize);
+        const pending = end - start;
+        if (pending === 0) {
+          if (!this.#bufferLent && buffer.length >= readSize) {
+            // Nothing refers to the buffer: read into it from the start.
+            start = end = 0;
+          } else if (
+            drained || this.#bufferLent || buffer.length - end < readSize / 4
+          ) {
+            // A read that may wait for the peer holds a buffer of the size
+            // recent reads needed, so an idle socket pins little memory
+            // (never the unused tail of a large lent buffer).
+            buffer = !drained && spare !== undefined &&
+                spare.length === readSize
+              ? spare
+              : new Uint8Array(readSize);
+            spare = undefined;
+            this.#bufferLent = false;
+            start = end = 0;
+          }
+        } else {
+          // An incomplete frame: how big it is once its header is known.
+          const frameBytes = this.#decoder.incompleteFrameBytes;
+          const needed = Math.max(frameBytes, pending + 1);
+          if (start + needed > buffer.length || (drained && this.#bufferLent)) {
+            // Move it to a buffer that holds it whole (read into straight
+            // after), or a read's worth past it. A frame announced larger
+            // gets at most eight times the bytes it has sent so far (at
+            // least two full reads' worth) until more arrive, so a peer
+            // can't make the socket allocate a large frame it never sends.
+            const size = frameBytes > readSize
+              ? Math.min(
+                frameBytes,
+                Math.max(2 * MAX_READ_BYTES, pending * 8),
+              )
+              : Math.max(readSize, needed);
+            const moved = new Uint8Array(size);
+            moved.set(buffer.subarray(start, end));
+            // A buffer no message refers to serves the next read after the
+            // frame, unless the socket may be idle by then.
+            spare = this.#bufferLent || drained ? undefined : buffer;
+            buffer = moved;
+            this.#bufferLent = false;
+            start = 0;
+            end = pending;
+          }
         }
-        this.#readBuffer = undefined;
-        const chunk = await read(buffer);
-        if (chunk === null) break;
-        if (chunk.length === readSize) {
+        // Reads never go past the incomplete frame when the buffer was sized
+        // for it, so the frame's payload is its own buffer, not shared.
+        const target = buffer.subarray(end);
+        const count = await read(target);
+        if (count === null) break;
+        end += count;
+        drained = count < target.length;
+        if (!drained && target.length >= readSize / 2) {
           readSize = Math.min(readSize * 2, MAX_READ_BYTES);
-        } else if (chunk.length < readSize / 4) {
+        } else if (drained && count < readSize / 4) {
           readSize = Math.max(readSize / 2, MIN_READ_BYTES);
         }
         if (this.#ended) break;
-        this.#readBufferLent = false;
-        const pending = this.#receive(chunk);
-        if (pending) await pending;
-        // Reuse the buffer unless a message holds a view of it (the decoder
-        // copies the bytes of a partial frame).
-        if (
-          !this.#readBufferLent && chunk.buffer.byteLength === buffer.byteLength
-        ) {
-          this.#readBuffer = new Uint8Array(chunk.buffer);
-        }
       }
       this.#onTransportEnd();
     } catch (error) {
@@ -911,53 +982,42 @@ export class WebSocketConnection {
     }
   }
 
-  #transportReader(
-    read: (buffer: Uint8Array) => Promise<number | null>,
-  ): (buffer: Uint8Array) => Promise<Uint8Array | null> {
-    return async (buffer) => {
-      const count = await read(buffer);
-      return count === null ? null : buffer.subarray(0, count);
-    };
-  }
-
-  // Reads `transport.readable` (BYOB when it is a byte stream) the way
-  // `transport.read` would: into the given buffer, a view of the bytes read
-  // or `null` at EOF.
-  #streamReader(): (buffer: Uint8Array) => Promise<Uint8Array | null> {
-    const readable = this.#transport.readable;
-    let byobReader: ReadableStreamBYOBReader | undefined;
-    try {
-      byobReader = readable.getReader({ mode: "byob" });
-    } catch {
-      // Not a byte stream.
-    }
-    if (byobReader) {
-      const reader = byobReader;
-      this.#reader = reader;
-      return async (buffer) => {
-        const result = await reader.read(buffer);
-        return result.done || result.value === undefined ? null : result.value;
-      };
-    }
-    const reader = readable.getReader();
+  // Reads `transport.readable` the way `transport.read` would: into the
+  // given buffer, the count of bytes or `null` at EOF.
+  #streamReader(): (buffer: Uint8Array) => Promise<number | null> {
+    const reader = this.#transport.readable.getReader();
     this.#reader = reader;
-    return async () => {
-      const result = await reader.read();
-      return result.done ? null : result.value;
+    // The part of the last chunk that did not fit the buffer.
+    let rest: Uint8Array | undefined;
+    return async (buffer) => {
+      while (rest === undefined || rest.length === 0) {
+        const result = await reader.read();
+        if (result.done) return null;
+        rest = result.value;
+      }
+      const count = Math.min(rest.length, buffer.length);
+      buffer.set(rest.subarray(0, count));
+      rest = count < rest.length ? rest.subarray(count) : undefined;
+      return count;
     };
   }
 
-  // Decodes a chunk and hands out its messages; returns a promise only when
-  // a message must be inflated.
-  #receive(chunk: Uint8Array): Promise<void> | undefined {
+  // Decodes the complete frames in `bytes` (a view of the read buffer) and
+  // hands out their messages. Returns the bytes used (the rest is an
+  // incomplete frame), or a promise of it when a message must be inflated.
+  #receive(bytes: Uint8Array): number | Promise<number> {
     // RFC 6455 §5.5.1, §7.1.1: nothing after the peer's Close is processed,
     // not even bytes that are no frame at all.
-    if (this.#closeReceived) return undefined;
+    if (this.#closeReceived) return bytes.length;
     const frames = this.#receivedFrames;
     frames.length = 0;
     let decodeError: unknown;
+    let used = 0;
     try {
-      this.#decoder.decode(chunk, (frame) => void frames.push(frame));
+      used = this.#decoder.decodeInPlace(
+        bytes,
+        (frame) => void frames.push(frame),
+      );
     } catch (error) {
       // Frames before the bad one are still delivered, in order.
       decodeError = error;
@@ -965,37 +1025,51 @@ export class WebSocketConnection {
     for (let index = 0; index < frames.length; index++) {
       const result = this.#assembler.push(frames[index]);
       if (result instanceof Promise) {
-        return this.#receiveAsync(result, frames.slice(index + 1), decodeError);
+        return this.#receiveAsync(
+          result,
+          frames.slice(index + 1),
+          bytes,
+          used,
+          decodeError,
+        );
       }
-      if (result !== undefined) this.#deliver(result, chunk);
+      if (result !== undefined) this.#deliver(result, bytes);
     }
     // Bytes after a Close in the same chunk are ignored, even invalid ones.
-    if (decodeError !== undefined && !this.#closeReceived) throw decodeError;
-    return undefined;
+    if (this.#closeReceived) return bytes.length;
+    if (decodeError !== undefined) throw decodeError;
+    return used;
   }
 
   async #receiveAsync(
     first: Promise<Message | undefined>,
     rest: Frame[],
+    bytes: Uint8Array,
+    used: number,
     decodeError: unknown,
-  ): Promise<void> {
+  ): Promise<number> {
     const message = await first;
-    if (message !== undefined) this.#deliver(message, undefined);
+    if (message !== undefined) this.#deliver(message, bytes);
     for (const frame of rest) {
       let result = this.#assembler.push(frame);
       if (result instanceof Promise) result = await result;
-      if (result !== undefined) this.#deliver(result, undefined);
+      if (result !== undefined) this.#deliver(result, bytes);
     }
-    if (decodeError !== undefined && !this.#closeReceived) throw decodeError;
+    if (this.#closeReceived) return bytes.length;
+    if (decodeError !== undefined) throw decodeError;
+    return used;
   }
 
-  #deliver(message: Message, chunk: Uint8Array | undefined): void {
+  #deliver(message: Message, bytes: Uint8Array): void {
     if (this.#readableDone) return;
-    if (
-      chunk !== undefined && typeof message !== "string" &&
-      message.buffer === chunk.buffer
-    ) {
-      this.#readBufferLent = true;
+    if (typeof message !== "string" && message.buffer === bytes.buffer) {
+      this.#bufferLent = true;
+      // A server receives masked frames, so before each payload lie at
+      // least four header bytes more than the header of its echo: a large
+      // one sent back unchanged leaves as one chunk (see #sendFrame).
+      if (this.#role === "server" && message.length >= MERGE_LIMIT_BYTES) {
+        headroomViews.add(message);
+      }
     }
     this.#readableController.enqueue(message);
   }

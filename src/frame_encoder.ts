@@ -147,6 +147,19 @@ export function encodeFrame(frame: Frame, mask: boolean): Uint8Array[] {
 }
 
 /**
+ * Writes the header of an unmasked frame at the start of `target`, which
+ * must have room for it; the payload is not copied (the caller has it
+ * right after the header already).
+ *
+ * @param target Where the header goes.
+ * @param frame The frame whose header is written.
+ * @returns The header length.
+ */
+export function encodeFrameHeader(target: Uint8Array, frame: Frame): number {
+  return writeHeader(target, 0, frame, undefined);
+}
+
+/**
  * Encodes one frame into `target` at `offset`, which must have room for
  * {@linkcode frameHeaderLength} plus the payload length.
  *
