@@ -217,6 +217,46 @@ const EMPTY_BYTES = new Uint8Array(0);
 // for one.
 const headroomViews = new WeakSet<Uint8Array>();
 
+// Buffers that frames are encoded into (batches of small frames, masked
+// large ones), reused once the transport has taken their bytes: a fresh
+// ArrayBuffer costs more than masking its bytes. Shared by all sockets and
+// bounded, so an idle socket holds none.
+const MAX_POOLED_BYTES = 4 * 1024 * 1024;
+const bufferPool = new Map<number, ArrayBuffer[]>();
+let pooledBytes = 0;
+// The buffers taken from the pool and not yet returned.
+const pooledBuffers = new WeakSet<ArrayBuffer>();
+
+// Sizes are rounded up to 1, 1.25, 1.5 or 1.75 times a power of two (at
+// least 4 KiB), so buffers of near sizes are shared at little waste.
+function poolCapacity(size: number): number {
+  if (size <= MIN_BATCH_BYTES) return MIN_BATCH_BYTES;
+  const step = 2 ** (Math.ceil(Math.log2(size)) - 3);
+  return Math.ceil(size / step) * step;
+}
+
+// A buffer of at least `size` bytes (the whole of its capacity).
+function takePooled(size: number): Uint8Array {
+  const capacity = poolCapacity(size);
+  let buffer = bufferPool.get(capacity)?.pop();
+  if (buffer !== undefined) pooledBytes -= capacity;
+  else buffer = new ArrayBuffer(capacity);
+  pooledBuffers.add(buffer);
+  return new Uint8Array(buffer);
+}
+
+// Gives back the buffer of `bytes` if it came from the pool (once).
+function returnPooled(bytes: Uint8Array): void {
+  const buffer = bytes.buffer as ArrayBuffer;
+  if (!pooledBuffers.delete(buffer)) return;
+  const capacity = buffer.byteLength;
+  if (pooledBytes + capacity > MAX_POOLED_BYTES) return;
+  let free = bufferPool.get(capacity);
+  if (free === undefined) bufferPool.set(capacity, free = []);
+  free.push(buffer);
+  pooledBytes += capacity;
+}
+
 function sizeOf(chunk: string | { byteLength: number }): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
 }
@@ -300,6 +340,7 @@ export class WebSocketConnection {
   readonly #pingIntervalMs: number;
   readonly #pongTimeoutMs: number;
   readonly #maxBufferedBytes: number;
+  readonly #reuseWrites: boolean;
 
   #readableController!: ReadableStreamDefaultController<Message>;
   #readableDone = false;
@@ -374,6 +415,12 @@ export class WebSocketConnection {
     });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#writer = init.transport.writable.getWriter();
+    // A Deno.Conn's writable hands each chunk to the OS before the write
+    // resolves, so the buffers frames are encoded into can be reused then;
+    // other writables may keep chunks (a TransformStream queues them).
+    const conn = init.transport as Partial<Deno.Conn>;
+    this.#reuseWrites = typeof conn.read === "function" &&
+      typeof conn.closeWrite === "function";
 
     this.readable = new ReadableStream<Message>({
       start: (controller) => {
@@ -541,15 +588,15 @@ export class WebSocketConnection {
       if (batch === undefined || used + size > batch.length) {
         if (used + size > MERGE_LIMIT_BYTES) {
           this.#sealBatch();
-          batch = new Uint8Array(Math.max(MIN_BATCH_BYTES, size));
+          batch = this.#newBatch(size);
         } else {
-          const grown = new Uint8Array(
-            Math.min(
-              MERGE_LIMIT_BYTES,
-              Math.max(MIN_BATCH_BYTES, (used + size) * 2),
-            ),
+          const grown = this.#newBatch(
+            Math.min(MERGE_LIMIT_BYTES, (used + size) * 2),
           );
-          if (batch !== undefined) grown.set(batch.subarray(0, used));
+          if (batch !== undefined) {
+            grown.set(batch.subarray(0, used));
+            returnPooled(batch);
+          }
           batch = grown;
         }
         this.#batch = batch;
@@ -575,6 +622,12 @@ export class WebSocketConnection {
           size,
         );
         encodeFrameHeader(bytes, frame);
+        this.#outgoing.push(bytes);
+      } else if (this.#mask && this.#reuseWrites) {
+        // RFC 6455 §5.3: the client masks a copy; the copy's buffer is
+        // reused once written.
+        const bytes = takePooled(size).subarray(0, size);
+        encodeFrameInto(bytes, 0, frame, true);
         this.#outgoing.push(bytes);
       } else {
         for (const chunk of encodeFrame(frame, this.#mask)) {
@@ -612,6 +665,11 @@ export class WebSocketConnection {
   // Writes what is queued; frames queued while a write is in flight leave
   // together in the next write.
   // Moves the frames encoded into the batch buffer to the outgoing chunks.
+  #newBatch(size: number): Uint8Array {
+    if (this.#reuseWrites) return takePooled(size);
+    return new Uint8Array(Math.max(MIN_BATCH_BYTES, size));
+  }
+
   #sealBatch(): void {
     if (this.#batchUsed === 0) return;
     this.#outgoing.push(this.#batch!.subarray(0, this.#batchUsed));
@@ -628,6 +686,7 @@ export class WebSocketConnection {
         this.#outgoing = [];
         for (const bytes of chunks) {
           await this.#writer.write(bytes);
+          if (this.#reuseWrites) returnPooled(bytes);
           this.#outgoingBytes -= bytes.length;
           if (this.#outgoingBytes <= this.#maxBufferedBytes) {
             this.#notifyDrained();
