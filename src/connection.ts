@@ -224,6 +224,12 @@ const headroomViews = new WeakSet<Uint8Array>();
 const MAX_POOLED_BYTES = 4 * 1024 * 1024;
 const bufferPool = new Map<number, ArrayBuffer[]>();
 let pooledBytes = 0;
+// `size` rounded down to whole frames of `frameBytes` (when one fits), so a
+// read of a stream of same-size frames ends between two of them.
+function frameAligned(size: number, frameBytes: number): number {
+  return frameBytes > 0 && frameBytes <= size ? size - size % frameBytes : size;
+}
+
 // The buffers taken from the pool and not yet returned.
 const pooledBuffers = new WeakSet<ArrayBuffer>();
 
@@ -985,10 +991,10 @@ export class WebSocketConnection {
             // A read that may wait for the peer holds a buffer of the size
             // recent reads needed, so an idle socket pins little memory
             // (never the unused tail of a large lent buffer).
-            buffer = !drained && spare !== undefined &&
-                spare.length === readSize
-              ? spare
-              : new Uint8Array(readSize);
+            const size = frameAligned(readSize, this.#decoder.lastFrameBytes);
+            buffer = !drained && spare !== undefined && spare.length >= size
+              ? spare.subarray(0, size)
+              : new Uint8Array(size);
             spare = undefined;
             this.#bufferLent = false;
             start = end = 0;
@@ -1008,7 +1014,10 @@ export class WebSocketConnection {
                 frameBytes,
                 Math.max(2 * MAX_READ_BYTES, pending * 8),
               )
-              : Math.max(readSize, needed);
+              : needed + frameAligned(
+                Math.max(readSize - needed, 0),
+                this.#decoder.lastFrameBytes,
+              );
             const moved = new Uint8Array(size);
             moved.set(buffer.subarray(start, end));
             // A buffer no message refers to serves the next read after the
@@ -1021,8 +1030,18 @@ export class WebSocketConnection {
           }
         }
         // Reads never go past the incomplete frame when the buffer was sized
-        // for it, so the frame's payload is its own buffer, not shared.
-        const target = buffer.subarray(end);
+        // for it, so the frame's payload is its own buffer, not shared. And
+        // they end on a frame boundary when frames come in one size, so no
+        // frame straddles two buffers (then to be moved).
+        let limit = buffer.length;
+        if (pending === 0 || this.#decoder.incompleteFrameBytes > 0) {
+          const frameEnd = pending === 0
+            ? start
+            : start + this.#decoder.incompleteFrameBytes;
+          limit = frameEnd +
+            frameAligned(limit - frameEnd, this.#decoder.lastFrameBytes);
+        }
+        const target = buffer.subarray(end, limit);
         const count = await read(target);
         if (count === null) break;
         end += count;

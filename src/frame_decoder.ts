@@ -147,6 +147,15 @@ export class FrameDecoder {
   #incompleteFrameBytes = 0;
 
   /**
+   * The size in bytes (header and payload) of the last complete frame
+   * {@linkcode FrameDecoder.decodeInPlace} decoded; 0 before the first.
+   */
+  get lastFrameBytes(): number {
+    return this.#lastFrameBytes;
+  }
+  #lastFrameBytes = 0;
+
+  /**
    * Decodes the complete frames at the start of `bytes`, unmasking their
    * payloads in place and handing them out as views of `bytes`. Unlike
    * {@linkcode FrameDecoder.decode} it keeps nothing: the bytes of an
@@ -186,6 +195,7 @@ export class FrameDecoder {
       );
       if (this.#partialMasked) applyMask(payload, this.#partialKey);
       frame.payload = payload;
+      this.#lastFrameBytes = frameLength;
       onFrame(frame);
       offset += frameLength;
     }
