@@ -224,10 +224,10 @@ const headroomViews = new WeakSet<Uint8Array>();
 const MAX_POOLED_BYTES = 4 * 1024 * 1024;
 const bufferPool = new Map<number, ArrayBuffer[]>();
 let pooledBytes = 0;
-// `size` rounded down to whole frames of `frameBytes` (when one fits), so a
+// `size` rounded down to whole frames of `frameBytes` (possibly none), so a
 // read of a stream of same-size frames ends between two of them.
 function frameAligned(size: number, frameBytes: number): number {
-  return frameBytes > 0 && frameBytes <= size ? size - size % frameBytes : size;
+  return frameBytes > 0 ? size - size % frameBytes : size;
 }
 
 // The buffers taken from the pool and not yet returned.
@@ -981,17 +981,24 @@ export class WebSocketConnection {
           continue;
         }
         const pending = end - start;
+        // Reads and buffers are sized in whole frames of the last frame's
+        // size when one fits a read.
+        const lastFrameBytes = this.#decoder.lastFrameBytes;
+        const unit = lastFrameBytes <= readSize ? lastFrameBytes : 0;
         if (pending === 0) {
           if (!this.#bufferLent && buffer.length >= readSize) {
             // Nothing refers to the buffer: read into it from the start.
             start = end = 0;
           } else if (
-            drained || this.#bufferLent || buffer.length - end < readSize / 4
+            drained || this.#bufferLent ||
+            buffer.length - end < Math.max(readSize / 4, unit)
           ) {
             // A read that may wait for the peer holds a buffer of the size
             // recent reads needed, so an idle socket pins little memory
             // (never the unused tail of a large lent buffer).
-            const size = frameAligned(readSize, this.#decoder.lastFrameBytes);
+            const size = unit <= readSize
+              ? frameAligned(readSize, unit)
+              : readSize;
             buffer = !drained && spare !== undefined && spare.length >= size
               ? spare.subarray(0, size)
               : new Uint8Array(size);
@@ -1003,6 +1010,11 @@ export class WebSocketConnection {
           // An incomplete frame: how big it is once its header is known.
           const frameBytes = this.#decoder.incompleteFrameBytes;
           const needed = Math.max(frameBytes, pending + 1);
+          // Before its header is whole, the frame is taken for one of the
+          // last frame's size (for sizing reads only).
+          const expectedEnd = frameBytes > 0
+            ? frameBytes
+            : Math.max(needed, unit);
           if (start + needed > buffer.length || (drained && this.#bufferLent)) {
             // Move it to a buffer that holds it whole (read into straight
             // after), or a read's worth past it. A frame announced larger
@@ -1014,10 +1026,8 @@ export class WebSocketConnection {
                 frameBytes,
                 Math.max(2 * MAX_READ_BYTES, pending * 8),
               )
-              : needed + frameAligned(
-                Math.max(readSize - needed, 0),
-                this.#decoder.lastFrameBytes,
-              );
+              : expectedEnd +
+                frameAligned(Math.max(readSize - expectedEnd, 0), unit);
             const moved = new Uint8Array(size);
             moved.set(buffer.subarray(start, end));
             // A buffer no message refers to serves the next read after the
@@ -1034,12 +1044,12 @@ export class WebSocketConnection {
         // they end on a frame boundary when frames come in one size, so no
         // frame straddles two buffers (then to be moved).
         let limit = buffer.length;
-        if (pending === 0 || this.#decoder.incompleteFrameBytes > 0) {
-          const frameEnd = pending === 0
-            ? start
-            : start + this.#decoder.incompleteFrameBytes;
-          limit = frameEnd +
-            frameAligned(limit - frameEnd, this.#decoder.lastFrameBytes);
+        const frameEnd = pending === 0 ? start : start + Math.max(
+          this.#decoder.incompleteFrameBytes || unit,
+          pending + 1,
+        );
+        if (frameEnd <= limit) {
+          limit = frameEnd + frameAligned(limit - frameEnd, unit);
         }
         const target = buffer.subarray(end, limit);
         const count = await read(target);
