@@ -5,7 +5,7 @@
  */
 
 import type { Frame } from "./frame.ts";
-import { applyMask } from "./mask.ts";
+import { copyMasked } from "./mask.ts";
 
 /**
  * Options for {@linkcode FrameEncoderStream}.
@@ -177,12 +177,9 @@ export function encodeFrameInto(
 ): number {
   const maskingKey = mask ? nextMaskingKey() : undefined;
   const payloadStart = writeHeader(target, offset, frame, maskingKey);
-  const payloadEnd = payloadStart + frame.payload.length;
-  target.set(frame.payload, payloadStart);
-  if (maskingKey) {
-    applyMask(target.subarray(payloadStart, payloadEnd), maskingKey);
-  }
-  return payloadEnd;
+  if (maskingKey) copyMasked(frame.payload, maskingKey, target, payloadStart);
+  else target.set(frame.payload, payloadStart);
+  return payloadStart + frame.payload.length;
 }
 
 /**
