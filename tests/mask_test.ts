@@ -124,3 +124,29 @@ Deno.test("copyMasked uses WebAssembly SIMD for large payloads and matches the d
     }
   }
 });
+
+Deno.test("applyMask in place through WebAssembly SIMD matches the definition for large payloads at every alignment and key offset, touching nothing around them", () => {
+  const random = seededRandom(13);
+  const key = randomBytes(4, random);
+  for (const length of [4096, 4097, 4111, 65535, 65536, 65550, 140_001]) {
+    const buffer = randomBytes(length + 16, random);
+    for (let start = 0; start < 4; start++) {
+      for (let keyOffset = 0; keyOffset < 5; keyOffset++) {
+        const copy = buffer.slice();
+        const view = copy.subarray(start, start + length);
+        const expected = referenceMask(view, key, keyOffset);
+        applyMask(view, key, keyOffset);
+        assertBytesEqual(
+          view,
+          expected,
+          `start ${start}, length ${length}, keyOffset ${keyOffset}`,
+        );
+        assertBytesEqual(copy.subarray(0, start), buffer.subarray(0, start));
+        assertBytesEqual(
+          copy.subarray(start + length),
+          buffer.subarray(start + length),
+        );
+      }
+    }
+  }
+});
