@@ -17,6 +17,7 @@ import { type Frame, Opcode } from "./frame.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "./frame_decoder.ts";
 import {
   encodeFrame,
+  encodeFrameHeader,
   encodeFrameInto,
   frameHeaderLength,
 } from "./frame_encoder.ts";
@@ -212,6 +213,61 @@ const MIN_BATCH_BYTES = 4 * 1024;
 const QUIET_HOPS_BEFORE_FLUSH = 8;
 
 const textEncoder = new TextEncoder();
+const EMPTY_BYTES = new Uint8Array(0);
+
+// Large binary messages this module handed out as views of a buffer in
+// which the bytes just before the view are its frame's header, which no
+// other view covers: a server may write its own (shorter) header there and
+// send the message back as one chunk, without a copy. Keyed by the view
+// object itself, so a subarray the application makes is never mistaken
+// for one.
+const headroomViews = new WeakSet<Uint8Array>();
+
+// Buffers that frames are encoded into (batches of small frames, masked
+// large ones), reused once the transport has taken their bytes: a fresh
+// ArrayBuffer costs more than masking its bytes. Shared by all sockets and
+// bounded, so an idle socket holds none.
+const MAX_POOLED_BYTES = 4 * 1024 * 1024;
+const bufferPool = new Map<number, ArrayBuffer[]>();
+let pooledBytes = 0;
+// `size` rounded down to whole frames of `frameBytes` (possibly none), so a
+// read of a stream of same-size frames ends between two of them.
+function frameAligned(size: number, frameBytes: number): number {
+  return frameBytes > 0 ? size - size % frameBytes : size;
+}
+
+// The buffers taken from the pool and not yet returned.
+const pooledBuffers = new WeakSet<ArrayBuffer>();
+
+// Sizes are rounded up to 1, 1.25, 1.5 or 1.75 times a power of two (at
+// least 4 KiB), so buffers of near sizes are shared at little waste.
+function poolCapacity(size: number): number {
+  if (size <= MIN_BATCH_BYTES) return MIN_BATCH_BYTES;
+  const step = 2 ** (Math.ceil(Math.log2(size)) - 3);
+  return Math.ceil(size / step) * step;
+}
+
+// A buffer of at least `size` bytes (the whole of its capacity).
+function takePooled(size: number): Uint8Array {
+  const capacity = poolCapacity(size);
+  let buffer = bufferPool.get(capacity)?.pop();
+  if (buffer !== undefined) pooledBytes -= capacity;
+  else buffer = new ArrayBuffer(capacity);
+  pooledBuffers.add(buffer);
+  return new Uint8Array(buffer);
+}
+
+// Gives back the buffer of `bytes` if it came from the pool (once).
+function returnPooled(bytes: Uint8Array): void {
+  const buffer = bytes.buffer as ArrayBuffer;
+  if (!pooledBuffers.delete(buffer)) return;
+  const capacity = buffer.byteLength;
+  if (pooledBytes + capacity > MAX_POOLED_BYTES) return;
+  let free = bufferPool.get(capacity);
+  if (free === undefined) bufferPool.set(capacity, free = []);
+  free.push(buffer);
+  pooledBytes += capacity;
+}
 
 function sizeOf(chunk: string | { byteLength: number }): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
@@ -311,10 +367,7 @@ export class WebSocketConnection {
   readonly #mask: boolean;
   readonly #transport: Transport;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #reader:
-    | ReadableStreamBYOBReader
-    | ReadableStreamDefaultReader<Uint8Array>
-    | undefined;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   readonly #decoder: FrameDecoder;
   readonly #assembler: MessageAssembler;
   readonly #deflate: MessageDeflate | undefined;
@@ -322,6 +375,7 @@ export class WebSocketConnection {
   readonly #pingIntervalMs: number;
   readonly #pongTimeoutMs: number;
   readonly #maxBufferedBytes: number;
+  readonly #reuseWrites: boolean;
 
   #readableController!: ReadableStreamDefaultController<Message>;
   #readableDone = false;
@@ -334,10 +388,10 @@ export class WebSocketConnection {
 
   // Frames received in the chunk being processed.
   readonly #receivedFrames: Frame[] = [];
-  #readBufferLent = false;
+  // Whether a message handed out is a view of the read buffer.
+  #bufferLent = false;
   // The peer's direction ended (EOF) after its Close; ours is still open.
   #inputEnded = false;
-  #readBuffer: Uint8Array | undefined;
 
   // Bytes waiting for the transport, and who waits for them to drain.
   #outgoing: Uint8Array[] = [];
@@ -403,6 +457,12 @@ export class WebSocketConnection {
     this.#writer = transport.write
       ? directWriter(transport as Parameters<typeof directWriter>[0])
       : transport.writable.getWriter();
+    // A Deno.Conn hands each chunk to the OS before the write resolves, so
+    // the buffers frames are encoded into can be reused then; other
+    // writables may keep chunks (a TransformStream queues them).
+    const conn = transport as Partial<Deno.Conn>;
+    this.#reuseWrites = typeof conn.read === "function" &&
+      typeof conn.closeWrite === "function";
 
     this.readable = new ReadableStream<Message>({
       start: (controller) => {
@@ -577,15 +637,15 @@ export class WebSocketConnection {
       if (batch === undefined || used + size > batch.length) {
         if (used + size > MERGE_LIMIT_BYTES) {
           this.#sealBatch();
-          batch = new Uint8Array(Math.max(MIN_BATCH_BYTES, size));
+          batch = this.#newBatch(size);
         } else {
-          const grown = new Uint8Array(
-            Math.min(
-              MERGE_LIMIT_BYTES,
-              Math.max(MIN_BATCH_BYTES, (used + size) * 2),
-            ),
+          const grown = this.#newBatch(
+            Math.min(MERGE_LIMIT_BYTES, (used + size) * 2),
           );
-          if (batch !== undefined) grown.set(batch.subarray(0, used));
+          if (batch !== undefined) {
+            grown.set(batch.subarray(0, used));
+            returnPooled(batch);
+          }
           batch = grown;
         }
         this.#batch = batch;
@@ -598,9 +658,32 @@ export class WebSocketConnection {
       );
     } else {
       this.#sealBatch();
-      for (const chunk of encodeFrame(frame, this.#mask)) {
-        this.#outgoing.push(chunk);
-        if (chunk === payload) viewsPayload = true;
+      const headerLength = size - payload.length;
+      if (
+        !this.#mask && !rsv1 && headroomViews.has(payload) &&
+        payload.byteOffset >= headerLength
+      ) {
+        // A message received as a view after its frame's header: our header
+        // goes in front of it, and the frame leaves whole, without a copy.
+        const bytes = new Uint8Array(
+          payload.buffer,
+          payload.byteOffset - headerLength,
+          size,
+        );
+        encodeFrameHeader(bytes, frame);
+        this.#outgoing.push(bytes);
+        viewsPayload = true;
+      } else if (this.#mask && this.#reuseWrites) {
+        // RFC 6455 §5.3: the client masks a copy; the copy's buffer is
+        // reused once written.
+        const bytes = takePooled(size).subarray(0, size);
+        encodeFrameInto(bytes, 0, frame, true);
+        this.#outgoing.push(bytes);
+      } else {
+        for (const chunk of encodeFrame(frame, this.#mask)) {
+          this.#outgoing.push(chunk);
+          if (chunk === payload) viewsPayload = true;
+        }
       }
     }
     this.#outgoingBytes += size;
@@ -655,6 +738,11 @@ export class WebSocketConnection {
   // Writes what is queued; frames queued while a write is in flight leave
   // together in the next write.
   // Moves the frames encoded into the batch buffer to the outgoing chunks.
+  #newBatch(size: number): Uint8Array {
+    if (this.#reuseWrites) return takePooled(size);
+    return new Uint8Array(Math.max(MIN_BATCH_BYTES, size));
+  }
+
   #sealBatch(): void {
     if (this.#batchUsed === 0) return;
     this.#outgoing.push(this.#batch!.subarray(0, this.#batchUsed));
@@ -671,6 +759,7 @@ export class WebSocketConnection {
         this.#outgoing = [];
         for (const bytes of chunks) {
           await this.#writer.write(bytes);
+          if (this.#reuseWrites) returnPooled(bytes);
           this.#outgoingBytes -= bytes.length;
           this.#writtenBytesTotal += bytes.length;
           if (this.#writtenWaiters.length > 0) this.#notifyWritten(false);
@@ -934,45 +1023,116 @@ export class WebSocketConnection {
 
   async #readLoop(leftover: Uint8Array | undefined): Promise<void> {
     const read = this.#transport.read
-      ? this.#transportReader(this.#transport.read.bind(this.#transport))
+      ? this.#transport.read.bind(this.#transport)
       : this.#streamReader();
+    // The bytes read but not yet decoded (at most one incomplete frame) are
+    // buffer[start, end). Complete frames are decoded where they were read:
+    // their payloads are handed out as views, so the buffer is "lent" and
+    // only its unused tail is read into again. An incomplete frame stays in
+    // place when it fits, else it moves (once) to a buffer that holds it
+    // whole, and the rest of it is read straight behind its first bytes.
+    let buffer = leftover ?? EMPTY_BYTES;
+    let start = 0;
+    let end = buffer.length;
     let readSize = MIN_READ_BYTES;
+    let spare: Uint8Array | undefined;
+    // Whether the last read emptied the socket: then the next one may wait.
+    let drained = true;
     try {
-      if (leftover && leftover.length > 0) {
-        const pending = this.#receive(leftover);
-        if (pending) await pending;
-      }
       while (!this.#ended) {
+        if (end > start) {
+          let used = this.#receive(buffer.subarray(start, end));
+          if (typeof used !== "number") used = await used;
+          start += used;
+          if (this.#ended) break;
+        }
         if (this.#readableController.desiredSize! <= 0 && !this.#readableDone) {
           // Backpressure: the application is not reading; neither do we.
           await new Promise<void>((resolve) => this.#resumeReading = resolve);
           continue;
         }
-        // An idle socket holds only a small buffer; it grows while reads
-        // fill it and shrinks back when they don't.
-        let buffer = this.#readBuffer;
-        if (buffer === undefined || buffer.byteLength !== readSize) {
-          buffer = new Uint8Array(readSize);
+        const pending = end - start;
+        // Reads and buffers are sized in whole frames of the last frame's
+        // size when one fits a read.
+        const lastFrameBytes = this.#decoder.lastFrameBytes;
+        const unit = lastFrameBytes <= readSize ? lastFrameBytes : 0;
+        if (pending === 0) {
+          if (!this.#bufferLent && buffer.length >= readSize) {
+            // Nothing refers to the buffer: read into it from the start.
+            start = end = 0;
+          } else if (
+            drained || this.#bufferLent ||
+            buffer.length - end < Math.max(readSize / 4, unit)
+          ) {
+            // A read that may wait for the peer holds a buffer of the size
+            // recent reads needed, so an idle socket pins little memory
+            // (never the unused tail of a large lent buffer).
+            const size = unit <= readSize
+              ? frameAligned(readSize, unit)
+              : readSize;
+            buffer = !drained && spare !== undefined && spare.length >= size
+              ? spare.subarray(0, size)
+              : new Uint8Array(size);
+            spare = undefined;
+            this.#bufferLent = false;
+            start = end = 0;
+          }
+        } else {
+          // An incomplete frame: how big it is once its header is known.
+          const frameBytes = this.#decoder.incompleteFrameBytes;
+          const needed = Math.max(frameBytes, pending + 1);
+          // Before its header is whole, the frame is taken for one of the
+          // last frame's size (for sizing reads only).
+          const expectedEnd = frameBytes > 0
+            ? frameBytes
+            : Math.max(needed, unit);
+          if (start + needed > buffer.length || (drained && this.#bufferLent)) {
+            // Move it to a buffer that holds it whole (read into straight
+            // after), or a read's worth past it. A frame announced larger
+            // gets at most eight times the bytes it has sent so far (at
+            // least two full reads' worth) until more arrive, so a peer
+            // can't make the socket allocate a large frame it never sends.
+            const size = frameBytes > readSize
+              ? Math.min(
+                frameBytes,
+                Math.max(2 * MAX_READ_BYTES, pending * 8),
+              )
+              : expectedEnd +
+                frameAligned(Math.max(readSize - expectedEnd, 0), unit);
+            const moved = new Uint8Array(size);
+            moved.set(buffer.subarray(start, end));
+            // A buffer no message refers to serves the next read after the
+            // frame, unless the socket may be idle by then.
+            spare = this.#bufferLent || drained ? undefined : buffer;
+            buffer = moved;
+            this.#bufferLent = false;
+            start = 0;
+            end = pending;
+          }
         }
-        this.#readBuffer = undefined;
-        const chunk = await read(buffer);
-        if (chunk === null) break;
-        if (chunk.length === readSize) {
+        // Reads never go past the incomplete frame when the buffer was sized
+        // for it, so the frame's payload is its own buffer, not shared. And
+        // they end on a frame boundary when frames come in one size, so no
+        // frame straddles two buffers (then to be moved).
+        let limit = buffer.length;
+        const frameEnd = pending === 0 ? start : start + Math.max(
+          this.#decoder.incompleteFrameBytes || unit,
+          pending + 1,
+        );
+        if (frameEnd <= limit) {
+          limit = frameEnd + frameAligned(limit - frameEnd, unit);
+        }
+        const target = buffer.subarray(end, limit);
+        const count = await read(target);
+        if (count === null) break;
+        end += count;
+        drained = count < target.length;
+        if (!drained && target.length >= readSize / 2) {
           readSize = Math.min(readSize * 2, MAX_READ_BYTES);
-        } else if (chunk.length < readSize / 4) {
+        } else if (drained && count < readSize / 4) {
           readSize = Math.max(readSize / 2, MIN_READ_BYTES);
         }
         if (this.#ended) break;
-        this.#readBufferLent = false;
-        const pending = this.#receive(chunk);
-        if (pending) await pending;
-        // Reuse the buffer unless a message holds a view of it (the decoder
-        // copies the bytes of a partial frame).
-        if (
-          !this.#readBufferLent && chunk.buffer.byteLength === buffer.byteLength
-        ) {
-          this.#readBuffer = new Uint8Array(chunk.buffer);
-        }
       }
       this.#onTransportEnd();
     } catch (error) {
@@ -981,53 +1141,42 @@ export class WebSocketConnection {
     }
   }
 
-  #transportReader(
-    read: (buffer: Uint8Array) => Promise<number | null>,
-  ): (buffer: Uint8Array) => Promise<Uint8Array | null> {
-    return async (buffer) => {
-      const count = await read(buffer);
-      return count === null ? null : buffer.subarray(0, count);
-    };
-  }
-
-  // Reads `transport.readable` (BYOB when it is a byte stream) the way
-  // `transport.read` would: into the given buffer, a view of the bytes read
-  // or `null` at EOF.
-  #streamReader(): (buffer: Uint8Array) => Promise<Uint8Array | null> {
-    const readable = this.#transport.readable;
-    let byobReader: ReadableStreamBYOBReader | undefined;
-    try {
-      byobReader = readable.getReader({ mode: "byob" });
-    } catch {
-      // Not a byte stream.
-    }
-    if (byobReader) {
-      const reader = byobReader;
-      this.#reader = reader;
-      return async (buffer) => {
-        const result = await reader.read(buffer);
-        return result.done || result.value === undefined ? null : result.value;
-      };
-    }
-    const reader = readable.getReader();
+  // Reads `transport.readable` the way `transport.read` would: into the
+  // given buffer, the count of bytes or `null` at EOF.
+  #streamReader(): (buffer: Uint8Array) => Promise<number | null> {
+    const reader = this.#transport.readable.getReader();
     this.#reader = reader;
-    return async () => {
-      const result = await reader.read();
-      return result.done ? null : result.value;
+    // The part of the last chunk that did not fit the buffer.
+    let rest: Uint8Array | undefined;
+    return async (buffer) => {
+      while (rest === undefined || rest.length === 0) {
+        const result = await reader.read();
+        if (result.done) return null;
+        rest = result.value;
+      }
+      const count = Math.min(rest.length, buffer.length);
+      buffer.set(rest.subarray(0, count));
+      rest = count < rest.length ? rest.subarray(count) : undefined;
+      return count;
     };
   }
 
-  // Decodes a chunk and hands out its messages; returns a promise only when
-  // a message must be inflated.
-  #receive(chunk: Uint8Array): Promise<void> | undefined {
+  // Decodes the complete frames in `bytes` (a view of the read buffer) and
+  // hands out their messages. Returns the bytes used (the rest is an
+  // incomplete frame), or a promise of it when a message must be inflated.
+  #receive(bytes: Uint8Array): number | Promise<number> {
     // RFC 6455 §5.5.1, §7.1.1: nothing after the peer's Close is processed,
     // not even bytes that are no frame at all.
-    if (this.#closeReceived) return undefined;
+    if (this.#closeReceived) return bytes.length;
     const frames = this.#receivedFrames;
     frames.length = 0;
     let decodeError: unknown;
+    let used = 0;
     try {
-      this.#decoder.decode(chunk, (frame) => void frames.push(frame));
+      used = this.#decoder.decodeInPlace(
+        bytes,
+        (frame) => void frames.push(frame),
+      );
     } catch (error) {
       // Frames before the bad one are still delivered, in order.
       decodeError = error;
@@ -1035,37 +1184,51 @@ export class WebSocketConnection {
     for (let index = 0; index < frames.length; index++) {
       const result = this.#assembler.push(frames[index]);
       if (result instanceof Promise) {
-        return this.#receiveAsync(result, frames.slice(index + 1), decodeError);
+        return this.#receiveAsync(
+          result,
+          frames.slice(index + 1),
+          bytes,
+          used,
+          decodeError,
+        );
       }
-      if (result !== undefined) this.#deliver(result, chunk);
+      if (result !== undefined) this.#deliver(result, bytes);
     }
     // Bytes after a Close in the same chunk are ignored, even invalid ones.
-    if (decodeError !== undefined && !this.#closeReceived) throw decodeError;
-    return undefined;
+    if (this.#closeReceived) return bytes.length;
+    if (decodeError !== undefined) throw decodeError;
+    return used;
   }
 
   async #receiveAsync(
     first: Promise<Message | undefined>,
     rest: Frame[],
+    bytes: Uint8Array,
+    used: number,
     decodeError: unknown,
-  ): Promise<void> {
+  ): Promise<number> {
     const message = await first;
-    if (message !== undefined) this.#deliver(message, undefined);
+    if (message !== undefined) this.#deliver(message, bytes);
     for (const frame of rest) {
       let result = this.#assembler.push(frame);
       if (result instanceof Promise) result = await result;
-      if (result !== undefined) this.#deliver(result, undefined);
+      if (result !== undefined) this.#deliver(result, bytes);
     }
-    if (decodeError !== undefined && !this.#closeReceived) throw decodeError;
+    if (this.#closeReceived) return bytes.length;
+    if (decodeError !== undefined) throw decodeError;
+    return used;
   }
 
-  #deliver(message: Message, chunk: Uint8Array | undefined): void {
+  #deliver(message: Message, bytes: Uint8Array): void {
     if (this.#readableDone) return;
-    if (
-      chunk !== undefined && typeof message !== "string" &&
-      message.buffer === chunk.buffer
-    ) {
-      this.#readBufferLent = true;
+    if (typeof message !== "string" && message.buffer === bytes.buffer) {
+      this.#bufferLent = true;
+      // A server receives masked frames, so before each payload lie at
+      // least four header bytes more than the header of its echo: a large
+      // one sent back unchanged leaves as one chunk (see #sendFrame).
+      if (this.#role === "server" && message.length >= MERGE_LIMIT_BYTES) {
+        headroomViews.add(message);
+      }
     }
     this.#readableController.enqueue(message);
   }

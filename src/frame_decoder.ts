@@ -135,6 +135,73 @@ export class FrameDecoder {
     }
   }
 
+  /**
+   * The size in bytes (header and payload) of the incomplete frame that the
+   * last {@linkcode FrameDecoder.decodeInPlace} call left, once its header
+   * is complete (and valid); 0 when it left no frame or only part of a
+   * header.
+   */
+  get incompleteFrameBytes(): number {
+    return this.#incompleteFrameBytes;
+  }
+  #incompleteFrameBytes = 0;
+
+  /**
+   * The size in bytes (header and payload) of the last complete frame
+   * {@linkcode FrameDecoder.decodeInPlace} decoded; 0 before the first.
+   */
+  get lastFrameBytes(): number {
+    return this.#lastFrameBytes;
+  }
+  #lastFrameBytes = 0;
+
+  /**
+   * Decodes the complete frames at the start of `bytes`, unmasking their
+   * payloads in place and handing them out as views of `bytes`. Unlike
+   * {@linkcode FrameDecoder.decode} it keeps nothing: the bytes of an
+   * incomplete frame at the end are left to the caller, who passes them
+   * again, at the start of `bytes`, once more have arrived. So a socket can
+   * read the rest of a frame straight after its first bytes (into a buffer
+   * sized for the frame) instead of the decoder copying it piece by piece.
+   *
+   * The incomplete frame's header is validated as soon as it is complete,
+   * so a bad or oversized frame fails before its payload is buffered.
+   *
+   * Do not mix with {@linkcode FrameDecoder.decode} on one decoder.
+   *
+   * @param bytes Bytes received; the decoder unmasks them in place.
+   * @param onFrame Called with each complete frame, in order.
+   * @returns The number of bytes used: the complete frames.
+   * @throws {WebSocketError} 1002 for a protocol violation, 1009 for a frame
+   * over the size limit.
+   */
+  decodeInPlace(bytes: Uint8Array, onFrame: (frame: Frame) => void): number {
+    let offset = 0;
+    const length = bytes.length;
+    this.#incompleteFrameBytes = 0;
+    while (length - offset >= 2) {
+      const available = length - offset;
+      const headerLength = headerLengthOf(bytes[offset + 1]);
+      if (available < headerLength) break;
+      const frame = this.#readHeader(bytes, offset);
+      const frameLength = headerLength + this.#partialLength;
+      if (available < frameLength) {
+        this.#incompleteFrameBytes = frameLength;
+        break;
+      }
+      const payload = bytes.subarray(
+        offset + headerLength,
+        offset + frameLength,
+      );
+      if (this.#partialMasked) applyMask(payload, this.#partialKey);
+      frame.payload = payload;
+      this.#lastFrameBytes = frameLength;
+      onFrame(frame);
+      offset += frameLength;
+    }
+    return offset;
+  }
+
   // Completes a header that began in an earlier chunk; returns the offset in
   // `chunk` just after the bytes it used.
   #continueHeader(chunk: Uint8Array, onFrame: (frame: Frame) => void): number {

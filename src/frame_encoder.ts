@@ -5,7 +5,7 @@
  */
 
 import type { Frame } from "./frame.ts";
-import { applyMask } from "./mask.ts";
+import { copyMasked } from "./mask.ts";
 
 /**
  * Options for {@linkcode FrameEncoderStream}.
@@ -147,6 +147,19 @@ export function encodeFrame(frame: Frame, mask: boolean): Uint8Array[] {
 }
 
 /**
+ * Writes the header of an unmasked frame at the start of `target`, which
+ * must have room for it; the payload is not copied (the caller has it
+ * right after the header already).
+ *
+ * @param target Where the header goes.
+ * @param frame The frame whose header is written.
+ * @returns The header length.
+ */
+export function encodeFrameHeader(target: Uint8Array, frame: Frame): number {
+  return writeHeader(target, 0, frame, undefined);
+}
+
+/**
  * Encodes one frame into `target` at `offset`, which must have room for
  * {@linkcode frameHeaderLength} plus the payload length.
  *
@@ -164,12 +177,9 @@ export function encodeFrameInto(
 ): number {
   const maskingKey = mask ? nextMaskingKey() : undefined;
   const payloadStart = writeHeader(target, offset, frame, maskingKey);
-  const payloadEnd = payloadStart + frame.payload.length;
-  target.set(frame.payload, payloadStart);
-  if (maskingKey) {
-    applyMask(target.subarray(payloadStart, payloadEnd), maskingKey);
-  }
-  return payloadEnd;
+  if (maskingKey) copyMasked(frame.payload, maskingKey, target, payloadStart);
+  else target.set(frame.payload, payloadStart);
+  return payloadStart + frame.payload.length;
 }
 
 /**

@@ -681,3 +681,97 @@ Deno.test("FrameDecoderStream errors when the bytes end inside a frame", async (
     assertWebSocketError(error, 1006, /inside a frame/);
   }
 });
+
+// decodeInPlace leaves an incomplete frame to its caller, who passes it again
+// with more bytes after it (as the socket's read loop does).
+function decodeInPlaceChunks(
+  chunks: readonly Uint8Array[],
+  options: FrameDecoderOptions,
+): Frame[] {
+  const decoder = new FrameDecoder(options);
+  const frames: Frame[] = [];
+  let rest: Uint8Array = new Uint8Array(0);
+  for (const chunk of chunks) {
+    const bytes = concat([rest, chunk]);
+    const used = decoder.decodeInPlace(bytes, (frame) => frames.push(frame));
+    rest = bytes.subarray(used);
+    const known = decoder.incompleteFrameBytes;
+    if (rest.length === 0) assertEquals(known, 0);
+    else if (known > 0) assert(known > rest.length);
+  }
+  assertEquals(rest.length, 0);
+  return frames;
+}
+
+Deno.test("FrameDecoder.decodeInPlace decodes every valid input split in two at every byte boundary, and one byte at a time", () => {
+  for (const example of validInputs) {
+    const { wire } = example;
+    for (let split = 0; split <= wire.length; split++) {
+      const chunks = [wire.subarray(0, split), wire.subarray(split)];
+      try {
+        assertFramesEqual(
+          decodeInPlaceChunks(chunks, optionsFor(example)),
+          example.frames,
+        );
+      } catch (error) {
+        throw new Error(`${example.name}, split at ${split}: ${error}`);
+      }
+    }
+    assertFramesEqual(
+      decodeInPlaceChunks(
+        Array.from(wire, (b) => bytes(b)),
+        optionsFor(example),
+      ),
+      example.frames,
+    );
+  }
+});
+
+Deno.test("FrameDecoder.decodeInPlace knows an incomplete frame's size from its header and reports the last frame's", () => {
+  const decoder = new FrameDecoder({ role: "server" });
+  const key = bytes(1, 2, 3, 4);
+  const first = frameBytes({
+    opcode: 0x2,
+    payload: new Uint8Array(300),
+    maskKey: key,
+  });
+  const second = frameBytes({
+    opcode: 0x2,
+    payload: new Uint8Array(70_000),
+    maskKey: key,
+  });
+  const wire = concat([first, second]);
+  // The second frame's header cut after its first byte: size unknown.
+  assertEquals(
+    decoder.decodeInPlace(wire.subarray(0, first.length + 1), () => {}),
+    first.length,
+  );
+  assertEquals(decoder.incompleteFrameBytes, 0);
+  assertEquals(decoder.lastFrameBytes, first.length);
+  // Its whole header: size known, nothing more used.
+  const frames: Frame[] = [];
+  assertEquals(
+    decoder.decodeInPlace(
+      wire.subarray(first.length, first.length + 14),
+      (f) => frames.push(f),
+    ),
+    0,
+  );
+  assertEquals(decoder.incompleteFrameBytes, second.length);
+  assertEquals(frames.length, 0);
+});
+
+for (const input of invalidInputs) {
+  Deno.test(`FrameDecoder.decodeInPlace refuses ${input.name} with ${input.closeCode} from the header alone`, () => {
+    assertWebSocketError(
+      thrownBy(() =>
+        new FrameDecoder(input.options).decodeInPlace(
+          input.header.slice(),
+          () => {},
+        )
+      ),
+      input.closeCode,
+      input.message,
+    );
+  });
+}

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { applyMask, copyMasked } from "../src/mask.ts";
+import { applyMask, copyMasked, simdMaskingAvailable } from "../src/mask.ts";
 import {
   assertBytesEqual,
   bytes,
@@ -79,4 +79,74 @@ Deno.test("copyMasked masks into the target and leaves the source untouched", ()
   copyMasked(source, rfcKey, target, 2);
   assertEquals(hex(target), "00 00 7f 9f 4d 51 58 00");
   assertEquals(new TextDecoder().decode(source), "Hello");
+});
+
+Deno.test("copyMasked uses WebAssembly SIMD for large payloads and matches the definition at every size, source alignment and target offset", () => {
+  assertEquals(simdMaskingAvailable(), true);
+  const random = seededRandom(11);
+  const sizes = [
+    4095,
+    4096,
+    4097,
+    4111,
+    4112,
+    65535,
+    65536,
+    65537,
+    65550,
+    131072,
+    200003,
+  ];
+  for (const size of sizes) {
+    for (const sourceOffset of [0, 1, 3]) {
+      for (const targetOffset of [0, 2, 14]) {
+        const key = randomBytes(4, random);
+        const backing = randomBytes(size + sourceOffset, random);
+        const source = backing.subarray(sourceOffset);
+        const original = source.slice();
+        const target = new Uint8Array(targetOffset + size + 16).fill(0xaa);
+        copyMasked(source, key, target, targetOffset);
+        assertBytesEqual(
+          target.subarray(targetOffset, targetOffset + size),
+          referenceMask(original, key),
+        );
+        // Nothing around the target range is touched, nor the source.
+        assertEquals(
+          target.subarray(0, targetOffset).every((b) => b === 0xaa),
+          true,
+        );
+        assertEquals(
+          target.subarray(targetOffset + size).every((b) => b === 0xaa),
+          true,
+        );
+        assertBytesEqual(source, original);
+      }
+    }
+  }
+});
+
+Deno.test("applyMask in place through WebAssembly SIMD matches the definition for large payloads at every alignment and key offset, touching nothing around them", () => {
+  const random = seededRandom(13);
+  const key = randomBytes(4, random);
+  for (const length of [4096, 4097, 4111, 65535, 65536, 65550, 140_001]) {
+    const buffer = randomBytes(length + 16, random);
+    for (let start = 0; start < 4; start++) {
+      for (let keyOffset = 0; keyOffset < 5; keyOffset++) {
+        const copy = buffer.slice();
+        const view = copy.subarray(start, start + length);
+        const expected = referenceMask(view, key, keyOffset);
+        applyMask(view, key, keyOffset);
+        assertBytesEqual(
+          view,
+          expected,
+          `start ${start}, length ${length}, keyOffset ${keyOffset}`,
+        );
+        assertBytesEqual(copy.subarray(0, start), buffer.subarray(0, start));
+        assertBytesEqual(
+          copy.subarray(start + length),
+          buffer.subarray(start + length),
+        );
+      }
+    }
+  }
 });
