@@ -598,7 +598,8 @@ export function serve(
     }
   };
 
-  const track = (conn: Deno.Conn) => {
+  // Every connection is tracked from accept on, so shutdown() reaches it.
+  const trackedEntry = (conn: Deno.Conn): Tracked => {
     const entry: Tracked = {
       conn,
       socket: undefined,
@@ -608,6 +609,11 @@ export function serve(
       timedOut: false,
     };
     tracked.add(entry);
+    return entry;
+  };
+
+  const track = (conn: Deno.Conn) => {
+    const entry = trackedEntry(conn);
     entry.done = handleConnection(entry);
   };
 
@@ -637,15 +643,7 @@ export function serve(
           [["Retry-After", "1"]],
         );
         // Bounded: a full buffer or a slow peer only delays this connection.
-        const entry: Tracked = {
-          conn,
-          socket: undefined,
-          request: undefined,
-          done: undefined!,
-          deadline: 0,
-          timedOut: false,
-        };
-        tracked.add(entry);
+        const entry = trackedEntry(conn);
         entry.done = (async () => {
           const timer = setTimeout(() => closeQuietly(conn), 1000);
           try {

@@ -456,6 +456,23 @@ function assertFragmentedCompressed(
   });
 }
 
+// Our offers to a Python websockets server, and what it agrees to: 10.4
+// answers with 12-bit windows both ways by default.
+const PYTHON_SERVER_AGREEMENTS: [PerMessageDeflateOptions, string][] = [
+  [
+    { threshold: 0 },
+    "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+  ],
+  [
+    {
+      threshold: 0,
+      serverNoContextTakeover: true,
+      clientNoContextTakeover: true,
+    },
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12",
+  ],
+];
+
 Deno.test("deflate interop: our client ⇄ Python websockets server (compression on), 0..1 MiB", async () => {
   if (
     !requirePeer(
@@ -464,22 +481,7 @@ Deno.test("deflate interop: our client ⇄ Python websockets server (compression
       "apt-get install python3-websockets",
     )
   ) return;
-  // websockets 10.4 answers with 12-bit windows both ways by default.
-  const table: [PerMessageDeflateOptions, string][] = [
-    [
-      { threshold: 0 },
-      "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
-    ],
-    [
-      {
-        threshold: 0,
-        serverNoContextTakeover: true,
-        clientNoContextTakeover: true,
-      },
-      "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12",
-    ],
-  ];
-  for (const [ours, agreed] of table) {
+  for (const [ours, agreed] of PYTHON_SERVER_AGREEMENTS) {
     await using peer = await startPythonEchoServer({ compression: "deflate" });
     const socket = await connect(peer.url, { compression: ours });
     assertEquals(socket.extensions, agreed);
@@ -609,22 +611,7 @@ Deno.test("deflate interop: Python websockets server echoes FRAGMENTED compresse
       "apt-get install python3-websockets",
     )
   ) return;
-  // websockets 10.4 answers with 12-bit windows both ways by default.
-  const table: [PerMessageDeflateOptions, string][] = [
-    [
-      { threshold: 0 },
-      "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
-    ],
-    [
-      {
-        threshold: 0,
-        serverNoContextTakeover: true,
-        clientNoContextTakeover: true,
-      },
-      "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12",
-    ],
-  ];
-  for (const [ours, agreed] of table) {
+  for (const [ours, agreed] of PYTHON_SERVER_AGREEMENTS) {
     await using peer = await startPythonEchoServer({
       compression: "deflate",
       fragments: PYTHON_FRAGMENTS,
