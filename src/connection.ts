@@ -1046,6 +1046,11 @@ export class WebSocketConnection {
           start += used;
           if (this.#ended) break;
         }
+        // RFC 6455 §5.5.1: nothing after the peer's Close is processed. The
+        // server ends the connection itself once it has answered (§7.1.1),
+        // so it reads no further (a pending read would only be interrupted);
+        // a client reads on to see the server end it.
+        if (this.#closeReceived && this.#role === "server") return;
         if (this.#readableController.desiredSize! <= 0 && !this.#readableDone) {
           // Backpressure: the application is not reading; neither do we.
           await new Promise<void>((resolve) => this.#resumeReading = resolve);
@@ -1271,11 +1276,12 @@ export class WebSocketConnection {
     // answered now. The check waits one task, so a handler that starts its
     // pipe right away (when the Close came with the handshake's bytes) is
     // seen. Either way, the close timeout bounds the wait.
-    this.#setCloseTimer(() => this.#startClose(undefined));
     this.#answerTimer = setTimeout(() => {
       this.#answerTimer = undefined;
       if (!this.writable.locked || this.#writableDone) {
         this.#startClose(undefined);
+      } else if (!this.#closeSent && !this.#ended) {
+        this.#setCloseTimer(() => this.#startClose(undefined));
       }
     }, 0);
   }
