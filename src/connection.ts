@@ -230,12 +230,6 @@ const headroomViews = new WeakSet<Uint8Array>();
 const MAX_POOLED_BYTES = 4 * 1024 * 1024;
 const bufferPool = new Map<number, ArrayBuffer[]>();
 let pooledBytes = 0;
-// `size` rounded down to whole frames of `frameBytes` (possibly none), so a
-// read of a stream of same-size frames ends between two of them.
-function frameAligned(size: number, frameBytes: number): number {
-  return frameBytes > 0 ? size - size % frameBytes : size;
-}
-
 // The buffers taken from the pool and not yet returned.
 const pooledBuffers = new WeakSet<ArrayBuffer>();
 
@@ -269,6 +263,12 @@ function returnPooled(bytes: Uint8Array): void {
   pooledBytes += capacity;
 }
 
+// `size` rounded down to whole frames of `frameBytes` (possibly none), so a
+// read of a stream of same-size frames ends between two of them.
+function frameAligned(size: number, frameBytes: number): number {
+  return frameBytes > 0 ? size - size % frameBytes : size;
+}
+
 function sizeOf(chunk: string | { byteLength: number }): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
 }
@@ -286,15 +286,19 @@ function isBufferSource(chunk: unknown): chunk is BufferSource {
     chunk instanceof SharedArrayBuffer;
 }
 
+// What a socket writes its bytes through: a writer of `transport.writable`,
+// or `directWriter` over `transport.write`.
+type ByteWriter = Pick<
+  WritableStreamDefaultWriter<Uint8Array>,
+  "write" | "close"
+>;
+
 // Writes to `transport.write` the way a writer of `transport.writable`
-// would (all bytes, in order); only `write()` and `close()` are ever called.
+// would: all bytes, in order.
 function directWriter(
   transport: Transport & Required<Pick<Transport, "write">>,
-): WritableStreamDefaultWriter<Uint8Array> {
-  const writer: Pick<
-    WritableStreamDefaultWriter<Uint8Array>,
-    "write" | "close"
-  > = {
+): ByteWriter {
+  return {
     async write(bytes: Uint8Array) {
       let written = 0;
       while (written < bytes.length) {
@@ -306,7 +310,6 @@ function directWriter(
       return Promise.resolve();
     },
   };
-  return writer as WritableStreamDefaultWriter<Uint8Array>;
 }
 
 // A reason of at most 123 bytes, cut at a character boundary.
@@ -366,7 +369,7 @@ export class WebSocketConnection {
   readonly #role: "client" | "server";
   readonly #mask: boolean;
   readonly #transport: Transport;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #writer: ByteWriter;
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   readonly #decoder: FrameDecoder;
   readonly #assembler: MessageAssembler;
@@ -735,14 +738,14 @@ export class WebSocketConnection {
     queueMicrotask(this.#flushWhenQuiet);
   };
 
-  // Writes what is queued; frames queued while a write is in flight leave
-  // together in the next write.
-  // Moves the frames encoded into the batch buffer to the outgoing chunks.
+  // A buffer to encode small frames into: from the pool when the transport
+  // takes each write's bytes before it resolves (see #reuseWrites).
   #newBatch(size: number): Uint8Array {
     if (this.#reuseWrites) return takePooled(size);
     return new Uint8Array(Math.max(MIN_BATCH_BYTES, size));
   }
 
+  // Moves the frames encoded into the batch buffer to the outgoing chunks.
   #sealBatch(): void {
     if (this.#batchUsed === 0) return;
     this.#outgoing.push(this.#batch!.subarray(0, this.#batchUsed));
@@ -750,6 +753,8 @@ export class WebSocketConnection {
     this.#batchUsed = 0;
   }
 
+  // Writes what is queued; frames queued while a write is in flight leave
+  // together in the next write.
   async #flush(): Promise<void> {
     try {
       while (true) {
@@ -1061,6 +1066,10 @@ export class WebSocketConnection {
         // size when one fits a read.
         const lastFrameBytes = this.#decoder.lastFrameBytes;
         const unit = lastFrameBytes <= readSize ? lastFrameBytes : 0;
+        // The bytes the incomplete frame (if any) is expected to span, from
+        // `start`: before its header is whole, it is taken for one of the
+        // last frame's size (for sizing reads only).
+        let expectedFrameBytes = 0;
         if (pending === 0) {
           if (!this.#bufferLent && buffer.length >= readSize) {
             // Nothing refers to the buffer: read into it from the start.
@@ -1072,9 +1081,7 @@ export class WebSocketConnection {
             // A read that may wait for the peer holds a buffer of the size
             // recent reads needed, so an idle socket pins little memory
             // (never the unused tail of a large lent buffer).
-            const size = unit <= readSize
-              ? frameAligned(readSize, unit)
-              : readSize;
+            const size = frameAligned(readSize, unit);
             buffer = !drained && spare !== undefined && spare.length >= size
               ? spare.subarray(0, size)
               : new Uint8Array(size);
@@ -1086,9 +1093,7 @@ export class WebSocketConnection {
           // An incomplete frame: how big it is once its header is known.
           const frameBytes = this.#decoder.incompleteFrameBytes;
           const needed = Math.max(frameBytes, pending + 1);
-          // Before its header is whole, the frame is taken for one of the
-          // last frame's size (for sizing reads only).
-          const expectedEnd = frameBytes > 0
+          expectedFrameBytes = frameBytes > 0
             ? frameBytes
             : Math.max(needed, unit);
           if (start + needed > buffer.length || (drained && this.#bufferLent)) {
@@ -1102,8 +1107,8 @@ export class WebSocketConnection {
                 frameBytes,
                 Math.max(2 * MAX_READ_BYTES, pending * 8),
               )
-              : expectedEnd +
-                frameAligned(Math.max(readSize - expectedEnd, 0), unit);
+              : expectedFrameBytes +
+                frameAligned(Math.max(readSize - expectedFrameBytes, 0), unit);
             const moved = new Uint8Array(size);
             moved.set(buffer.subarray(start, end));
             // A buffer no message refers to serves the next read after the
@@ -1120,10 +1125,7 @@ export class WebSocketConnection {
         // they end on a frame boundary when frames come in one size, so no
         // frame straddles two buffers (then to be moved).
         let limit = buffer.length;
-        const frameEnd = pending === 0 ? start : start + Math.max(
-          this.#decoder.incompleteFrameBytes || unit,
-          pending + 1,
-        );
+        const frameEnd = start + expectedFrameBytes;
         if (frameEnd <= limit) {
           limit = frameEnd + frameAligned(limit - frameEnd, unit);
         }
