@@ -435,6 +435,8 @@ function startTcpTap(targetPort: number) {
   };
 }
 
+type Tap = ReturnType<typeof startTcpTap>;
+
 /** Asserts each message went as `count` frames, compressed (RSV1 first). */
 function assertFragmentedCompressed(
   messages: WireFrame[][],
@@ -454,6 +456,44 @@ function assertFragmentedCompressed(
       `${who}: message ${i} as ${count} frames, RSV1 on the first only`,
     );
   });
+}
+
+/**
+ * Asserts what the tap saw of an exchange of `sent` with Python sending
+ * fragmented messages in direction `python`: each of its messages in
+ * PYTHON_FRAMES compressed frames, each of ours in one, and both directions
+ * compressed.
+ */
+function assertPythonFragmentedExchange(
+  tap: Tap,
+  sent: PeerMessage[],
+  python: "up" | "down",
+  ours: string,
+) {
+  const [pythonFrames, ourFrames, pythonBytes, ourBytes] = python === "up"
+    ? [tap.upFrames(), tap.downFrames(), tap.upBytes, tap.downBytes]
+    : [tap.downFrames(), tap.upFrames(), tap.downBytes, tap.upBytes];
+  assertFragmentedCompressed(
+    wireMessages(pythonFrames),
+    sent.length,
+    PYTHON_FRAMES,
+    "Python's messages",
+  );
+  assertFragmentedCompressed(
+    wireMessages(ourFrames),
+    sent.length,
+    1,
+    `${ours}'s messages`,
+  );
+  const total = payloadBytes(sent);
+  assert(
+    pythonBytes < total * COMPRESSIBLE_SHARE / 2,
+    `Python sent ${pythonBytes} bytes for ${total}`,
+  );
+  assert(
+    ourBytes < total * COMPRESSIBLE_SHARE / 2,
+    `${ours} sent ${ourBytes} bytes for ${total}`,
+  );
 }
 
 // Our offers to a Python websockets server, and what it agrees to: 10.4
@@ -638,27 +678,7 @@ Deno.test("deflate interop: Python websockets server echoes FRAGMENTED compresse
       assertEquals((await socket.closed).closeCode, 1000);
       assertEquals((await peer.nextClose()).code, 1000);
       await tap.close();
-      assertFragmentedCompressed(
-        wireMessages(tap.downFrames()),
-        sent.length,
-        PYTHON_FRAMES,
-        "Python's echoes",
-      );
-      assertFragmentedCompressed(
-        wireMessages(tap.upFrames()),
-        sent.length,
-        1,
-        "our client's messages",
-      );
-      const total = payloadBytes(sent);
-      assert(
-        tap.upBytes < total * COMPRESSIBLE_SHARE / 2,
-        `we sent ${tap.upBytes} bytes for ${total}`,
-      );
-      assert(
-        tap.downBytes < total * COMPRESSIBLE_SHARE / 2,
-        `Python sent ${tap.downBytes} bytes for ${total}`,
-      );
+      assertPythonFragmentedExchange(tap, sent, "down", "our client");
     } finally {
       await tap.close();
     }
@@ -709,27 +729,7 @@ Deno.test("deflate interop: Python websockets client sends FRAGMENTED compressed
       assertSameMessages(result.received, sent);
       assertEquals(result.closeCode, 1000);
       await tap.close();
-      assertFragmentedCompressed(
-        wireMessages(tap.upFrames()),
-        sent.length,
-        PYTHON_FRAMES,
-        "Python's messages",
-      );
-      assertFragmentedCompressed(
-        wireMessages(tap.downFrames()),
-        sent.length,
-        1,
-        "our server's echoes",
-      );
-      const total = payloadBytes(sent);
-      assert(
-        tap.upBytes < total * COMPRESSIBLE_SHARE / 2,
-        `Python sent ${tap.upBytes} bytes for ${total}`,
-      );
-      assert(
-        tap.downBytes < total * COMPRESSIBLE_SHARE / 2,
-        `our server sent ${tap.downBytes} bytes for ${total}`,
-      );
+      assertPythonFragmentedExchange(tap, sent, "up", "our server");
     } finally {
       await tap.close();
       await server.shutdown();
