@@ -428,6 +428,25 @@ Deno.test("socket interop: Deno's built-in WebSocket client ⇄ our server", asy
   }
 });
 
+/** Resolves once an npm ws client is open (rejects on its error). */
+function wsOpened(ws: WsWebSocket): Promise<unknown> {
+  return within(
+    new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    }),
+    5000,
+    "ws opening",
+  );
+}
+
+/** Closes an npm ws client with 1000: the close code it ends with. */
+function wsClosed(ws: WsWebSocket): Promise<number> {
+  const closed = new Promise<number>((resolve) => ws.once("close", resolve));
+  ws.close(1000);
+  return within(closed, 5000, "ws closing");
+}
+
 Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
   const servers = startOurServers();
   try {
@@ -439,14 +458,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
       async () => {
         const ws = new WsWebSocket(servers.at("/echo"));
         try {
-          await within(
-            new Promise((resolve, reject) => {
-              ws.once("open", resolve);
-              ws.once("error", reject);
-            }),
-            5000,
-            "ws opening",
-          );
+          await wsOpened(ws);
           for (
             const payload of [new Uint8Array(0), new Uint8Array(125).fill(7)]
           ) {
@@ -458,11 +470,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
             ws.ping(Buffer.from(payload));
             assertEquals(new Uint8Array(await pong), payload);
           }
-          const closed = new Promise<number>((resolve) =>
-            ws.once("close", resolve)
-          );
-          ws.close(1000);
-          assertEquals(await within(closed, 5000, "ws closing"), 1000);
+          assertEquals(await wsClosed(ws), 1000);
           assertEquals((await servers.closes.next()).code, 1000);
         } finally {
           ws.terminate();
@@ -477,14 +485,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
         try {
           const pings: string[] = [];
           ws.on("ping", (data: Buffer) => pings.push(data.toString("utf8")));
-          await within(
-            new Promise((resolve, reject) => {
-              ws.once("open", resolve);
-              ws.once("error", reject);
-            }),
-            5000,
-            "ws opening",
-          );
+          await wsOpened(ws);
           const echoed = within(
             new Promise<Buffer>((resolve) => ws.once("message", resolve)),
             5000,
@@ -495,11 +496,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
           // The handler's own Ping with a payload, and keep-alive ones.
           assert(pings.includes("are you there?"), JSON.stringify(pings));
           assert(pings.length >= 4, `ws received ${pings.length} Pings`);
-          const closed = new Promise<number>((resolve) =>
-            ws.once("close", resolve)
-          );
-          ws.close(1000);
-          assertEquals(await within(closed, 5000, "ws closing"), 1000);
+          assertEquals(await wsClosed(ws), 1000);
           assertEquals((await servers.closes.next()).code, 1000);
         } finally {
           ws.terminate();
@@ -512,14 +509,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
       async () => {
         const ws = new WsWebSocket(servers.at("/echo"));
         try {
-          await within(
-            new Promise((resolve, reject) => {
-              ws.once("open", resolve);
-              ws.once("error", reject);
-            }),
-            5000,
-            "ws opening",
-          );
+          await wsOpened(ws);
           const inbox: PeerMessage[] = [];
           ws.on("message", (data: Buffer, isBinary: boolean) => {
             inbox.push(isBinary ? new Uint8Array(data) : data.toString("utf8"));
@@ -552,11 +542,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
             "the echoes of the fragmented messages",
           );
           assertSameMessages(inbox, [text, binary]);
-          const closed = new Promise<number>((resolve) =>
-            ws.once("close", resolve)
-          );
-          ws.close(1000);
-          assertEquals(await within(closed, 5000, "ws closing"), 1000);
+          assertEquals(await wsClosed(ws), 1000);
           assertEquals((await servers.closes.next()).code, 1000);
         } finally {
           ws.terminate();
@@ -586,11 +572,7 @@ Deno.test("socket interop: npm ws client ⇄ our server", async (t) => {
           new TextDecoder().decode(await ping),
           "ping from wstream",
         );
-        const closed = new Promise<number>((resolve) =>
-          ws.once("close", resolve)
-        );
-        ws.close(1000);
-        assertEquals(await within(closed, 5000, "ws closing"), 1000);
+        assertEquals(await wsClosed(ws), 1000);
       } finally {
         ws.terminate();
         await server.shutdown();
