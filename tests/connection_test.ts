@@ -21,6 +21,13 @@ function socketPair(
   return { client, server, clientEnd, serverEnd };
 }
 
+// What a client sends: text "hi", then Close 1000, both masked with a zero
+// key.
+const MASKED_HI_THEN_CLOSE = new Uint8Array([
+  ...[0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69],
+  ...[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8],
+]);
+
 Deno.test("a piped server echoes text and binary, then the client's close completes", async () => {
   const { client, server } = socketPair();
   const echo = server.readable.pipeTo(server.writable);
@@ -364,25 +371,7 @@ Deno.test("writable applies backpressure by bytes waiting for the transport", as
 
 Deno.test("a message and Close that arrive with the handshake are echoed by a pipe started right after", async () => {
   const peer = rawPeer();
-  // Masked text "hi" (key 0) and a masked Close 1000, as leftover bytes.
-  const leftover = new Uint8Array([
-    0x81,
-    0x82,
-    0,
-    0,
-    0,
-    0,
-    0x68,
-    0x69,
-    0x88,
-    0x82,
-    0,
-    0,
-    0,
-    0,
-    0x03,
-    0xe8,
-  ]);
+  const leftover = MASKED_HI_THEN_CLOSE.slice(); // unmasked in place
   const socket = new WebSocketConnection({
     role: "server",
     transport: peer.transport,
@@ -433,25 +422,7 @@ Deno.test("a writer may reuse its buffer as soon as write() resolves, also for l
 });
 
 Deno.test("a transport's write() is used instead of its writable, and short writes are completed", async () => {
-  // Masked (with a zero key) client frames: text "hi", then Close 1000.
-  const fromPeer = new Uint8Array([
-    0x81,
-    0x82,
-    0,
-    0,
-    0,
-    0,
-    0x68,
-    0x69,
-    0x88,
-    0x82,
-    0,
-    0,
-    0,
-    0,
-    0x03,
-    0xe8,
-  ]);
+  const fromPeer = MASKED_HI_THEN_CLOSE.slice();
   const sent: number[] = [];
   let writes = 0;
   const server = new WebSocketConnection({
