@@ -2,42 +2,20 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { connect, serve } from "../mod.ts";
 import { parseCliArgs } from "../src/cli.ts";
 import { within } from "./_socket_util.ts";
+import { runScript, type ScriptOutput, spawnScript } from "./_deno_child.ts";
 
-const IMPORT_MAP = new URL("../import_map.npm.json", import.meta.url).pathname;
-const CLI = new URL("../src/cli.ts", import.meta.url).pathname;
+const CLI = new URL("../src/cli.ts", import.meta.url);
 
 function spawnCli(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", `--import-map=${IMPORT_MAP}`, "-A", CLI, ...args],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  return spawnScript(CLI, args, { stdin: "piped" });
 }
 
-/** Runs the CLI with input on stdin; kills its PID after timeoutMs. */
-async function runCli(
+/** Runs the CLI with input on stdin; kills its PID after 20 s. */
+function runCli(
   args: string[],
   input: string | Uint8Array = "",
-  timeoutMs = 20_000,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawnCli(args);
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  const writer = child.stdin.getWriter();
-  await writer.write(
-    typeof input === "string" ? new TextEncoder().encode(input) : input,
-  ).catch(() => {});
-  await writer.close().catch(() => {});
-  try {
-    const output = await child.output();
-    return {
-      code: output.code,
-      stdout: new TextDecoder().decode(output.stdout),
-      stderr: new TextDecoder().decode(output.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+): Promise<ScriptOutput> {
+  return runScript(CLI, args, { input });
 }
 
 Deno.test("parseCliArgs reads every option and says what is wrong", () => {

@@ -2,38 +2,11 @@ import { assertEquals, assertMatch } from "@std/assert";
 import { connect, serve } from "../mod.ts";
 import { startPipeline } from "../examples/pipeline.ts";
 import { within } from "./_socket_util.ts";
+import { runScript, type ScriptOutput } from "./_deno_child.ts";
 
-const IMPORT_MAP = new URL("../import_map.npm.json", import.meta.url).pathname;
-
-/** Runs an example as a subprocess, killed (by its PID) after timeoutMs. */
-async function runExample(
-  name: string,
-  args: string[],
-  timeoutMs = 20_000,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      `--import-map=${IMPORT_MAP}`,
-      "-A",
-      new URL(`../examples/${name}`, import.meta.url).pathname,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  try {
-    const output = await child.output();
-    return {
-      code: output.code,
-      stdout: new TextDecoder().decode(output.stdout),
-      stderr: new TextDecoder().decode(output.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+/** Runs an example to its end (killed by its PID after 20 s). */
+function runExample(name: string, args: string[]): Promise<ScriptOutput> {
+  return runScript(new URL(`../examples/${name}`, import.meta.url), args);
 }
 
 Deno.test("examples/echo_client.ts sends its arguments, prints the echoes and closes with 1000", async () => {

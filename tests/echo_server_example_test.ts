@@ -1,21 +1,13 @@
 import { assertEquals, assertMatch } from "@std/assert";
 import { within } from "./_socket_util.ts";
+import { spawnScript } from "./_deno_child.ts";
 
 Deno.test("examples/echo_server.ts echoes until the client closes, and stops on SIGINT", async () => {
-  const example = new URL("../examples/echo_server.ts", import.meta.url);
-  const importMap = new URL("../import_map.npm.json", import.meta.url);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      `--import-map=${importMap.pathname}`,
-      "-A",
-      example.pathname,
-      "--port",
-      "0",
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const child = spawnScript(
+    new URL("../examples/echo_server.ts", import.meta.url),
+    ["--port", "0"],
+    { stderr: "inherit" },
+  );
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   try {
     const { value } = await within(

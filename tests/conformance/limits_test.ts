@@ -30,6 +30,7 @@ import {
   runAgainstClient,
   runAgainstServer,
 } from "./_cases.ts";
+import { runScript } from "../_deno_child.ts";
 import { binaryOfBytes } from "./_cases_basic.ts";
 import {
   closePayload,
@@ -139,26 +140,18 @@ Deno.test("limit: a message of 1,000,000 one-byte fragments costs O(1) memory pe
   // collection, measured once 999,999 fragments were processed.
   for (const role of ["server", "client"] as Role[]) {
     await t.step(`our ${role}`, async () => {
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "--v8-flags=--expose-gc",
-          "--import-map=import_map.npm.json",
-          new URL("./_fragment_memory.ts", import.meta.url).pathname,
-          role,
-          "1000000",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stdout = decoder.decode(output.stdout);
-      assert(
-        output.success,
-        `the measurement failed: ${decoder.decode(output.stderr)}`,
+      const output = await runScript(
+        new URL("./_fragment_memory.ts", import.meta.url),
+        [role, "1000000"],
+        { denoFlags: ["--v8-flags=--expose-gc"], timeoutMs: 120_000 },
+      );
+      assertEquals(
+        output.code,
+        0,
+        `the measurement failed: ${output.stderr}`,
       );
       const { retainedBytes, seconds } = JSON.parse(
-        stdout.trim().split("\n").at(-1)!,
+        output.stdout.trim().split("\n").at(-1)!,
       );
       const retainedMiB = retainedBytes / (1 << 20);
       console.log(
