@@ -23,6 +23,8 @@ import sys
 
 import websockets
 
+from _common import split
+
 
 def parse_args():
     parser = argparse.ArgumentParser()
@@ -38,14 +40,6 @@ def parse_args():
 
 def decode(item):
     return item if isinstance(item, str) else base64.b64decode(item["base64"])
-
-
-def split(message, parts):
-    """The message cut into `parts` chunks (some may be empty), same type."""
-    if parts <= 1:
-        return message
-    cuts = [len(message) * i // parts for i in range(parts + 1)]
-    return [message[cuts[i]:cuts[i + 1]] for i in range(parts)]
 
 
 def encode(message):

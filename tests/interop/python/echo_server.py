@@ -15,11 +15,10 @@ Written for Debian's python3-websockets (10.4): asyncio API only.
 
 import argparse
 import asyncio
-import json
-import sys
-import threading
 
 import websockets
+
+from _common import emit, serve_until_stdin_closes, split
 
 
 def parse_args():
@@ -31,18 +30,6 @@ def parse_args():
     parser.add_argument("--lifetime", type=float, default=60.0)
     parser.add_argument("--fragments", type=int, default=1)
     return parser.parse_args()
-
-
-def split(message, parts):
-    """The message cut into `parts` chunks (some may be empty), same type."""
-    if parts <= 1:
-        return message
-    cuts = [len(message) * i // parts for i in range(parts + 1)]
-    return [message[cuts[i]:cuts[i + 1]] for i in range(parts)]
-
-
-def emit(event):
-    print(json.dumps(event), flush=True)
 
 
 async def main():
@@ -62,16 +49,6 @@ async def main():
                 "subprotocol": websocket.subprotocol,
             })
 
-    loop = asyncio.get_running_loop()
-    stdin_closed = asyncio.Event()
-
-    def wait_for_stdin_eof():
-        sys.stdin.read()
-        loop.call_soon_threadsafe(stdin_closed.set)
-
-    # A daemon thread never holds up interpreter exit.
-    threading.Thread(target=wait_for_stdin_eof, daemon=True).start()
-
     server = await websockets.serve(
         echo,
         "127.0.0.1",
@@ -80,13 +57,7 @@ async def main():
         compression="deflate" if args.compression == "deflate" else None,
         max_size=args.max_size or None,
     )
-    emit({"event": "listening", "port": server.sockets[0].getsockname()[1]})
-    try:
-        await asyncio.wait_for(stdin_closed.wait(), args.lifetime)
-    except asyncio.TimeoutError:
-        print("echo_server.py: lifetime over, exiting", file=sys.stderr)
-    server.close()
-    await asyncio.wait_for(server.wait_closed(), 5)
+    await serve_until_stdin_closes(server, args.lifetime, "echo_server.py")
 
 
 if __name__ == "__main__":

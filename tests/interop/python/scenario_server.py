@@ -22,15 +22,10 @@ Written for Debian's python3-websockets (10.4): asyncio API only.
 
 import argparse
 import asyncio
-import json
-import sys
-import threading
 
 import websockets
 
-
-def emit(event):
-    print(json.dumps(event), flush=True)
+from _common import emit, serve_until_stdin_closes
 
 
 async def main():
@@ -63,16 +58,6 @@ async def main():
                 "subprotocol": websocket.subprotocol,
             })
 
-    loop = asyncio.get_running_loop()
-    stdin_closed = asyncio.Event()
-
-    def wait_for_stdin_eof():
-        sys.stdin.read()
-        loop.call_soon_threadsafe(stdin_closed.set)
-
-    # A daemon thread never holds up interpreter exit.
-    threading.Thread(target=wait_for_stdin_eof, daemon=True).start()
-
     server = await websockets.serve(
         handler,
         "127.0.0.1",
@@ -82,13 +67,7 @@ async def main():
         max_size=None,
         ping_interval=None,
     )
-    emit({"event": "listening", "port": server.sockets[0].getsockname()[1]})
-    try:
-        await asyncio.wait_for(stdin_closed.wait(), args.lifetime)
-    except asyncio.TimeoutError:
-        print("scenario_server.py: lifetime over, exiting", file=sys.stderr)
-    server.close()
-    await asyncio.wait_for(server.wait_closed(), 5)
+    await serve_until_stdin_closes(server, args.lifetime, "scenario_server.py")
 
 
 if __name__ == "__main__":
