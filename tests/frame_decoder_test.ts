@@ -245,35 +245,46 @@ function optionsFor(example: Example): FrameDecoderOptions {
   return { role: example.role, allowRsv1: example.name.startsWith("RSV1") };
 }
 
-Deno.test("FrameDecoder decodes every valid input split in two at every byte boundary", () => {
+type ChunksDecoder = (
+  chunks: readonly Uint8Array[],
+  options: FrameDecoderOptions,
+) => Frame[];
+
+/** Asserts that `decode` gets every valid input's frames from the input cut
+ * in two at every byte boundary. */
+function assertDecodesEverySplitInTwo(decode: ChunksDecoder): void {
   for (const example of validInputs) {
     const { wire } = example;
     for (let split = 0; split <= wire.length; split++) {
       const chunks = [wire.subarray(0, split), wire.subarray(split)];
       try {
-        assertFramesEqual(
-          decodeChunks(chunks, optionsFor(example)),
-          example.frames,
-        );
+        assertFramesEqual(decode(chunks, optionsFor(example)), example.frames);
       } catch (error) {
         throw new Error(`${example.name}, split at ${split}: ${error}`);
       }
     }
   }
-});
+}
 
-Deno.test("FrameDecoder decodes every valid input one byte at a time", () => {
+/** Asserts that `decode` gets every valid input's frames from the input fed
+ * one byte at a time. */
+function assertDecodesByteByByte(decode: ChunksDecoder): void {
   for (const example of validInputs) {
     const chunks = Array.from(example.wire, (b) => bytes(b));
     try {
-      assertFramesEqual(
-        decodeChunks(chunks, optionsFor(example)),
-        example.frames,
-      );
+      assertFramesEqual(decode(chunks, optionsFor(example)), example.frames);
     } catch (error) {
       throw new Error(`${example.name}: ${error}`);
     }
   }
+}
+
+Deno.test("FrameDecoder decodes every valid input split in two at every byte boundary", () => {
+  assertDecodesEverySplitInTwo(decodeChunks);
+});
+
+Deno.test("FrameDecoder decodes every valid input one byte at a time", () => {
+  assertDecodesByteByByte(decodeChunks);
 });
 
 Deno.test("FrameDecoder decodes every valid input split in three at every pair of boundaries", () => {
@@ -704,27 +715,8 @@ function decodeInPlaceChunks(
 }
 
 Deno.test("FrameDecoder.decodeInPlace decodes every valid input split in two at every byte boundary, and one byte at a time", () => {
-  for (const example of validInputs) {
-    const { wire } = example;
-    for (let split = 0; split <= wire.length; split++) {
-      const chunks = [wire.subarray(0, split), wire.subarray(split)];
-      try {
-        assertFramesEqual(
-          decodeInPlaceChunks(chunks, optionsFor(example)),
-          example.frames,
-        );
-      } catch (error) {
-        throw new Error(`${example.name}, split at ${split}: ${error}`);
-      }
-    }
-    assertFramesEqual(
-      decodeInPlaceChunks(
-        Array.from(wire, (b) => bytes(b)),
-        optionsFor(example),
-      ),
-      example.frames,
-    );
-  }
+  assertDecodesEverySplitInTwo(decodeInPlaceChunks);
+  assertDecodesByteByByte(decodeInPlaceChunks);
 });
 
 Deno.test("FrameDecoder.decodeInPlace knows an incomplete frame's size from its header and reports the last frame's", () => {
