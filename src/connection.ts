@@ -1075,12 +1075,16 @@ export class WebSocketConnection {
             // Nothing refers to the buffer: read into it from the start.
             start = end = 0;
           } else if (
-            drained || this.#bufferLent ||
-            buffer.length - end < Math.max(readSize / 4, unit)
+            buffer.length - end < Math.max(readSize / 4, unit) ||
+            (this.#bufferLent ? buffer.length > readSize : drained)
           ) {
             // A read that may wait for the peer holds a buffer of the size
             // recent reads needed, so an idle socket pins little memory
-            // (never the unused tail of a large lent buffer).
+            // (never the unused tail of a large lent buffer). The tail of a
+            // lent buffer no larger than that serves the next read: the
+            // messages before it pin the buffer anyway, and a fresh buffer
+            // (zeroed, often new pages) per short read costs more than the
+            // read (a client gets one 64 KiB frame in one read of four).
             const size = frameAligned(readSize, unit);
             buffer = !drained && spare !== undefined && spare.length >= size
               ? spare.subarray(0, size)
