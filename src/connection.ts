@@ -1102,8 +1102,9 @@ export class WebSocketConnection {
             // (never the unused tail of a large lent buffer). The tail of a
             // lent buffer no larger than that serves the next read: the
             // messages before it pin the buffer anyway, and a fresh buffer
-            // (zeroed, often new pages) per short read costs more than the
-            // read (a client gets one 64 KiB frame in one read of four).
+            // per short read (zeroed, often on new pages) costs more than
+            // the read itself (a client reading 64 KiB echoes gets a single
+            // frame in about one read of four).
             const size = frameAligned(readSize, unit);
             buffer = !drained && spare !== undefined && spare.length >= size
               ? spare.subarray(0, size)
