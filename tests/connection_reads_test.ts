@@ -260,6 +260,50 @@ Deno.test("a stream of same-size frames is read in whole frames, every message i
   );
 });
 
+Deno.test("after a short read the next one fills the tail of the buffer its messages view, and every message keeps its bytes", async () => {
+  const random = seededRandom(8);
+  for (const role of ["server", "client"] as const) {
+    const maskKey = role === "server" ? KEY : undefined;
+    const frame = (payload: Uint8Array) =>
+      frameBytes({ opcode: 0x2, payload, maskKey });
+    // Small frames one per read, then 64 KiB ones three and one at a time
+    // (as a client reads an echo server's replies).
+    const small = Array.from({ length: 40 }, () => randomBytes(100, random));
+    const large = Array.from({ length: 16 }, () => randomBytes(65536, random));
+    const chunks = small.map(frame);
+    for (let i = 0; i < large.length; i += 4) {
+      chunks.push(
+        concat(large.slice(i, i + 3).map(frame)),
+        frame(large[i + 3]),
+      );
+    }
+    const transport = scriptedTransport(chunks);
+    const socket = new WebSocketConnection({
+      role,
+      transport,
+      closeTimeoutMs: 50,
+    });
+    const reader = socket.readable.getReader();
+    // Every message is held until all were read, then checked: a read into
+    // bytes a message views would show.
+    const received: Uint8Array[] = [];
+    for (let i = 0; i < small.length + large.length; i++) {
+      received.push((await reader.read()).value as Uint8Array);
+    }
+    assertEquals(received, [...small, ...large], role);
+    const buffers = new Set(
+      received.slice(0, small.length).map((m) => m.buffer),
+    );
+    assert(
+      buffers.size <= small.length / 4,
+      `${role}: expected short reads to share buffers, found ${buffers.size} buffers for ${small.length} messages`,
+    );
+    socket.close();
+    transport.close();
+    await socket.closed;
+  }
+});
+
 Deno.test("a frame over maxMessageBytes fails with 1009 from its header, before its payload arrives", async () => {
   for (const cut of [2, 3, 5, 9]) {
     // A 64-bit length (1 MiB) and the masking key, split inside the header;

@@ -1,8 +1,9 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { WebSocketConnection } from "../src/connection.ts";
+import { type Transport, WebSocketConnection } from "../src/connection.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
+import { concat, randomBytes, seededRandom } from "./_codec_util.ts";
 
 function socketPair(
   options: { closeTimeoutMs?: number; maxMessageBytes?: number } = {},
@@ -419,6 +420,69 @@ Deno.test("a writer may reuse its buffer as soon as write() resolves, also for l
   await writing;
   assertEquals(fills, [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5]]);
   await client.closed;
+});
+
+Deno.test("a client masks large frames that queue behind a write into one write, each with a fresh key", async () => {
+  const written: Uint8Array[] = [];
+  let endRead: (() => void) | undefined;
+  const socket = new WebSocketConnection({
+    role: "client",
+    closeTimeoutMs: 20,
+    // Like a Deno.Conn (read and closeWrite): the socket reuses the buffers
+    // it masks into once a write resolves.
+    transport: {
+      readable: new ReadableStream(),
+      writable: new WritableStream(),
+      read: () => new Promise<null>((resolve) => endRead = () => resolve(null)),
+      // Takes a copy of the bytes, and resolves a task later, so the frames
+      // written meanwhile queue.
+      write(bytes: Uint8Array) {
+        written.push(bytes.slice());
+        return new Promise<number>((resolve) =>
+          setTimeout(() => resolve(bytes.length), 0)
+        );
+      },
+      closeWrite() {},
+      close: () => endRead?.(),
+    } as Transport,
+  });
+  const random = seededRandom(9);
+  const payloads = Array.from(
+    { length: 8 },
+    () => randomBytes(70_000, random) as Uint8Array<ArrayBuffer>,
+  );
+  const originals = payloads.map((payload) => payload.slice());
+  const writer = socket.writable.getWriter();
+  await Promise.all(payloads.map((payload) => writer.write(payload)));
+  await writer.close();
+  await socket.closed;
+  // The caller's bytes are untouched: the client masks a copy.
+  assertEquals(payloads, originals);
+  const bytes = concat(written);
+  const frames: { opcode: number; payload: Uint8Array }[] = [];
+  new FrameDecoder({ role: "server" }).decode(
+    bytes,
+    (frame) => void frames.push({ ...frame, payload: frame.payload.slice() }),
+  );
+  assertEquals(frames.map((frame) => frame.payload), [
+    ...originals,
+    new Uint8Array([0x03, 0xe8]),
+  ]);
+  // RFC 6455 §5.3: each frame has its own masking key (after a 10-byte
+  // header: 2 bytes and a 64-bit length).
+  const frameLength = 14 + 70_000;
+  const keys = new Set(
+    originals.map((_, i) =>
+      bytes.subarray(i * frameLength + 10, i * frameLength + 14).join()
+    ),
+  );
+  assertEquals(keys.size, originals.length);
+  assert(
+    written.some((chunk) => chunk.length >= 2 * frameLength),
+    `expected queued frames to leave together, found writes of ${
+      written.map((chunk) => chunk.length)
+    } bytes`,
+  );
 });
 
 Deno.test("a transport's write() is used instead of its writable, and short writes are completed", async () => {
