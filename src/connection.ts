@@ -198,9 +198,13 @@ export interface CloseResult extends CloseInfo {
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
-// Reads start small so an idle socket pins little memory, and grow while
-// reads fill their buffer.
-const MIN_READ_BYTES = 2 * 1024;
+// Reads start small so an idle socket pins little memory (a read that waits
+// holds its buffer: 2 KiB made an idle server socket ~2 KB larger in RSS),
+// and small messages still fit at once. A read that fills its buffer makes
+// the next one twice as big, and at least GROWN_READ_BYTES: from then on
+// reads grow as they did from a 2 KiB start.
+const MIN_READ_BYTES = 256;
+const GROWN_READ_BYTES = 4 * 1024;
 const MAX_READ_BYTES = 256 * 1024;
 // Messages (by bytes) that may wait in `readable` before the socket stops
 // reading from the TCP connection.
@@ -290,29 +294,35 @@ function isBufferSource(chunk: unknown): chunk is BufferSource {
 }
 
 // What a socket writes its bytes through: a writer of `transport.writable`,
-// or `directWriter` over `transport.write`.
+// or a `DirectWriter` over `transport.write`.
 type ByteWriter = Pick<
   WritableStreamDefaultWriter<Uint8Array>,
   "write" | "close"
 >;
 
+type DirectTransport = Transport & Required<Pick<Transport, "write">>;
+
 // Writes to `transport.write` the way a writer of `transport.writable`
-// would: all bytes, in order.
-function directWriter(
-  transport: Transport & Required<Pick<Transport, "write">>,
-): ByteWriter {
-  return {
-    async write(bytes: Uint8Array) {
-      let written = 0;
-      while (written < bytes.length) {
-        written += await transport.write(bytes.subarray(written));
-      }
-    },
-    close() {
-      transport.close?.();
-      return Promise.resolve();
-    },
-  };
+// would: all bytes, in order. A class, not an object of closures: every
+// socket holds one, idle or not.
+class DirectWriter implements ByteWriter {
+  readonly #transport: DirectTransport;
+
+  constructor(transport: DirectTransport) {
+    this.#transport = transport;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    let written = 0;
+    while (written < bytes.length) {
+      written += await this.#transport.write(bytes.subarray(written));
+    }
+  }
+
+  close(): Promise<void> {
+    this.#transport.close?.();
+    return Promise.resolve();
+  }
 }
 
 // A reason of at most 123 bytes, cut at a character boundary.
@@ -425,6 +435,77 @@ export class WebSocketConnection {
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
+  // The underlying source of `readable` and sink of `writable`: each an
+  // object with one field and shared methods, where closures would cost a
+  // few hundred bytes per socket, idle or not.
+  static readonly #Source = class implements UnderlyingDefaultSource<Message> {
+    readonly #socket: WebSocketConnection;
+
+    constructor(socket: WebSocketConnection) {
+      this.#socket = socket;
+    }
+
+    start(controller: ReadableStreamDefaultController<Message>): void {
+      this.#socket.#readableController = controller;
+    }
+
+    pull(): void {
+      const socket = this.#socket;
+      const error = socket.#pendingReadableError;
+      if (error && socket.#readableQueueEmpty()) {
+        socket.#pendingReadableError = undefined;
+        socket.#readableController.error(error);
+        return;
+      }
+      const resume = socket.#resumeReading;
+      socket.#resumeReading = undefined;
+      resume?.();
+    }
+
+    cancel(): void {
+      // The application wants no more messages: start closing.
+      const socket = this.#socket;
+      socket.#readableDone = true;
+      socket.#resumeReading?.();
+      socket.#startClose(undefined);
+    }
+  };
+
+  static readonly #Sink = class
+    implements UnderlyingSink<string | BufferSource> {
+    readonly #socket: WebSocketConnection;
+
+    constructor(socket: WebSocketConnection) {
+      this.#socket = socket;
+    }
+
+    start(controller: WritableStreamDefaultController): void {
+      this.#socket.#writableController = controller;
+    }
+
+    write(chunk: string | BufferSource): void | Promise<void> {
+      return this.#socket.#sendMessage(chunk);
+    }
+
+    close(): Promise<void> {
+      const socket = this.#socket;
+      socket.#writableDone = true;
+      socket.#startClose(undefined);
+      return socket.#whenDrained();
+    }
+
+    abort(reason: unknown): void {
+      const socket = this.#socket;
+      socket.#writableDone = true;
+      const info =
+        reason instanceof WebSocketError && reason.closeCode !== null &&
+          isValidCloseCode(reason.closeCode)
+          ? { closeCode: reason.closeCode, reason: reason.reason }
+          : undefined;
+      socket.#startClose(info);
+    }
+  };
+
   /**
    * Starts a socket on a transport whose opening handshake is done.
    *
@@ -461,7 +542,7 @@ export class WebSocketConnection {
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     const transport = init.transport;
     this.#writer = transport.write
-      ? directWriter(transport as Parameters<typeof directWriter>[0])
+      ? new DirectWriter(transport as DirectTransport)
       : transport.writable.getWriter();
     // A Deno.Conn hands each chunk to the OS before the write resolves, so
     // the buffers frames are encoded into can be reused then; other
@@ -470,49 +551,14 @@ export class WebSocketConnection {
     this.#reuseWrites = typeof conn.read === "function" &&
       typeof conn.closeWrite === "function";
 
-    this.readable = new ReadableStream<Message>({
-      start: (controller) => {
-        this.#readableController = controller;
-      },
-      pull: () => {
-        const error = this.#pendingReadableError;
-        if (error && this.#readableQueueEmpty()) {
-          this.#pendingReadableError = undefined;
-          this.#readableController.error(error);
-          return;
-        }
-        const resume = this.#resumeReading;
-        this.#resumeReading = undefined;
-        resume?.();
-      },
-      cancel: () => {
-        // The application wants no more messages: start closing.
-        this.#readableDone = true;
-        this.#resumeReading?.();
-        this.#startClose(undefined);
-      },
-    }, { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf });
-
-    this.writable = new WritableStream<string | BufferSource>({
-      start: (controller) => {
-        this.#writableController = controller;
-      },
-      write: (chunk) => this.#sendMessage(chunk),
-      close: () => {
-        this.#writableDone = true;
-        this.#startClose(undefined);
-        return this.#whenDrained();
-      },
-      abort: (reason) => {
-        this.#writableDone = true;
-        const info =
-          reason instanceof WebSocketError && reason.closeCode !== null &&
-            isValidCloseCode(reason.closeCode)
-            ? { closeCode: reason.closeCode, reason: reason.reason }
-            : undefined;
-        this.#startClose(info);
-      },
-    }, { highWaterMark: this.#maxBufferedBytes, size: sizeOf });
+    this.readable = new ReadableStream<Message>(
+      new WebSocketConnection.#Source(this),
+      { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
+    );
+    this.writable = new WritableStream<string | BufferSource>(
+      new WebSocketConnection.#Sink(this),
+      { highWaterMark: this.#maxBufferedBytes, size: sizeOf },
+    );
 
     this.#schedulePing();
     this.#readLoop(init.leftover);
@@ -1153,13 +1199,19 @@ export class WebSocketConnection {
         if (frameEnd <= limit) {
           limit = frameEnd + frameAligned(limit - frameEnd, unit);
         }
-        const target = buffer.subarray(end, limit);
+        // (No view when the read takes the whole buffer, as an idle one does.)
+        const target = end === 0 && limit === buffer.length
+          ? buffer
+          : buffer.subarray(end, limit);
         const count = await read(target);
         if (count === null) break;
         end += count;
         drained = count < target.length;
         if (!drained && target.length >= readSize / 2) {
-          readSize = Math.min(readSize * 2, MAX_READ_BYTES);
+          readSize = Math.min(
+            Math.max(readSize * 2, GROWN_READ_BYTES),
+            MAX_READ_BYTES,
+          );
         } else if (drained && count < readSize / 4) {
           readSize = Math.max(readSize / 2, MIN_READ_BYTES);
         }

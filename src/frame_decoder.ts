@@ -74,17 +74,20 @@ export class FrameDecoder {
   readonly #maxFrameBytes: number;
   readonly #allowRsv1: boolean;
 
-  // A header that arrived in pieces (at most 14 bytes).
-  readonly #header = new Uint8Array(MAX_HEADER_BYTES);
+  // A header that arrived in pieces (at most 14 bytes). Made on first use,
+  // as #partialKey: a socket holds one decoder for its whole life, and each
+  // small typed array costs a few hundred bytes, idle or not.
+  #header: Uint8Array | undefined;
   #headerBytes = 0;
 
   // A payload that arrived in pieces: the frame it belongs to, its bytes so
-  // far (unmasked as they arrive), and its masking key.
+  // far (unmasked as they arrive), and its masking key (a copy of
+  // `frameKey`, which serves only until the next header).
   #partial: Frame | undefined;
   #partialLength = 0;
-  #partialBuffer = new Uint8Array(0);
+  #partialBuffer = EMPTY;
   #partialReceived = 0;
-  readonly #partialKey = new Uint8Array(4);
+  #partialKey: Uint8Array | undefined;
   #partialMasked = false;
 
   /**
@@ -127,7 +130,10 @@ export class FrameDecoder {
         : 0;
       if (headerLength === 0 || available < headerLength) {
         // Too few bytes to know the frame: keep them for the next chunk.
-        this.#header.set(chunk.subarray(offset), 0);
+        (this.#header ??= new Uint8Array(MAX_HEADER_BYTES)).set(
+          chunk.subarray(offset),
+          0,
+        );
         this.#headerBytes = available;
         return;
       }
@@ -193,7 +199,7 @@ export class FrameDecoder {
         offset + headerLength,
         offset + frameLength,
       );
-      if (this.#partialMasked) applyMask(payload, this.#partialKey);
+      if (this.#partialMasked) applyMask(payload, frameKey);
       frame.payload = payload;
       this.#lastFrameBytes = frameLength;
       onFrame(frame);
@@ -205,7 +211,7 @@ export class FrameDecoder {
   // Completes a header that began in an earlier chunk; returns the offset in
   // `chunk` just after the bytes it used.
   #continueHeader(chunk: Uint8Array, onFrame: (frame: Frame) => void): number {
-    const header = this.#header;
+    const header = this.#header!;
     let used = 0;
     while (used < chunk.length) {
       const headerLength = this.#headerBytes >= 2
@@ -236,7 +242,7 @@ export class FrameDecoder {
 
   // Validates the header at `headerStart` and returns the frame with an empty
   // payload; the payload length is kept in #partialLength and the masking key
-  // in #partialKey.
+  // in `frameKey`.
   #readHeader(bytes: Uint8Array, headerStart: number): Frame {
     const first = bytes[headerStart];
     const second = bytes[headerStart + 1];
@@ -329,7 +335,7 @@ export class FrameDecoder {
     }
     this.#partialMasked = masked;
     if (masked) {
-      const key = this.#partialKey;
+      const key = frameKey;
       key[0] = bytes[keyStart];
       key[1] = bytes[keyStart + 1];
       key[2] = bytes[keyStart + 2];
@@ -351,10 +357,13 @@ export class FrameDecoder {
     const available = chunk.length - offset;
     if (available >= payloadLength) {
       const payload = chunk.subarray(offset, offset + payloadLength);
-      if (this.#partialMasked) applyMask(payload, this.#partialKey);
+      if (this.#partialMasked) applyMask(payload, frameKey);
       frame.payload = payload;
       onFrame(frame);
       return offset + payloadLength;
+    }
+    if (this.#partialMasked) {
+      (this.#partialKey ??= new Uint8Array(4)).set(frameKey);
     }
     // The payload continues in later chunks. The buffer grows as bytes
     // arrive, so a header that announces a large frame costs nothing until
@@ -393,7 +402,7 @@ export class FrameDecoder {
     }
     const target = this.#partialBuffer.subarray(received, received + taken);
     target.set(chunk.subarray(offset, offset + taken));
-    if (this.#partialMasked) applyMask(target, this.#partialKey, received);
+    if (this.#partialMasked) applyMask(target, this.#partialKey!, received);
     this.#partialReceived = received + taken;
     if (this.#partialReceived === this.#partialLength) {
       frame.payload = this.#partialBuffer;
@@ -406,6 +415,11 @@ export class FrameDecoder {
 }
 
 const EMPTY = new Uint8Array(0);
+// The masking key of the header just read, shared by all decoders: it is
+// used before the next header is read (of any decoder, as decoding never
+// waits in between), and a payload that continues in later chunks takes a
+// copy.
+const frameKey = new Uint8Array(4);
 
 // The header length given its second byte (RFC 6455 §5.2): the mask bit and
 // the 7-bit length code.

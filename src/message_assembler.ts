@@ -100,6 +100,7 @@ export interface MessageAssemblerOptions {
 export const DEFAULT_MAX_MESSAGE_BYTES: number = 64 * 1024 * 1024;
 
 const MIN_MESSAGE_BUFFER_BYTES = 1024;
+const EMPTY = new Uint8Array(0);
 // A buffer up to this size is kept for the next fragmented message.
 const REUSED_BUFFER_BYTES = 64 * 1024;
 
@@ -141,7 +142,9 @@ export class MessageAssembler {
   // whether it is compressed, and its bytes so far.
   #opcode: Opcode | undefined;
   #compressed = false;
-  #buffer = new Uint8Array(0);
+  // Empty until a fragmented message needs it: even an empty Uint8Array
+  // costs a few hundred bytes, in every socket.
+  #buffer = EMPTY;
   #length = 0;
   #validator: Utf8Validator | undefined;
   #closed = false;
@@ -287,12 +290,12 @@ export class MessageAssembler {
     if (opcode === Opcode.Text) {
       const text = decodeUtf8(data);
       if (this.#buffer.length > REUSED_BUFFER_BYTES) {
-        this.#buffer = new Uint8Array(0);
+        this.#buffer = EMPTY;
       }
       return text;
     }
     // The binary message takes the buffer; the next message gets a new one.
-    this.#buffer = new Uint8Array(0);
+    this.#buffer = EMPTY;
     return data;
   }
 }

@@ -336,6 +336,40 @@ Deno.test("a frame over maxMessageBytes fails with 1009 from its header, before 
   }
 });
 
+Deno.test("an idle socket waits with a small read buffer, and reads grow while they fill", async () => {
+  // A read that waits for the peer holds its buffer: with thousands of idle
+  // sockets, its size is most of what each costs.
+  const message = randomBytes(200_000, seededRandom(13));
+  const transport = scriptedTransport([
+    frameBytes({ opcode: 0x2, payload: message, maskKey: KEY }),
+  ]);
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport,
+    closeTimeoutMs: 50,
+  });
+  const reader = socket.readable.getReader();
+  assertEquals(await reader.read(), { value: message, done: false });
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  const sizes = transport.readSizes;
+  assert(
+    sizes[0] <= 256,
+    `expected a first read of at most 256 bytes, found ${sizes[0]}`,
+  );
+  assert(
+    sizes.length <= 3,
+    `expected the 200 KB message in two reads, then a wait, found reads of ${sizes}`,
+  );
+  // Idle again after the message: the waiting read is small again.
+  assert(
+    sizes.at(-1)! <= 8192,
+    `expected the read after the message to be small, found ${sizes.at(-1)}`,
+  );
+  socket.close();
+  transport.close();
+  await socket.closed;
+});
+
 Deno.test("a large frame is allocated as its bytes arrive, not as its header announces", async () => {
   // 64 MiB announced, 10 bytes sent: the socket must not allocate 64 MiB.
   const header = frameBytes({

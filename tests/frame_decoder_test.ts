@@ -388,6 +388,25 @@ Deno.test("FrameDecoder payloads stay intact after later chunks are decoded", ()
   ]);
 });
 
+Deno.test("FrameDecoder keeps each decoder's masking key while another decoder reads headers", () => {
+  // Decoders share the place a header's key is read into: a payload that
+  // continues in a later chunk must be unmasked with its own frame's key.
+  const first = randomBytes(300, seededRandom(11));
+  const second = randomBytes(300, seededRandom(12));
+  const wireA = frameBytes({ opcode: 0x2, payload: first, maskKey: rfcKey });
+  const wireB = frameBytes({ opcode: 0x2, payload: second, maskKey: key2 });
+  const a = new FrameDecoder({ role: "server" });
+  const b = new FrameDecoder({ role: "server" });
+  const framesA: Frame[] = [];
+  const framesB: Frame[] = [];
+  a.decode(wireA.slice(0, 100), (frame) => framesA.push(frame));
+  b.decode(wireB.slice(0, 100), (frame) => framesB.push(frame));
+  a.decode(wireA.slice(100), (frame) => framesA.push(frame));
+  b.decode(wireB.slice(100), (frame) => framesB.push(frame));
+  assertFramesEqual(framesA, [frame(0x2, first)]);
+  assertFramesEqual(framesB, [frame(0x2, second)]);
+});
+
 Deno.test("FrameDecoder accepts a frame of exactly maxFrameBytes", () => {
   const payload = randomBytes(1000, seededRandom(3));
   const frames = decodeChunks([frameBytes({ opcode: 0x2, payload })], {
