@@ -294,8 +294,10 @@ Deno.test("after a short read the next one fills the tail of the buffer its mess
     const buffers = new Set(
       received.slice(0, small.length).map((m) => m.buffer),
     );
+    // A first read is 256 bytes: two of these frames fit in one buffer (a
+    // fresh buffer per short read would make one buffer per message).
     assert(
-      buffers.size <= small.length / 4,
+      buffers.size <= small.length / 2,
       `${role}: expected short reads to share buffers, found ${buffers.size} buffers for ${small.length} messages`,
     );
     socket.close();
