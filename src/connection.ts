@@ -135,6 +135,14 @@ export interface Transport {
   write?(bytes: Uint8Array): Promise<number>;
   /** Ends the connection at once (a `Deno.Conn` has it). */
   close?(): void;
+  /**
+   * Turns off Nagle's algorithm (a `Deno.TcpConn` has it): frames are
+   * batched per write already, and the delay would only hold small ones
+   * back waiting for ACKs. The socket calls it once, before its first frame
+   * other than a Close: a Close is the last frame, and a connection that
+   * only opens and closes saves the system call.
+   */
+  setNoDelay?(noDelay?: boolean): void;
 }
 
 /**
@@ -211,6 +219,10 @@ const MERGE_LIMIT_BYTES = 64 * 1024;
 const MIN_BATCH_BYTES = 4 * 1024;
 // Microtask hops without a new frame before queued frames are written.
 const QUIET_HOPS_BEFORE_FLUSH = 8;
+// How many microtasks a socket waits for a pipe to answer the peer's Close
+// by closing the writable (`pipeTo` takes two when no write is pending)
+// before it sets the close timer instead.
+const ANSWER_HOPS = 16;
 
 const textEncoder = new TextEncoder();
 const EMPTY_BYTES = new Uint8Array(0);
@@ -411,6 +423,9 @@ export class WebSocketConnection {
   #quietHops = 0;
   #drainWaiters: (() => void)[] = [];
   #transportFailed = false;
+  #noDelaySet = false;
+  // Microtasks waited so far for the application to answer a Close.
+  #answerHops = 0;
 
   #closeSent: CloseInfo | undefined;
   #closeReceived: CloseInfo | undefined;
@@ -631,6 +646,14 @@ export class WebSocketConnection {
   // unmasked payload is not copied).
   #sendFrame(opcode: Opcode, payload: Uint8Array, rsv1: boolean): boolean {
     if (this.#transportFailed) return false;
+    if (!this.#noDelaySet && opcode !== Opcode.Close) {
+      this.#noDelaySet = true;
+      try {
+        this.#transport.setNoDelay?.(true);
+      } catch {
+        // Closed already: the write will say so.
+      }
+    }
     let viewsPayload = false;
     const frame = { fin: true, rsv1, opcode, payload };
     const size = frameHeaderLength(payload.length, this.#mask) + payload.length;
@@ -1275,16 +1298,36 @@ export class WebSocketConnection {
     // RFC 6455 §5.5.1: answer the Close. An application that is writing
     // (the writable is locked, e.g. by a pipe) may finish its current
     // messages first and answer by closing the writable; others are
-    // answered now. The check waits one task, so a handler that starts its
-    // pipe right away (when the Close came with the handshake's bytes) is
-    // seen. Either way, the close timeout bounds the wait.
-    this.#answerTimer = setTimeout(() => {
-      this.#answerTimer = undefined;
-      if (!this.writable.locked || this.#writableDone) {
-        this.#startClose(undefined);
-      } else if (!this.#closeSent && !this.#ended) {
-        this.#setCloseTimer(() => this.#startClose(undefined));
-      }
-    }, 0);
+    // answered now. Either way, the close timeout bounds the wait.
+    if (this.writable.locked && !this.#writableDone) {
+      // A pipe closes the writable a few microtasks after `readable`
+      // closed: wait for that before paying for a timer.
+      this.#answerHops = 0;
+      queueMicrotask(this.#watchAnswer);
+      return;
+    }
+    // The check waits one task, so a handler that starts its pipe right
+    // away (when the Close came with the handshake's bytes) is seen.
+    this.#answerTimer = setTimeout(this.#answerOrWait, 0);
   }
+
+  readonly #watchAnswer = (): void => {
+    if (this.#closeSent || this.#ended) return;
+    if (++this.#answerHops < ANSWER_HOPS) {
+      queueMicrotask(this.#watchAnswer);
+      return;
+    }
+    this.#answerOrWait();
+  };
+
+  // Answers the peer's Close now unless the application is still writing,
+  // which then has up to the close timeout to close the writable.
+  readonly #answerOrWait = (): void => {
+    this.#answerTimer = undefined;
+    if (!this.writable.locked || this.#writableDone) {
+      this.#startClose(undefined);
+    } else if (!this.#closeSent && !this.#ended) {
+      this.#setCloseTimer(() => this.#startClose(undefined));
+    }
+  };
 }

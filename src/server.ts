@@ -636,9 +636,6 @@ export function serve(
         closeQuietly(conn);
         break;
       }
-      // Frames are batched per write already; Nagle's delay would only hold
-      // small messages back waiting for ACKs.
-      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       if (tracked.size >= maxConnections) {
         const bytes = buildErrorResponse(
           503,
