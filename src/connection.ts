@@ -717,8 +717,9 @@ export class WebSocketConnection {
     this.#queuedSinceCheck = true;
     if (this.#flushing) return viewsPayload;
     this.#flushing = true;
-    if (payload.length >= MERGE_LIMIT_BYTES) {
-      // A large frame leaves on its own anyway: no reason to wait.
+    if (payload.length >= MERGE_LIMIT_BYTES || opcode === Opcode.Close) {
+      // A large frame leaves on its own anyway, and nothing follows a Close
+      // (RFC 6455 §5.5.1): no reason to wait for more frames.
       void this.#flush();
       return viewsPayload;
     }
@@ -751,6 +752,11 @@ export class WebSocketConnection {
   // until a few microtask hops pass without a new frame (a pipe hands its
   // messages over a few hops apart), then writes them together.
   readonly #flushWhenQuiet = (): void => {
+    if (this.#closeSent) {
+      // Nothing follows a Close: no reason to wait for more frames.
+      void this.#flush();
+      return;
+    }
     if (this.#queuedSinceCheck) {
       this.#queuedSinceCheck = false;
       this.#quietHops = 0;

@@ -535,3 +535,26 @@ Deno.test("Nagle's algorithm is turned off before the first data frame, and not 
     assertEquals(calls, sendsData ? ["setNoDelay true", "write"] : ["write"]);
   }
 });
+
+Deno.test("a Close is written at once, with the frames queued before it in the same write", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+    closeTimeoutMs: 50,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 0)); // streams started
+  const writer = socket.writable.getWriter();
+  void writer.write("bye");
+  socket.close({ closeCode: 1000 });
+  // Nothing may follow a Close: no quiet microtask hops wait for more
+  // frames (one hop ends the wait the text frame started).
+  await Promise.resolve();
+  await Promise.resolve();
+  assertEquals(peer.written, [
+    new Uint8Array([0x81, 0x03, 0x62, 0x79, 0x65, 0x88, 0x02, 0x03, 0xe8]),
+  ]);
+  writer.releaseLock();
+  peer.send([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+  assertEquals((await socket.closed).wasClean, true);
+});
