@@ -130,6 +130,20 @@ function rawPeer() {
   };
 }
 
+// A server socket on a raw peer, which sends and records bytes.
+function serverOnRawPeer(options: { closeTimeoutMs?: number } = {}) {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+    ...options,
+  });
+  return { peer, socket };
+}
+
+// A client's Close 1000, masked with a zero key.
+const MASKED_CLOSE_1000 = [0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8];
+
 Deno.test("a Ping between fragments is answered with the same payload before the message completes", async () => {
   const peer = rawPeer();
   const socket = new WebSocketConnection({
@@ -226,12 +240,7 @@ Deno.test("a peer that never answers Close is cut at the close timeout with 1006
 });
 
 Deno.test("nothing is sent after our Close, and writes are refused", async () => {
-  const peer = rawPeer();
-  const socket = new WebSocketConnection({
-    role: "server",
-    transport: peer.transport,
-    closeTimeoutMs: 50,
-  });
+  const { peer, socket } = serverOnRawPeer({ closeTimeoutMs: 50 });
   const writer = socket.writable.getWriter();
   await writer.write("before");
   await writer.close();
@@ -456,11 +465,7 @@ Deno.test("a transport's write() is used instead of its writable, and short writ
 });
 
 Deno.test("a pipe answers the peer's Close with no timer set on the way", async () => {
-  const peer = rawPeer();
-  const socket = new WebSocketConnection({
-    role: "server",
-    transport: peer.transport,
-  });
+  const { peer, socket } = serverOnRawPeer();
   const echo = socket.readable.pipeTo(socket.writable);
   // A timer per closing socket costs more than the rest of its close.
   const realSetTimeout = globalThis.setTimeout;
@@ -485,15 +490,10 @@ Deno.test("a pipe answers the peer's Close with no timer set on the way", async 
 });
 
 Deno.test("a writer that holds the writable past the peer's Close gets the close timeout, then the Close is answered", async () => {
-  const peer = rawPeer();
-  const socket = new WebSocketConnection({
-    role: "server",
-    transport: peer.transport,
-    closeTimeoutMs: 50,
-  });
+  const { peer, socket } = serverOnRawPeer({ closeTimeoutMs: 50 });
   const writer = socket.writable.getWriter();
   const started = Date.now();
-  peer.send([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]); // Close 1000, masked
+  peer.send(MASKED_CLOSE_1000);
   assertEquals(await Array.fromAsync(socket.readable), []);
   // Still unanswered a while after the Close: the writer may finish first.
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -530,19 +530,14 @@ Deno.test("Nagle's algorithm is turned off before the first data frame, and not 
     const writer = socket.writable.getWriter();
     if (sendsData) await writer.write("hi");
     await writer.close();
-    peer.send([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]); // Close 1000, masked
+    peer.send(MASKED_CLOSE_1000);
     await socket.closed;
     assertEquals(calls, sendsData ? ["setNoDelay true", "write"] : ["write"]);
   }
 });
 
 Deno.test("a Close is written at once, with the frames queued before it in the same write", async () => {
-  const peer = rawPeer();
-  const socket = new WebSocketConnection({
-    role: "server",
-    transport: peer.transport,
-    closeTimeoutMs: 50,
-  });
+  const { peer, socket } = serverOnRawPeer({ closeTimeoutMs: 50 });
   await new Promise((resolve) => setTimeout(resolve, 0)); // streams started
   const writer = socket.writable.getWriter();
   void writer.write("bye");
@@ -555,6 +550,6 @@ Deno.test("a Close is written at once, with the frames queued before it in the s
     new Uint8Array([0x81, 0x03, 0x62, 0x79, 0x65, 0x88, 0x02, 0x03, 0xe8]),
   ]);
   writer.releaseLock();
-  peer.send([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+  peer.send(MASKED_CLOSE_1000);
   assertEquals((await socket.closed).wasClean, true);
 });
