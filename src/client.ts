@@ -206,8 +206,10 @@ export async function connect(
     try {
       tcp = await Deno.connect({ hostname, port, signal });
       // Frames are batched per write already; Nagle's delay would only hold
-      // small messages back waiting for ACKs.
-      (tcp as Deno.TcpConn).setNoDelay(true);
+      // small messages back waiting for ACKs. The socket turns it off itself
+      // before its first data frame (Transport.setNoDelay), but a TLS
+      // connection hides the TCP one.
+      if (secure) (tcp as Deno.TcpConn).setNoDelay(true);
     } catch (error) {
       if (signal.aborted) throw error;
       throw new WebSocketError(

@@ -30,6 +30,7 @@ export interface CloseInfo {
 export const MAX_CLOSE_REASON_BYTES = 123;
 
 const encoder = new TextEncoder();
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * Parses and validates a Close frame's payload (RFC 6455 §5.5.1, §7.4).
@@ -110,7 +111,8 @@ export function encodeClosePayload(
       `expected a close code of 1000-1003, 1007-1014 or 3000-4999, found ${closeCode}`,
     );
   }
-  const reasonBytes = encoder.encode(reason);
+  // Most Close frames have no reason: no call into the encoder for those.
+  const reasonBytes = reason === "" ? NO_BYTES : encoder.encode(reason);
   if (reasonBytes.length > MAX_CLOSE_REASON_BYTES) {
     throw new RangeError(
       `expected a close reason of at most ${MAX_CLOSE_REASON_BYTES} bytes, found ${reasonBytes.length} bytes`,

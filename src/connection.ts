@@ -135,6 +135,14 @@ export interface Transport {
   write?(bytes: Uint8Array): Promise<number>;
   /** Ends the connection at once (a `Deno.Conn` has it). */
   close?(): void;
+  /**
+   * Turns off Nagle's algorithm (a `Deno.TcpConn` has it): frames are
+   * batched per write already, and the delay would only hold small ones
+   * back waiting for ACKs. The socket calls it once, before its first frame
+   * other than a Close: a Close is the last frame, and a connection that
+   * only opens and closes saves the system call.
+   */
+  setNoDelay?(noDelay?: boolean): void;
 }
 
 /**
@@ -218,6 +226,10 @@ const MAX_QUEUED_WRITE_BYTES = 512 * 1024;
 const MIN_BATCH_BYTES = 4 * 1024;
 // Microtask hops without a new frame before queued frames are written.
 const QUIET_HOPS_BEFORE_FLUSH = 8;
+// How many microtasks a socket waits for a pipe to answer the peer's Close
+// by closing the writable (`pipeTo` takes two when no write is pending)
+// before it sets the close timer instead.
+const ANSWER_HOPS = 16;
 
 const textEncoder = new TextEncoder();
 const EMPTY_BYTES = new Uint8Array(0);
@@ -424,6 +436,9 @@ export class WebSocketConnection {
   #quietHops = 0;
   #drainWaiters: (() => void)[] = [];
   #transportFailed = false;
+  #noDelaySet = false;
+  // Microtasks waited so far for the application to answer a Close.
+  #answerHops = 0;
 
   #closeSent: CloseInfo | undefined;
   #closeReceived: CloseInfo | undefined;
@@ -680,6 +695,14 @@ export class WebSocketConnection {
   // unmasked payload is not copied).
   #sendFrame(opcode: Opcode, payload: Uint8Array, rsv1: boolean): boolean {
     if (this.#transportFailed) return false;
+    if (!this.#noDelaySet && opcode !== Opcode.Close) {
+      this.#noDelaySet = true;
+      try {
+        this.#transport.setNoDelay?.(true);
+      } catch {
+        // Closed already: the write will say so.
+      }
+    }
     let viewsPayload = false;
     const frame = { fin: true, rsv1, opcode, payload };
     const size = frameHeaderLength(payload.length, this.#mask) + payload.length;
@@ -759,8 +782,9 @@ export class WebSocketConnection {
     this.#queuedSinceCheck = true;
     if (this.#flushing) return viewsPayload;
     this.#flushing = true;
-    if (payload.length >= MERGE_LIMIT_BYTES) {
-      // A large frame leaves on its own anyway: no reason to wait.
+    if (payload.length >= MERGE_LIMIT_BYTES || opcode === Opcode.Close) {
+      // A large frame leaves on its own anyway, and nothing follows a Close
+      // (RFC 6455 §5.5.1): no reason to wait for more frames.
       void this.#flush();
       return viewsPayload;
     }
@@ -793,6 +817,11 @@ export class WebSocketConnection {
   // until a few microtask hops pass without a new frame (a pipe hands its
   // messages over a few hops apart), then writes them together.
   readonly #flushWhenQuiet = (): void => {
+    if (this.#closeSent) {
+      // Nothing follows a Close: no reason to wait for more frames.
+      void this.#flush();
+      return;
+    }
     if (this.#queuedSinceCheck) {
       this.#queuedSinceCheck = false;
       this.#quietHops = 0;
@@ -1351,16 +1380,36 @@ export class WebSocketConnection {
     // RFC 6455 §5.5.1: answer the Close. An application that is writing
     // (the writable is locked, e.g. by a pipe) may finish its current
     // messages first and answer by closing the writable; others are
-    // answered now. The check waits one task, so a handler that starts its
-    // pipe right away (when the Close came with the handshake's bytes) is
-    // seen. Either way, the close timeout bounds the wait.
-    this.#answerTimer = setTimeout(() => {
-      this.#answerTimer = undefined;
-      if (!this.writable.locked || this.#writableDone) {
-        this.#startClose(undefined);
-      } else if (!this.#closeSent && !this.#ended) {
-        this.#setCloseTimer(() => this.#startClose(undefined));
-      }
-    }, 0);
+    // answered now. Either way, the close timeout bounds the wait.
+    if (this.writable.locked && !this.#writableDone) {
+      // A pipe closes the writable a few microtasks after `readable`
+      // closed: wait for that before paying for a timer.
+      this.#answerHops = 0;
+      queueMicrotask(this.#watchAnswer);
+      return;
+    }
+    // The check waits one task, so a handler that starts its pipe right
+    // away (when the Close came with the handshake's bytes) is seen.
+    this.#answerTimer = setTimeout(this.#answerOrWait, 0);
   }
+
+  readonly #watchAnswer = (): void => {
+    if (this.#closeSent || this.#ended) return;
+    if (++this.#answerHops < ANSWER_HOPS) {
+      queueMicrotask(this.#watchAnswer);
+      return;
+    }
+    this.#answerOrWait();
+  };
+
+  // Answers the peer's Close now unless the application is still writing,
+  // which then has up to the close timeout to close the writable.
+  readonly #answerOrWait = (): void => {
+    this.#answerTimer = undefined;
+    if (!this.writable.locked || this.#writableDone) {
+      this.#startClose(undefined);
+    } else if (!this.#closeSent && !this.#ended) {
+      this.#setCloseTimer(() => this.#startClose(undefined));
+    }
+  };
 }

@@ -63,10 +63,20 @@ export function generateKey(): string {
  * @returns The matching `Sec-WebSocket-Accept` value.
  */
 export function computeAccept(key: string): Promise<string> {
+  const input = key + WEBSOCKET_GUID;
+  // digest() copies its input before it returns (WebCrypto "get a copy of
+  // the bytes"), so one scratch buffer serves every handshake instead of an
+  // encoded copy each.
+  const { read, written } = encoder.encodeInto(input, acceptScratch);
+  const bytes = read === input.length
+    ? acceptScratch.subarray(0, written)
+    : encoder.encode(input);
   // A plain promise chain: no async function frame per handshake.
-  return crypto.subtle.digest("SHA-1", encoder.encode(key + WEBSOCKET_GUID))
-    .then(encodeBase64);
+  return crypto.subtle.digest("SHA-1", bytes).then(encodeBase64);
 }
+
+// Room for a key of the usual 24 characters and the GUID, with margin.
+const acceptScratch = new Uint8Array(128);
 
 /**
  * Splits a comma-separated header list (RFC 9110 §5.6.1) into its trimmed,
@@ -680,21 +690,37 @@ export type ProtocolSelector =
  * @param selector The server's list or choice function.
  * @param request The request, for selector functions, or a function that
  * makes it (called only for a selector function).
- * @returns The chosen subprotocol or "".
+ * @returns The chosen subprotocol or "": at once for a list, as a promise
+ * for a selector function (rejected when it throws or picks wrongly).
  */
-export async function selectSubprotocol(
+export function selectSubprotocol(
   offered: string[],
   selector: ProtocolSelector | undefined,
   request: Request | (() => Request),
-): Promise<string> {
+): string | Promise<string> {
   if (selector === undefined || offered.length === 0) return "";
   if (typeof selector !== "function") {
+    // A list needs no promise: the handshake goes on in the same turn.
     return offered.find((protocol) => selector.includes(protocol)) ?? "";
   }
-  const chosen = await selector(
-    [...offered],
-    typeof request === "function" ? request() : request,
-  );
+  try {
+    return checkSelected(
+      offered,
+      selector(
+        [...offered],
+        typeof request === "function" ? request() : request,
+      ),
+    );
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+async function checkSelected(
+  offered: string[],
+  selected: ReturnType<Extract<ProtocolSelector, (...args: never) => unknown>>,
+): Promise<string> {
+  const chosen = await selected;
   if (chosen === null || chosen === undefined || chosen === "") return "";
   if (!offered.includes(chosen)) {
     throw new TypeError(
@@ -736,20 +762,49 @@ export interface ServerResponseOptions {
 export function buildServerResponse(
   options: ServerResponseOptions,
 ): Promise<Uint8Array> {
-  return computeAccept(options.key).then((accept) => {
-    // Step 5.1: status 101; 5.2 and 5.3: Upgrade and Connection; 5.4: the
-    // accept value.
-    let head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
-      `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n`;
-    // Step 5.5 (optional): the chosen subprotocol and extensions.
-    if (options.protocol) {
-      head += `Sec-WebSocket-Protocol: ${options.protocol}\r\n`;
-    }
-    if (options.extensions) {
-      head += `Sec-WebSocket-Extensions: ${options.extensions}\r\n`;
-    }
-    return encoder.encode(head + "\r\n");
-  });
+  return computeAccept(options.key).then((accept) =>
+    serverResponseHead(accept, options.protocol, options.extensions)
+  );
+}
+
+/**
+ * Builds the server's 101 response (RFC 6455 §4.2.2, step 5) from an
+ * accept value already computed, so that a server can start the hash early
+ * and do other work while it runs.
+ *
+ * @example
+ * ```ts
+ * import { computeAccept, serverResponseHead } from "./handshake.ts";
+ * import { assertStringIncludes } from "@std/assert";
+ *
+ * const accept = await computeAccept("dGhlIHNhbXBsZSBub25jZQ==");
+ * const response = new TextDecoder().decode(serverResponseHead(accept, "chat"));
+ * assertStringIncludes(response, "Sec-WebSocket-Protocol: chat\r\n");
+ * ```
+ *
+ * @param accept The `Sec-WebSocket-Accept` value, from {@linkcode computeAccept}.
+ * @param protocol The chosen subprotocol, or "" for none.
+ * @param extensions The `Sec-WebSocket-Extensions` value, or "" for none.
+ * @returns The response head, ending in CRLF CRLF.
+ */
+export function serverResponseHead(
+  accept: string,
+  protocol = "",
+  extensions = "",
+): Uint8Array {
+  // Step 5.1: status 101; 5.2 and 5.3: Upgrade and Connection; 5.4: the
+  // accept value.
+  let head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+    `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n`;
+  // Step 5.5 (optional): the chosen subprotocol and extensions.
+  if (protocol) head += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  if (extensions) head += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+  head += "\r\n";
+  // Every part is ASCII (base64, a token, an extension header we built):
+  // a copy loop costs less than a call into the encoder.
+  const bytes = new Uint8Array(head.length);
+  for (let i = 0; i < head.length; i++) bytes[i] = head.charCodeAt(i);
+  return bytes;
 }
 
 const STATUS_TEXT: Record<number, string> = {

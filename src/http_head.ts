@@ -158,6 +158,7 @@ export interface ReadHttpHeadResult {
 
 const CR = 0x0d;
 const LF = 0x0a;
+const NO_BYTES = new Uint8Array(0);
 
 /** Index of the first CRLF CRLF in `bytes` at or after `from`, or -1. */
 function findHeadEnd(bytes: Uint8Array, from: number): number {
@@ -184,7 +185,11 @@ function takeHead(
   const headLength = end + 4;
   if (end >= 0 && headLength <= maxHeaderBytes) {
     const head = parseHttpHead(buffer.subarray(0, headLength), options);
-    return { head, leftover: buffer.slice(headLength) };
+    // Usually nothing follows the head: no buffer for that.
+    const leftover = headLength === length
+      ? NO_BYTES
+      : buffer.slice(headLength);
+    return { head, leftover };
   }
   // RFC 6585 §5: 431 Request Header Fields Too Large.
   if (end >= 0 || length >= maxHeaderBytes) {

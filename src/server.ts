@@ -9,11 +9,12 @@ import { CloseCode } from "./close_code.ts";
 import { WebSocketConnection, type WebSocketOptions } from "./connection.ts";
 import {
   buildErrorResponse,
-  buildServerResponse,
+  computeAccept,
   HandshakeRejection,
   isUpgradeRequest,
   type ProtocolSelector,
   selectSubprotocol,
+  serverResponseHead,
   statusText,
   validateClientRequest,
 } from "./handshake.ts";
@@ -458,6 +459,9 @@ export function serve(
         }
         throw error;
       }
+      // The hash runs on another thread: started now, it is done (or
+      // nearly) once the checks below and the handler's Request are.
+      const accept = computeAccept(offer.key);
       // RFC 6455 §4.2.2 step 4 / §10.2: the server may refuse origins.
       if (
         options.allowedOrigins !== undefined &&
@@ -492,11 +496,12 @@ export function serve(
       let protocol: string;
       let negotiated;
       try {
-        protocol = await selectSubprotocol(
+        const selected = selectSubprotocol(
           offer.protocols,
           options.protocols,
           getRequest,
         );
+        protocol = typeof selected === "string" ? selected : await selected;
         negotiated = negotiateServerExtensions(offer.extensions, options);
       } catch (error) {
         console.error("wstream: the opening handshake failed:", error);
@@ -506,13 +511,11 @@ export function serve(
         );
         return false;
       }
+      // The handler needs it anyway: made while the hash runs.
+      const handlerRequest = getRequest();
       await writeAll(
         conn,
-        await buildServerResponse({
-          key: offer.key,
-          protocol,
-          extensions: negotiated.extensions,
-        }),
+        serverResponseHead(await accept, protocol, negotiated.extensions),
       );
       if (entry.timedOut) {
         negotiated.deflate?.close?.();
@@ -530,7 +533,7 @@ export function serve(
         leftover: leftover.length > 0 ? leftover : undefined,
       });
       entry.socket = socket;
-      entry.request = getRequest();
+      entry.request = handlerRequest;
       return true;
     } catch (error) {
       // An I/O error while answering, or the deadline closed the socket.
@@ -633,9 +636,6 @@ export function serve(
         closeQuietly(conn);
         break;
       }
-      // Frames are batched per write already; Nagle's delay would only hold
-      // small messages back waiting for ACKs.
-      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       if (tracked.size >= maxConnections) {
         const bytes = buildErrorResponse(
           503,

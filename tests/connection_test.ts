@@ -131,6 +131,20 @@ function rawPeer() {
   };
 }
 
+// A server socket on a raw peer, which sends and records bytes.
+function serverOnRawPeer(options: { closeTimeoutMs?: number } = {}) {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "server",
+    transport: peer.transport,
+    ...options,
+  });
+  return { peer, socket };
+}
+
+// A client's Close 1000, masked with a zero key.
+const MASKED_CLOSE_1000 = [0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8];
+
 Deno.test("a Ping between fragments is answered with the same payload before the message completes", async () => {
   const peer = rawPeer();
   const socket = new WebSocketConnection({
@@ -227,12 +241,7 @@ Deno.test("a peer that never answers Close is cut at the close timeout with 1006
 });
 
 Deno.test("nothing is sent after our Close, and writes are refused", async () => {
-  const peer = rawPeer();
-  const socket = new WebSocketConnection({
-    role: "server",
-    transport: peer.transport,
-    closeTimeoutMs: 50,
-  });
+  const { peer, socket } = serverOnRawPeer({ closeTimeoutMs: 50 });
   const writer = socket.writable.getWriter();
   await writer.write("before");
   await writer.close();
@@ -517,4 +526,94 @@ Deno.test("a transport's write() is used instead of its writable, and short writ
   assertEquals(new TextDecoder().decode(frames[0].payload), "hi");
   assertEquals(frames[1].payload, new Uint8Array([0x03, 0xe8]));
   assert(writes >= Math.ceil(sent.length / 3));
+});
+
+Deno.test("a pipe answers the peer's Close with no timer set on the way", async () => {
+  const { peer, socket } = serverOnRawPeer();
+  const echo = socket.readable.pipeTo(socket.writable);
+  // A timer per closing socket costs more than the rest of its close.
+  const realSetTimeout = globalThis.setTimeout;
+  let timers = 0;
+  globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+    timers++;
+    return realSetTimeout(...args);
+  }) as typeof setTimeout;
+  try {
+    peer.send([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]); // Close 1001, masked
+    assertEquals(await socket.closed, {
+      closeCode: 1001,
+      reason: "",
+      wasClean: true,
+    });
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+  }
+  await echo;
+  assertEquals(timers, 0);
+  assertEquals(peer.written.at(-1), new Uint8Array([0x88, 0x02, 0x03, 0xe9]));
+});
+
+Deno.test("a writer that holds the writable past the peer's Close gets the close timeout, then the Close is answered", async () => {
+  const { peer, socket } = serverOnRawPeer({ closeTimeoutMs: 50 });
+  const writer = socket.writable.getWriter();
+  const started = Date.now();
+  peer.send(MASKED_CLOSE_1000);
+  assertEquals(await Array.fromAsync(socket.readable), []);
+  // Still unanswered a while after the Close: the writer may finish first.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert(
+    !peer.written.some((chunk) => chunk[0] === 0x88),
+    "answered while the writable was held",
+  );
+  assertEquals(await socket.closed, {
+    closeCode: 1000,
+    reason: "",
+    wasClean: true,
+  });
+  assert(Date.now() - started >= 40);
+  assertEquals(peer.written.at(-1), new Uint8Array([0x88, 0x02, 0x03, 0xe8]));
+  writer.releaseLock();
+});
+
+Deno.test("Nagle's algorithm is turned off before the first data frame, and not for a Close alone", async () => {
+  for (const sendsData of [false, true]) {
+    const peer = rawPeer();
+    const calls: string[] = [];
+    const transport = {
+      ...peer.transport,
+      writable: new WritableStream<Uint8Array>({
+        write() {
+          if (calls.at(-1) !== "write") calls.push("write");
+        },
+      }),
+      setNoDelay(noDelay?: boolean) {
+        calls.push(`setNoDelay ${noDelay}`);
+      },
+    };
+    const socket = new WebSocketConnection({ role: "server", transport });
+    const writer = socket.writable.getWriter();
+    if (sendsData) await writer.write("hi");
+    await writer.close();
+    peer.send(MASKED_CLOSE_1000);
+    await socket.closed;
+    assertEquals(calls, sendsData ? ["setNoDelay true", "write"] : ["write"]);
+  }
+});
+
+Deno.test("a Close is written at once, with the frames queued before it in the same write", async () => {
+  const { peer, socket } = serverOnRawPeer({ closeTimeoutMs: 50 });
+  await new Promise((resolve) => setTimeout(resolve, 0)); // streams started
+  const writer = socket.writable.getWriter();
+  void writer.write("bye");
+  socket.close({ closeCode: 1000 });
+  // Nothing may follow a Close: no quiet microtask hops wait for more
+  // frames (one hop ends the wait the text frame started).
+  await Promise.resolve();
+  await Promise.resolve();
+  assertEquals(peer.written, [
+    new Uint8Array([0x81, 0x03, 0x62, 0x79, 0x65, 0x88, 0x02, 0x03, 0xe8]),
+  ]);
+  writer.releaseLock();
+  peer.send(MASKED_CLOSE_1000);
+  assertEquals((await socket.closed).wasClean, true);
 });

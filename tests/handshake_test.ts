@@ -18,6 +18,7 @@ import {
   HandshakeRejection,
   isUpgradeRequest,
   selectSubprotocol,
+  serverResponseHead,
   splitHeaderList,
   validateClientRequest,
   validateProtocols,
@@ -422,6 +423,58 @@ Deno.test("buildServerResponse() answers 101 with the accept value and what was 
     }),
     { protocol: "chat", extensions: "permessage-deflate" },
   );
+});
+
+Deno.test("selectSubprotocol() answers a list at once and turns a throwing selector into a rejection", async () => {
+  const req = new Request("http://localhost/");
+  // No promise for a list: the server's handshake goes on in the same turn.
+  assertEquals(selectSubprotocol(["b", "a"], ["a", "b"], req), "b");
+  assertEquals(selectSubprotocol(["a"], undefined, req), "");
+  const result = selectSubprotocol(["a"], () => {
+    throw new Error("selector bug");
+  }, req);
+  assert(result instanceof Promise);
+  await assertRejects(() => result, Error, "selector bug");
+});
+
+Deno.test("serverResponseHead() builds the same 101 as buildServerResponse()", async () => {
+  for (
+    const [protocol, extensions] of [
+      ["", ""],
+      ["chat", ""],
+      ["", "permessage-deflate; server_no_context_takeover"],
+      ["chat.v2", "permessage-deflate"],
+    ]
+  ) {
+    assertEquals(
+      serverResponseHead(RFC_ACCEPT, protocol, extensions),
+      await buildServerResponse({ key: RFC_KEY, protocol, extensions }),
+    );
+  }
+  assertEquals(
+    decoder.decode(serverResponseHead(RFC_ACCEPT)),
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+      `Connection: Upgrade\r\nSec-WebSocket-Accept: ${RFC_ACCEPT}\r\n\r\n`,
+  );
+});
+
+Deno.test("computeAccept() hashes keys of any length, also longer than its scratch buffer", async () => {
+  for (const key of ["", RFC_KEY, "k".repeat(100), "é".repeat(300)]) {
+    const digest = await crypto.subtle.digest(
+      "SHA-1",
+      encoder.encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+    );
+    assertEquals(
+      decodeBase64(await computeAccept(key)),
+      new Uint8Array(digest),
+    );
+  }
+  // Hashes started together don't share bytes.
+  const keys = ["a".repeat(24), "b".repeat(24), RFC_KEY];
+  const accepts = await Promise.all(keys.map(computeAccept));
+  assertEquals(accepts[2], RFC_ACCEPT);
+  assertEquals(accepts, await Promise.all(keys.map(computeAccept)));
+  assertNotEquals(accepts[0], accepts[1]);
 });
 
 Deno.test("buildErrorResponse() writes a closing response with Content-Length", () => {
