@@ -1306,10 +1306,7 @@ export class WebSocketConnection {
       }
       if (result !== undefined) this.#deliver(result, bytes);
     }
-    // Bytes after a Close in the same chunk are ignored, even invalid ones.
-    if (this.#closeReceived) return bytes.length;
-    if (decodeError !== undefined) throw decodeError;
-    return used;
+    return this.#bytesReceived(bytes, used, decodeError);
   }
 
   async #receiveAsync(
@@ -1326,6 +1323,17 @@ export class WebSocketConnection {
       if (result instanceof Promise) result = await result;
       if (result !== undefined) this.#deliver(result, bytes);
     }
+    return this.#bytesReceived(bytes, used, decodeError);
+  }
+
+  // How many of `bytes` the read loop may drop once their frames were
+  // delivered; a decode error is thrown only after the frames before it.
+  #bytesReceived(
+    bytes: Uint8Array,
+    used: number,
+    decodeError: unknown,
+  ): number {
+    // Bytes after a Close in the same chunk are ignored, even invalid ones.
     if (this.#closeReceived) return bytes.length;
     if (decodeError !== undefined) throw decodeError;
     return used;
