@@ -319,62 +319,40 @@ async function readHeadFromSource(
   }
 }
 
+// A stream is read as a HeadSource: each read takes what fits of the chunk
+// at hand, and the rest of that chunk follows the head's own leftover.
 async function readHeadFromStream(
   readable: ReadableStream<Uint8Array>,
   options: ReadHttpHeadOptions,
 ): Promise<ReadHttpHeadResult> {
-  const signal = options.signal;
-  signal?.throwIfAborted();
-  // A byte stream (a Deno.Conn) is read into a small buffer of our own: a
-  // default reader would make it allocate a 64 KiB chunk per read.
-  let byobReader: ReadableStreamBYOBReader | undefined;
-  try {
-    byobReader = readable.getReader({ mode: "byob" });
-  } catch {
-    // Not a byte stream.
-  }
-  const defaultReader = byobReader ? undefined : readable.getReader();
-  const reader = byobReader ?? defaultReader!;
-  let readBuffer = new ArrayBuffer(HEAD_READ_BYTES);
-  const read = async (): Promise<ReadableStreamReadResult<Uint8Array>> => {
-    if (defaultReader) return await defaultReader.read();
-    const result = await byobReader!.read(new Uint8Array(readBuffer));
-    if (result.value) readBuffer = result.value.buffer as ArrayBuffer;
-    return result as ReadableStreamReadResult<Uint8Array>;
-  };
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => {
-      reject(signal!.reason);
-      reader.cancel(signal!.reason).catch(() => {});
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-  aborted.catch(() => {});
-  // Bytes read so far: storage grows by doubling, so a head that arrives a
-  // byte at a time costs linear, not quadratic, copying.
-  let storage = new Uint8Array(0);
-  let length = 0;
-  try {
-    while (true) {
-      const { value, done } = await Promise.race([read(), aborted]);
-      if (done) throw endOfInput(length);
-      if (value.length === 0) continue;
-      const searchFrom = length - 3;
-      if (length + value.length > storage.length) {
-        const grown = new Uint8Array(
-          Math.max(length + value.length, storage.length * 2, 1024),
-        );
-        grown.set(storage.subarray(0, length));
-        storage = grown;
+  // Before the lock: an aborted signal leaves the stream as it was.
+  options.signal?.throwIfAborted();
+  const reader = readable.getReader();
+  let rest: Uint8Array = NO_BYTES;
+  const source: HeadSource = {
+    async read(buffer) {
+      while (rest.length === 0) {
+        const { value, done } = await reader.read();
+        if (done) return null;
+        rest = value;
       }
-      storage.set(value, length);
-      length += value.length;
-      const result = takeHead(storage, length, searchFrom, options);
-      if (result) return result;
-    }
+      const count = Math.min(rest.length, buffer.length);
+      buffer.set(rest.subarray(0, count));
+      rest = rest.subarray(count);
+      return count;
+    },
+    close() {
+      reader.cancel(options.signal?.reason).catch(() => {});
+    },
+  };
+  try {
+    const { head, leftover } = await readHeadFromSource(source, options);
+    if (rest.length === 0) return { head, leftover };
+    const joined = new Uint8Array(leftover.length + rest.length);
+    joined.set(leftover);
+    joined.set(rest, leftover.length);
+    return { head, leftover: joined };
   } finally {
-    signal?.removeEventListener("abort", onAbort!);
     reader.releaseLock();
   }
 }

@@ -53,6 +53,30 @@ Deno.test("readHttpHead() keeps frame bytes that arrive in the same chunk as the
   assertEquals(leftover, bytes("\x81\x02hi"));
 });
 
+Deno.test("readHttpHead() returns every byte after the head when a chunk is larger than its read buffer", async () => {
+  // Frame bytes of 5,000 and a head of over 2 KiB: both larger than one
+  // read of the head buffer, so part of each chunk waits for the next read.
+  const frames = Uint8Array.from({ length: 5000 }, (_, i) => i % 251);
+  const shortHead = bytes("HTTP/1.1 101 Switching Protocols\r\n\r\n");
+  const longHead = bytes(
+    `GET / HTTP/1.1\r\nCookie: ${"c".repeat(3000)}\r\n\r\n`,
+  );
+  for (const head of [shortHead, longHead]) {
+    const whole = new Uint8Array(head.length + frames.length);
+    whole.set(head);
+    whole.set(frames, head.length);
+    for (
+      const parts of [[whole], [whole.subarray(0, 10), whole.subarray(10)]]
+    ) {
+      const { stream } = chunks(...parts, bytes("next chunk"));
+      const result = await readHttpHead(stream);
+      assertEquals(result.leftover, frames);
+      // The chunk after them is still in the stream.
+      assertEquals(await Array.fromAsync(stream), [bytes("next chunk")]);
+    }
+  }
+});
+
 Deno.test("readHttpHead() finds the end of the head split over one-byte chunks", async () => {
   const text = "GET / HTTP/1.1\r\nHost: a\r\n\r\nXY";
   const { stream } = chunks(...[...text]);
