@@ -462,6 +462,9 @@ export function serve(
       // The hash runs on another thread: started now, it is done (or
       // nearly) once the checks below and the handler's Request are.
       const accept = computeAccept(offer.key);
+      // A refusal below leaves it unawaited: it must not become an unhandled
+      // rejection (awaiting it still sees the error).
+      accept.catch(() => {});
       // RFC 6455 §4.2.2 step 4 / §10.2: the server may refuse origins.
       if (
         options.allowedOrigins !== undefined &&

@@ -522,6 +522,29 @@ Deno.test("serve() answers 403 to an Origin that is not allowed", async () => {
   }
 });
 
+Deno.test("serve(): a refused handshake leaves no unhandled rejection from the hash it started early", async () => {
+  // The accept hash starts before the Origin check; here it fails, and the
+  // refusal never awaits it. An unhandled rejection would fail this test.
+  const subtle = crypto.subtle;
+  const originalDigest = subtle.digest;
+  subtle.digest = () => Promise.reject(new Error("digest failed"));
+  try {
+    await using server = start({ allowedOrigins: ["https://app.example"] });
+    await assertRejects(
+      () =>
+        connect(`ws://127.0.0.1:${server.addr.port}/`, {
+          origin: "https://evil.example",
+        }),
+      WebSocketError,
+      "found 403 Forbidden",
+    );
+    // Unhandled rejections are reported after a macrotask.
+    await delay(20);
+  } finally {
+    subtle.digest = originalDigest;
+  }
+});
+
 Deno.test("serve(): a handler that throws closes its socket with 1011, logs once, and the server keeps serving", async () => {
   const logged: unknown[][] = [];
   const originalError = console.error;
