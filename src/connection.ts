@@ -437,8 +437,6 @@ export class WebSocketConnection {
   #drainWaiters: (() => void)[] = [];
   #transportFailed = false;
   #noDelaySet = false;
-  // Microtasks waited so far for the application to answer a Close.
-  #answerHops = 0;
 
   #closeSent: CloseInfo | undefined;
   #closeReceived: CloseInfo | undefined;
@@ -1391,33 +1389,30 @@ export class WebSocketConnection {
     // answered now. Either way, the close timeout bounds the wait.
     if (this.writable.locked && !this.#writableDone) {
       // A pipe closes the writable a few microtasks after `readable`
-      // closed: wait for that before paying for a timer.
-      this.#answerHops = 0;
-      queueMicrotask(this.#watchAnswer);
+      // closed: wait for that before paying for a timer. (Closures made
+      // here, once per connection, cost an idle socket nothing.)
+      let hops = 0;
+      const watch = (): void => {
+        if (this.#closeSent || this.#ended) return;
+        if (++hops < ANSWER_HOPS) queueMicrotask(watch);
+        else this.#answerOrWait();
+      };
+      queueMicrotask(watch);
       return;
     }
     // The check waits one task, so a handler that starts its pipe right
     // away (when the Close came with the handshake's bytes) is seen.
-    this.#answerTimer = setTimeout(this.#answerOrWait, 0);
+    this.#answerTimer = setTimeout(() => this.#answerOrWait(), 0);
   }
-
-  readonly #watchAnswer = (): void => {
-    if (this.#closeSent || this.#ended) return;
-    if (++this.#answerHops < ANSWER_HOPS) {
-      queueMicrotask(this.#watchAnswer);
-      return;
-    }
-    this.#answerOrWait();
-  };
 
   // Answers the peer's Close now unless the application is still writing,
   // which then has up to the close timeout to close the writable.
-  readonly #answerOrWait = (): void => {
+  #answerOrWait(): void {
     this.#answerTimer = undefined;
     if (!this.writable.locked || this.#writableDone) {
       this.#startClose(undefined);
     } else if (!this.#closeSent && !this.#ended) {
       this.#setCloseTimer(() => this.#startClose(undefined));
     }
-  };
+  }
 }
