@@ -718,7 +718,7 @@ export function selectSubprotocol(
 
 async function checkSelected(
   offered: string[],
-  selected: ReturnType<Extract<ProtocolSelector, (...args: never) => unknown>>,
+  selected: ReturnType<Exclude<ProtocolSelector, readonly string[]>>,
 ): Promise<string> {
   const chosen = await selected;
   if (chosen === null || chosen === undefined || chosen === "") return "";
