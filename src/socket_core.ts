@@ -317,8 +317,11 @@ export class SocketCore {
 
   #onClose(info: CloseInfo): void {
     this.#closeReceived = info;
+    // When our Close went first, this one completes the handshake; else
+    // the host answers it (which completes it).
+    const answered = this.#closeSent !== undefined;
     this.#host.closeReceived(info);
-    if (this.#closeSent) this.#closeHandshakeDone();
+    if (answered) this.#closeHandshakeDone();
   }
 
   /**
