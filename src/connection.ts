@@ -66,6 +66,52 @@ function isBufferSource(chunk: unknown): chunk is BufferSource {
     chunk instanceof SharedArrayBuffer;
 }
 
+// The write queue of a socket that may still send, else undefined; set by
+// WebSocketConnection's static block.
+let sharedFrameQueue: (socket: WebSocketConnection) => WriteQueue | undefined;
+
+/**
+ * Queues bytes that are already whole frames, encoded once for many server
+ * sockets (unmasked), after the frames the socket accepted before them; they
+ * are never copied, masked, pooled or modified, so they must stay unchanged
+ * until written. For the topic hub; not exported from `mod.ts`.
+ *
+ * @example
+ * ```ts
+ * import { enqueueSharedFrames, WebSocketConnection } from "./connection.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const written: Uint8Array[] = [];
+ * const socket = new WebSocketConnection({
+ *   role: "server",
+ *   transport: {
+ *     readable: new ReadableStream(),
+ *     writable: new WritableStream({ write: (chunk) => void written.push(chunk) }),
+ *   },
+ *   closeTimeoutMs: 10,
+ * });
+ * const hello = new Uint8Array([0x81, 0x02, 0x48, 0x69]); // text "Hi"
+ * assertEquals(enqueueSharedFrames(socket, hello), 4);
+ * socket.close();
+ * await socket.closed;
+ * assertEquals(written[0], hello);
+ * ```
+ *
+ * @param socket A server socket.
+ * @param frames Whole encoded frames.
+ * @returns The bytes now queued for the socket (for a slow-subscriber
+ * policy), or `undefined` when it is closing or closed (nothing queued).
+ */
+export function enqueueSharedFrames(
+  socket: WebSocketConnection,
+  frames: Uint8Array,
+): number | undefined {
+  const queue = sharedFrameQueue(socket);
+  if (queue === undefined) return undefined;
+  queue.enqueueShared(frames);
+  return queue.bufferedAmount;
+}
+
 /**
  * One WebSocket connection: messages arrive on `readable` (text as `string`,
  * binary as `Uint8Array`) and are sent by writing to `writable` (`string`
@@ -398,20 +444,10 @@ export class WebSocketConnection {
     this.#core.ping(payload);
   }
 
-  /**
-   * Queues bytes that are already whole frames, encoded once for many
-   * sockets (a server's, so unmasked), after the frames accepted before
-   * them; they are never copied or modified. For the topic hub: internal,
-   * not part of the public API.
-   *
-   * @internal
-   * @param frames Whole encoded frames, unchanged until written.
-   * @returns The bytes queued for this socket, for a slow-subscriber policy.
-   */
-  enqueueSharedFrames(frames: Uint8Array): number {
-    this.#core.assertSendable();
-    this.#queue.enqueueShared(frames);
-    return this.#queue.bufferedAmount;
+  static {
+    // The hub's way in (see enqueueSharedFrames): no public member.
+    sharedFrameQueue = (socket) =>
+      socket.#core.sendable ? socket.#queue : undefined;
   }
 
   // ---- sending ----------------------------------------------------------
