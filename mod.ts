@@ -64,6 +64,8 @@ export {
   type WebSocketHandler,
   type WebSocketServer,
 } from "./src/server.ts";
+export type { ListenOptions } from "./src/listener.ts";
+export type { HandshakeOptions } from "./src/handshake_responder.ts";
 export type { ProtocolSelector } from "./src/handshake.ts";
 export type { ExtensionOptions } from "./src/handshake_extensions.ts";
 export type { PerMessageDeflateOptions } from "./src/permessage_deflate.ts";
