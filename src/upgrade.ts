@@ -221,17 +221,23 @@ function checkRequest(request: Request, options: UpgradeOptions): string {
     }
   }
   // RFC 6455 §4.2.2 step 5.5: one of the offered subprotocols, or none.
+  // Deno accepts only those it finds splitting the header at ", " (an
+  // offer sent as "a,b", as npm ws sends it, is one item "a,b" to Deno).
+  const denoSees = new Set(
+    (request.headers.get("sec-websocket-protocol") ?? "").split(", "),
+  );
+  const offered = offer.protocols.filter((p) => denoSees.has(p));
   const selector = options.protocols;
-  if (selector === undefined || offer.protocols.length === 0) return "";
+  if (selector === undefined || offered.length === 0) return "";
   if (typeof selector !== "function") {
-    return offer.protocols.find((p) => selector.includes(p)) ?? "";
+    return offered.find((p) => selector.includes(p)) ?? "";
   }
-  const chosen = selector([...offer.protocols], request);
+  const chosen = selector([...offered], request);
   if (chosen === null || chosen === undefined || chosen === "") return "";
-  if (typeof chosen !== "string" || !offer.protocols.includes(chosen)) {
+  if (typeof chosen !== "string" || !offered.includes(chosen)) {
     throw new TypeError(
       `expected the protocols selector to return one of the offered ${
-        offer.protocols.map((p) => JSON.stringify(p)).join(", ")
+        offered.map((p) => JSON.stringify(p)).join(", ")
       } or undefined, found ${JSON.stringify(chosen)}`,
     );
   }
