@@ -253,3 +253,23 @@ Deno.test("handleUpgrade(): a handler that throws closes with 1011 and is logged
     assertStringIncludes(String(logged.at(-1)), "expected the socket");
   });
 });
+
+Deno.test("handleUpgrade(): 2,000 pipelined messages of mixed sizes echo intact and in order (the write buffers are reused only once node has written them)", async () => {
+  await using started = await startExpress({ compression: false });
+  const messages: Uint8Array[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const message = new Uint8Array(1 + (i * 7919) % 70_000);
+    for (let j = 0; j < message.length; j += 997) message[j] = (i + j) & 0xff;
+    message[0] = i & 0xff;
+    messages.push(message);
+  }
+  const result = await within(
+    20_000,
+    wsEcho(`ws://127.0.0.1:${started.port}/`, messages),
+    "the echo",
+  );
+  assertEquals(result.received.length, messages.length);
+  for (let i = 0; i < messages.length; i++) {
+    assertEquals(result.received[i], messages[i], `message ${i}`);
+  }
+});
