@@ -107,6 +107,17 @@ export interface UpgradeResult {
 }
 
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+const HTTP_1_1 = { major: 1, minor: 1 };
+// The fields RFC 6455 §4.2.1 checks (and the offers read after).
+const CHECKED_FIELDS = [
+  "host",
+  "upgrade",
+  "connection",
+  "sec-websocket-version",
+  "sec-websocket-key",
+  "sec-websocket-protocol",
+  "sec-websocket-extensions",
+];
 
 /**
  * Upgrades a request inside `Deno.serve` (or a framework on it, such as
@@ -154,17 +165,19 @@ export function upgrade(
       }`,
     );
   }
-  let protocol: string;
+  let offered: string[];
   try {
-    protocol = checkRequest(request, options);
+    offered = checkRequest(request, options);
   } catch (error) {
     if (
       error instanceof HandshakeRejection || error instanceof HttpHeadError
     ) {
       return refused(error);
     }
-    throw error;
+    // A request upgraded already has no headers left to read.
+    throw denoRefused(error);
   }
+  const protocol = chooseProtocol(offered, options, request);
   let upgraded: { socket: WebSocket; response: Response };
   try {
     upgraded = Deno.upgradeWebSocket(request, {
@@ -174,12 +187,7 @@ export function upgrade(
         : Math.max(1, Math.ceil(options.pingIntervalMs / 1000)),
     });
   } catch (error) {
-    throw new TypeError(
-      `expected a request Deno can upgrade (HTTP/1.1, not upgraded or answered before), found Deno refusing it: ${
-        (error as Error).message
-      }`,
-      { cause: error },
-    );
+    throw denoRefused(error);
   }
   return {
     socket: new DenoSocket(upgraded.socket, options),
@@ -187,17 +195,32 @@ export function upgrade(
   };
 }
 
-// RFC 6455 §4.2.1 and the policy, as serve() applies them: the chosen
-// subprotocol, or a rejection thrown.
-function checkRequest(request: Request, options: UpgradeOptions): string {
-  if (!isUpgradeRequest(request.headers)) throw notAnUpgrade();
-  const url = new URL(request.url);
-  // Deno.serve hands on HTTP/1.1 upgrades only (and joins repeated fields).
-  const head = headFromFields(
-    `${request.method} ${url.pathname}${url.search} HTTP/1.1`,
-    [...request.headers],
+function denoRefused(error: unknown): TypeError {
+  return new TypeError(
+    `expected a request Deno can upgrade (HTTP/1.1, not upgraded or answered before), found Deno refusing it: ${
+      (error as Error).message
+    }`,
+    { cause: error },
   );
-  const offer = validateClientRequest(head);
+}
+
+// RFC 6455 §4.2.1 and the policy, as serve() applies them: the offered
+// subprotocols Deno can accept, or a rejection thrown.
+function checkRequest(request: Request, options: UpgradeOptions): string[] {
+  if (!isUpgradeRequest(request.headers)) throw notAnUpgrade();
+  // Deno.serve hands on HTTP/1.1 upgrades only (and joins repeated
+  // fields): the head holds the fields the checks read, fetched one by one
+  // (cheaper than iterating the Headers).
+  const fields: [string, string][] = [];
+  for (const name of CHECKED_FIELDS) {
+    const value = request.headers.get(name);
+    if (value !== null) fields.push([name, value]);
+  }
+  const offer = validateClientRequest(headFromFields("", fields), {
+    method: request.method,
+    target: "/",
+    version: HTTP_1_1,
+  });
   // RFC 6455 §4.2.2 step 4 / §10.2: the server may refuse origins.
   const origin = request.headers.get("origin");
   if (
@@ -220,13 +243,22 @@ function checkRequest(request: Request, options: UpgradeOptions): string {
       throw new HandshakeRejection(403, "the request was not authorized");
     }
   }
-  // RFC 6455 §4.2.2 step 5.5: one of the offered subprotocols, or none.
-  // Deno accepts only those it finds splitting the header at ", " (an
-  // offer sent as "a,b", as npm ws sends it, is one item "a,b" to Deno).
+  // RFC 6455 §4.2.2 step 5.5 comes next. Deno accepts only the offers it
+  // finds splitting the header at ", " ("a,b", as npm ws sends it, is one
+  // item "a,b" to Deno).
+  if (offer.protocols.length === 0) return offer.protocols;
   const denoSees = new Set(
     (request.headers.get("sec-websocket-protocol") ?? "").split(", "),
   );
-  const offered = offer.protocols.filter((p) => denoSees.has(p));
+  return offer.protocols.filter((p) => denoSees.has(p));
+}
+
+// RFC 6455 §4.2.2 step 5.5: one of the offered subprotocols, or "".
+function chooseProtocol(
+  offered: string[],
+  options: UpgradeOptions,
+  request: Request,
+): string {
   const selector = options.protocols;
   if (selector === undefined || offered.length === 0) return "";
   if (typeof selector !== "function") {
@@ -298,7 +330,7 @@ class DenoSocket implements Socket {
   #readable!: ReadableStreamDefaultController<Message>;
   #readableDone = false;
   #resolveClosed!: (result: CloseResult) => void;
-  #openTimer: ReturnType<typeof setTimeout> | undefined;
+  #stopDeadline: () => void = () => {};
   #failure: string | undefined;
   #ended = false;
 
@@ -313,16 +345,22 @@ class DenoSocket implements Socket {
     const timeoutMs = options.handshakeTimeoutMs ??
       DEFAULT_HANDSHAKE_TIMEOUT_MS;
     const opened = new Promise<void>((resolve, reject) => {
-      ws.onopen = () => {
-        clearTimeout(this.#openTimer);
-        resolve();
-      };
-      this.#openTimer = setTimeout(() => {
+      const timer = setTimeout(() => {
+        // The deadline passed before Deno opened the socket.
         this.#failure =
           `the WebSocket did not open within ${timeoutMs} ms: was the response of upgrade() returned to Deno.serve?`;
         reject(new TypeError(this.#failure));
-        this.#end({ closeCode: 1006, reason: this.#failure, wasClean: false });
+        this.#end({
+          closeCode: CloseCode.AbnormalClosure,
+          reason: this.#failure,
+          wasClean: false,
+        });
       }, timeoutMs);
+      this.#stopDeadline = () => clearTimeout(timer);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        resolve();
+      };
       ws.addEventListener("close", () => reject(new TypeError("closed")));
     });
     opened.catch(() => {});
@@ -426,7 +464,7 @@ class DenoSocket implements Socket {
   #end(result: CloseResult): void {
     if (this.#ended) return;
     this.#ended = true;
-    clearTimeout(this.#openTimer);
+    this.#stopDeadline();
     if (!this.#readableDone) {
       this.#readableDone = true;
       if (result.wasClean) this.#readable.close();
