@@ -6,6 +6,8 @@
  * @module
  */
 
+// A test-only peer from npm, so it is not in deno.json's imports.
+// deno-lint-ignore no-import-prefix
 import { WebSocket as WsWebSocket } from "npm:ws@8.23.0";
 import { within } from "./_socket_util.ts";
 

@@ -1,4 +1,6 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+// A test-only peer from npm, so it is not in deno.json's imports.
+// deno-lint-ignore no-import-prefix
 import express from "npm:express@4";
 import { createServer, type Server } from "node:http";
 import { handleUpgrade } from "../src/handle_upgrade.ts";

@@ -5,6 +5,8 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
+// A test-only peer from npm, so it is not in deno.json's imports.
+// deno-lint-ignore no-import-prefix
 import { Hono } from "npm:hono@4";
 import { upgrade, type UpgradeOptions } from "../src/upgrade.ts";
 import { serve } from "../src/server.ts";
