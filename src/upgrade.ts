@@ -436,25 +436,33 @@ class DenoSocket implements Socket {
     );
   }
 
-  async #send(chunk: string | BufferSource): Promise<void> {
-    if (this.#ws.readyState !== WebSocket.OPEN) {
+  #send(chunk: string | BufferSource): void | Promise<void> {
+    const ws = this.#ws;
+    if (ws.readyState !== WebSocket.OPEN) {
       throw new TypeError(
         "expected an open WebSocket to send on, found it closing or closed",
       );
     }
-    if (typeof chunk === "string") this.#ws.send(chunk);
+    if (typeof chunk === "string") ws.send(chunk);
     else if (ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer) {
-      this.#ws.send(chunk);
+      ws.send(chunk);
     } else {
       throw new TypeError(
         `expected a string or a BufferSource to send, found ${typeof chunk}`,
       );
     }
-    // Backpressure, approximated: wait while Deno holds too much unsent.
+    // No promise while under the limit: the next message goes at once.
+    if (ws.bufferedAmount > this.#maxBufferedBytes) return this.#drain();
+  }
+
+  // Backpressure, approximated: waits while Deno holds too much unsent
+  // (Deno has no event for it: polled, backing off to 50 ms).
+  async #drain(): Promise<void> {
+    const ws = this.#ws;
     let wait = 1;
     while (
-      this.#ws.bufferedAmount > this.#maxBufferedBytes &&
-      this.#ws.readyState === WebSocket.OPEN
+      ws.bufferedAmount > this.#maxBufferedBytes &&
+      ws.readyState === WebSocket.OPEN
     ) {
       await new Promise((resolve) => setTimeout(resolve, wait));
       wait = Math.min(wait * 2, 50);

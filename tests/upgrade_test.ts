@@ -243,32 +243,43 @@ Deno.test("upgrade(): a message over maxMessageBytes closes with 1009", async ()
   assertEquals((await closed as { closeCode: number }).closeCode, 1009);
 });
 
-Deno.test("upgrade(): writes past maxBufferedBytes wait for Deno to send, and all arrive in order", async () => {
+Deno.test("upgrade(): a write past maxBufferedBytes resolves only once Deno's bufferedAmount is back under it, and all arrive in order", async () => {
+  const bufferedAfterWrite: number[] = [];
   const sent: Promise<void>[] = [];
+  const size = 256 * 1024;
   await using server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen() {} },
     (request) => {
       const { socket, response } = upgrade(request, { maxBufferedBytes: 0 });
       const writer = socket.writable.getWriter();
       sent.push((async () => {
-        for (let i = 0; i < 50; i++) await writer.write(`m${i}`);
+        for (let i = 0; i < 20; i++) {
+          await writer.write(new Uint8Array(size).fill(i));
+          bufferedAfterWrite.push(socket.bufferedAmount);
+        }
         await writer.close();
       })());
       return response;
     },
   );
   const ws = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
-  const received: string[] = [];
+  ws.binaryType = "arraybuffer";
+  const received: number[] = [];
   await within(
-    5000,
+    10_000,
     new Promise((resolve) => {
-      ws.onmessage = (event) => received.push(event.data);
+      ws.onmessage = (event) => {
+        const bytes = new Uint8Array(event.data);
+        assertEquals(bytes.length, size);
+        received.push(bytes[size - 1]);
+      };
       ws.onclose = resolve;
     }),
     "the messages",
   );
   await sent[0];
-  assertEquals(received, Array.from({ length: 50 }, (_, i) => `m${i}`));
+  assertEquals(received, Array.from({ length: 20 }, (_, i) => i));
+  assertEquals(bufferedAfterWrite, new Array(20).fill(0));
 });
 
 Deno.test("upgrade(): the WHATWG WebSocket wraps its socket (the shared Socket type)", async () => {
