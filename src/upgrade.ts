@@ -333,6 +333,7 @@ class DenoSocket implements Socket {
   #stopDeadline: () => void = () => {};
   #failure: string | undefined;
   #ended = false;
+  #wasOpen = false;
 
   constructor(ws: WebSocket, options: UpgradeOptions) {
     this.#ws = ws;
@@ -359,9 +360,15 @@ class DenoSocket implements Socket {
       this.#stopDeadline = () => clearTimeout(timer);
       ws.onopen = () => {
         clearTimeout(timer);
+        this.#wasOpen = true;
         resolve();
       };
-      ws.addEventListener("close", () => reject(new TypeError("closed")));
+      // Closed before it opened (no error made once open: they cost).
+      ws.addEventListener("close", () => {
+        if (ws.readyState !== WebSocket.OPEN && !this.#wasOpen) {
+          reject(new TypeError("the WebSocket closed before it opened"));
+        }
+      });
     });
     opened.catch(() => {});
     ws.onmessage = (event) => this.#onMessage(event.data);
