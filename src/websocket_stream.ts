@@ -8,7 +8,7 @@
 
 import { connect, type ConnectOptions, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
-import type { WebSocketConnection } from "./connection.ts";
+import type { Socket } from "./socket.ts";
 import { validateProtocols } from "./handshake.ts";
 import {
   closeConnection,
@@ -188,7 +188,7 @@ export class WebSocketStream {
    */
   readonly closed: Promise<WebSocketStreamClosedInfo>;
 
-  #socket: WebSocketConnection | undefined;
+  #socket: Socket | undefined;
   // The error of an unclean close, shared by readable, writable and closed.
   #closeError: WebSocketError | undefined;
   // Set when close() is called before the connection opens.
@@ -291,7 +291,7 @@ export class WebSocketStream {
     this.#rejectClosed(error);
   }
 
-  #open(socket: WebSocketConnection): void {
+  #open(socket: Socket): void {
     if (this.#cancelOpening.signal.aborted) {
       // close() raced the last step of the handshake.
       socket.close();
@@ -360,7 +360,7 @@ export class WebSocketStream {
   // Passes the connection's messages through one at a time, so the
   // connection's backpressure reaches the application.
   #readableFor(
-    socket: WebSocketConnection,
+    socket: Socket,
   ): ReadableStream<string | Uint8Array> {
     const reader = socket.readable.getReader();
     return new ReadableStream<string | Uint8Array>({
