@@ -120,7 +120,9 @@ export async function openTunnel(
     );
   }
   if (status.status < 200 || status.status > 299) {
-    const hint = status.status === 407
+    // 407 is the proxy's "credentials needed" (RFC 9110 §15.5.8); some
+    // proxies (tinyproxy 1.11) send 401 for it.
+    const hint = status.status === 407 || status.status === 401
       ? " (check the user name and password in the proxy URL)"
       : "";
     throw new WebSocketHandshakeError(
