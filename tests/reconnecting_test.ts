@@ -10,7 +10,7 @@ import {
   reconnecting,
   type RetryInfo,
   serve,
-  WebSocketConnection,
+  type WebSocketConnection,
   WebSocketError,
   WebSocketHandshakeError,
 } from "../mod.ts";
