@@ -381,3 +381,24 @@ Deno.test("reconnecting(): break closes the open socket with 1000", async () => 
   }
   assertEquals((await within(3000, socket!.closed, "closed")).closeCode, 1000);
 });
+
+Deno.test("reconnecting(): the documented default first wait is half to all of 1000 ms, doubling after", async () => {
+  const url = `ws://127.0.0.1:${freePort()}/`;
+  const controller = new AbortController();
+  const delays: number[] = [];
+  await assertRejects(async () => {
+    for await (
+      const _ of reconnecting(url, {
+        proxy: false,
+        signal: controller.signal,
+        // Aborts during the first wait, having seen its length.
+        onRetry: ({ delayMs }) => {
+          delays.push(delayMs);
+          controller.abort();
+        },
+      })
+    ) throw new Error("expected no socket");
+  });
+  assertEquals(delays.length, 1);
+  assert(delays[0] >= 500 && delays[0] <= 1000, `${delays[0]}`);
+});
