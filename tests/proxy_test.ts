@@ -466,3 +466,42 @@ Deno.test("connect() through proxies that misbehave: clear errors, bounded time 
     },
   );
 });
+
+Deno.test("connect() wss: to a server that never answers TLS ends at handshakeTimeoutMs, direct and through a tunnel", async () => {
+  await using silent = rawListener(async (conn) => {
+    // Reads the ClientHello (or the CONNECT head), answers nothing.
+    await conn.read(new Uint8Array(4096));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  });
+  const started = performance.now();
+  const direct = await assertRejects(
+    () =>
+      connect(`wss://127.0.0.1:${silent.port}/`, {
+        handshakeTimeoutMs: 200,
+        proxy: false,
+      }),
+    WebSocketHandshakeError,
+  );
+  assertStringIncludes(direct.message, "within 200 ms");
+  assertLess(performance.now() - started, 900);
+  // A proxy that opens the tunnel to it.
+  await using tunnel = rawListener(async (client) => {
+    const head = await readHead(client);
+    const port = Number(/CONNECT 127\.0\.0\.1:(\d+)/.exec(head)![1]);
+    const target = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeText(client, "HTTP/1.1 200 Connection established\r\n\r\n");
+    await Promise.all([
+      client.readable.pipeTo(target.writable).catch(() => {}),
+      target.readable.pipeTo(client.writable).catch(() => {}),
+    ]);
+  });
+  const proxied = await assertRejects(
+    () =>
+      connect(`wss://127.0.0.1:${silent.port}/`, {
+        handshakeTimeoutMs: 200,
+        proxy: `http://127.0.0.1:${tunnel.port}`,
+      }),
+    WebSocketHandshakeError,
+  );
+  assertStringIncludes(proxied.message, "within 200 ms");
+});
