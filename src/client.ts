@@ -315,7 +315,14 @@ export async function connect(
   } catch (error) {
     if (conn) closeQuietly(conn);
     if (signal.aborted) throw signal.reason;
-    if (error instanceof WebSocketError) throw error;
+    if (error instanceof WebSocketHandshakeError) throw error;
+    // A 101 answer that breaks RFC 6455 §4.1: not transient.
+    if (error instanceof WebSocketError) {
+      throw new WebSocketHandshakeError(error.message, {
+        status: 101,
+        cause: error,
+      });
+    }
     // TLS failures, resets, a head over the limit: one error type for all.
     throw new WebSocketHandshakeError(
       `opening handshake failed: ${(error as Error).message}`,

@@ -402,3 +402,25 @@ Deno.test("reconnecting(): the documented default first wait is half to all of 1
   assertEquals(delays.length, 1);
   assert(delays[0] >= 500 && delays[0] <= 1000, `${delays[0]}`);
 });
+
+Deno.test("reconnecting(): a 101 that breaks RFC 6455 (wrong Sec-WebSocket-Accept) is a protocol error: no retry", async () => {
+  await using server = rawListener(async (conn) => {
+    await readHead(conn);
+    await writeText(
+      conn,
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: d3Jvbmc=\r\n\r\n",
+    );
+  });
+  let retried = false;
+  const error = await assertRejects(async () => {
+    for await (
+      const _ of reconnecting(`ws://127.0.0.1:${server.port}/`, {
+        ...FAST,
+        onRetry: () => retried = true,
+      })
+    ) throw new Error("expected no socket");
+  }, WebSocketHandshakeError);
+  assertStringIncludes(error.message, "expected header Sec-WebSocket-Accept");
+  assertEquals([error.status, error.transient, retried], [101, false, false]);
+  assertEquals(server.accepted, 1);
+});
