@@ -63,7 +63,9 @@ Options:
 
 Exit status: 0 after a normal close (1000, 1001, or no code), 1 when the
 connection is refused, the handshake fails or the socket closes with
-another code, 2 for bad arguments.`;
+another code, 2 for bad arguments. With --reconnect: 0 after a close with
+1000 (or no code) or Ctrl+C, 1 when it stops on a failure it does not retry
+(a 4xx answer, a protocol error, a close such as 1008).`;
 
 /**
  * The parsed command line, as {@linkcode parseCliArgs} returns it.
