@@ -106,3 +106,17 @@ export async function startTinyproxy(
     [Symbol.asyncDispose]: stop,
   };
 }
+
+/**
+ * The environment a child `deno` needs to find its cache (PATH, HOME,
+ * DENO_DIR), and nothing else: no proxy settings of the test machine leak
+ * into a test of the proxy environment variables.
+ */
+export function cacheOnlyEnv(): Record<string, string> {
+  return Object.fromEntries(
+    ["PATH", "HOME", "DENO_DIR"].flatMap((name) => {
+      const value = Deno.env.get(name);
+      return value === undefined ? [] : [[name, value]];
+    }),
+  );
+}

@@ -1,7 +1,11 @@
 import { assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { serve } from "../mod.ts";
 import { type CliIo, parseCliArgs, runCli } from "../src/cli.ts";
-import { requireTinyproxy, startTinyproxy } from "./_tinyproxy.ts";
+import {
+  cacheOnlyEnv,
+  requireTinyproxy,
+  startTinyproxy,
+} from "./_tinyproxy.ts";
 import { within } from "./_socket_util.ts";
 
 const CLI = new URL("../src/cli.ts", import.meta.url).pathname;
@@ -169,7 +173,13 @@ Deno.test("cli --proxy and HTTP_PROXY: through a real tinyproxy", async () => {
   const run = async (args: string[]) => {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", `--import-map=${IMPORT_MAP}`, "-A", CLI, ...args, url],
-      env: { HTTP_PROXY: proxy.url, NO_COLOR: "1" },
+      // Only what Deno needs to find its cache, and the proxy under test.
+      env: {
+        ...cacheOnlyEnv(),
+        HTTP_PROXY: proxy.url,
+        NO_COLOR: "1",
+      },
+      clearEnv: true,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",

@@ -17,7 +17,11 @@ import {
 } from "../mod.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
 import { matchesNoProxy, parseProxyUrl, resolveProxy } from "../src/proxy.ts";
-import { requireTinyproxy, startTinyproxy } from "./_tinyproxy.ts";
+import {
+  cacheOnlyEnv,
+  requireTinyproxy,
+  startTinyproxy,
+} from "./_tinyproxy.ts";
 import { rawListener, readHead, writeText } from "./_raw_listener.ts";
 import { IN_CI, makeCertificate, within } from "./_socket_util.ts";
 
@@ -319,10 +323,7 @@ Deno.test("connect() and WebSocket take HTTP_PROXY and NO_PROXY from the environ
       stderr: new TextDecoder().decode(output.stderr),
     };
   };
-  const base = {
-    PATH: Deno.env.get("PATH") ?? "",
-    HOME: Deno.env.get("HOME") ?? "",
-  };
+  const base = cacheOnlyEnv();
   const before =
     (await proxy.log()).split(`CONNECT 127.0.0.1:${server.addr.port}`).length;
   const proxied = await run({ ...base, HTTP_PROXY: proxy.url });
