@@ -6,7 +6,7 @@
  */
 
 import { connect, type ConnectOptions } from "./client.ts";
-import type { CloseResult, WebSocketConnection } from "./connection.ts";
+import type { WebSocketConnection } from "./connection.ts";
 import { WebSocketHandshakeError } from "./handshake_error.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
@@ -252,10 +252,7 @@ export async function* reconnecting(
     }
     const openedAt = Date.now();
     const state: SocketState = {};
-    socket.closed.then((result) => {
-      state.closedAt = Date.now();
-      state.result = result;
-    });
+    socket.closed.then(() => state.closedAt = Date.now());
     // An abort closes the open socket; the loop body then sees it end.
     const onAbort = () => closeIfOpen(socket, state);
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -303,6 +300,6 @@ function closeIfOpen(socket: WebSocketConnection, state: SocketState): void {
 }
 
 interface SocketState {
+  /** When `closed` resolved (`Date.now()`), once it has. */
   closedAt?: number;
-  result?: CloseResult;
 }
