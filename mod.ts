@@ -59,6 +59,16 @@ export {
   parseWebSocketUrl,
 } from "./src/client.ts";
 export {
+  WebSocketHandshakeError,
+  type WebSocketHandshakeErrorInit,
+} from "./src/handshake_error.ts";
+export {
+  DEFAULT_RETRY_CLOSE_CODES,
+  reconnecting,
+  type ReconnectingOptions,
+  type RetryInfo,
+} from "./src/reconnecting.ts";
+export {
   serve,
   type ServeOptions,
   type WebSocketHandler,

@@ -37,7 +37,10 @@ import {
  * };
  * ```
  */
-export type WebSocketInit = Omit<ConnectOptions, "protocols" | "signal">;
+export type WebSocketInit = Omit<
+  ConnectOptions,
+  "protocols" | "signal" | "maxRedirects"
+>;
 
 /**
  * The second argument of the {@linkcode WebSocket} constructor in the form
@@ -259,6 +262,8 @@ export class WebSocket extends EventTarget {
     this.#url = target.href;
     connect(target, {
       ...options,
+      // WHATWG: the opening handshake's fetch fails on a redirect.
+      maxRedirects: 0,
       protocols: list,
       signal: this.#cancelOpening.signal,
     }).then(

@@ -22,7 +22,8 @@ import { type WebSocketCloseInfo, WebSocketError } from "./websocket_error.ts";
 /**
  * Options of {@linkcode WebSocketStream}: the WHATWG ones (`protocols`,
  * `signal`) and every option of {@linkcode connect} (headers, origin,
- * compression, limits, timeouts, keep-alive, TLS roots).
+ * compression, limits, timeouts, keep-alive, TLS roots, proxy) except
+ * `maxRedirects`: as in the WHATWG standard, a redirect fails the handshake.
  *
  * @example
  * ```ts
@@ -36,7 +37,7 @@ import { type WebSocketCloseInfo, WebSocketError } from "./websocket_error.ts";
  * ```
  */
 export interface WebSocketStreamOptions
-  extends Omit<ConnectOptions, "protocols" | "signal"> {
+  extends Omit<ConnectOptions, "protocols" | "signal" | "maxRedirects"> {
   /** The subprotocols to offer, most preferred first. */
   protocols?: readonly string[];
   /**
@@ -243,7 +244,13 @@ export class WebSocketStream {
     const connectSignal = signal
       ? AbortSignal.any([signal, this.#cancelOpening.signal])
       : this.#cancelOpening.signal;
-    connect(target, { ...options, protocols, signal: connectSignal }).then(
+    // WHATWG: the opening handshake's fetch fails on a redirect.
+    connect(target, {
+      ...options,
+      maxRedirects: 0,
+      protocols,
+      signal: connectSignal,
+    }).then(
       (socket) => this.#open(socket),
       (error) => this.#fail(error),
     );
