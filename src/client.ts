@@ -1,6 +1,7 @@
 /**
- * `connect()`: a WebSocket client on `Deno.connect` (and `Deno.startTls` for
- * wss:).
+ * `connect()`: a WebSocket client over the runtime's TCP and TLS
+ * (`Deno.connect` and `Deno.startTls` on Deno, `node:net` and `node:tls` on
+ * Node and Bun: see runtime.ts).
  *
  * @module
  */
@@ -45,6 +46,7 @@ import {
   withoutCredentials,
 } from "./redirect.ts";
 import { WebSocketError } from "./websocket_error.ts";
+import { currentRuntime, type DialedConn, type Runtime } from "./runtime.ts";
 
 /**
  * Options of {@linkcode connect}: what the handshake sends, its limits,
@@ -241,7 +243,8 @@ export async function connect(
   const signal = options.signal
     ? AbortSignal.any([options.signal, deadline.signal])
     : deadline.signal;
-  let conn: Deno.Conn | undefined;
+  const runtime = currentRuntime();
+  let conn: DialedConn | undefined;
   const onAbort = () => {
     if (conn) closeQuietly(conn);
   };
@@ -251,7 +254,9 @@ export async function connect(
   try {
     while (true) {
       conn = undefined;
-      conn = await openTransport(target, proxy, options, signal, (opened) => {
+      conn = await openTransport(runtime, target, proxy, options, signal, (
+        opened,
+      ) => {
         conn = opened;
       });
       signal.throwIfAborted();
@@ -326,7 +331,7 @@ export async function connect(
     // TLS failures, resets, a head over the limit: one error type for all.
     throw new WebSocketHandshakeError(
       `opening handshake failed: ${(error as Error).message}`,
-      { transient: isTransientFailure(error), cause: error },
+      { transient: isTransientFailure(runtime, error), cause: error },
     );
   } finally {
     clearTimeout(timer);
@@ -338,24 +343,21 @@ export async function connect(
 // `opened` is told each connection as soon as it exists, so that an abort
 // can close it.
 async function openTransport(
+  runtime: Runtime,
   target: URL,
   proxy: ProxyServer | undefined,
   options: ConnectOptions,
   signal: AbortSignal,
-  opened: (conn: Deno.Conn) => void,
-): Promise<Deno.Conn> {
+  opened: (conn: DialedConn) => void,
+): Promise<DialedConn> {
   const secure = target.protocol === "wss:";
   // URL.hostname keeps the brackets of an IPv6 literal.
   const hostname = target.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = target.port ? Number(target.port) : secure ? 443 : 80;
   const peer = proxy ?? { hostname, port };
-  let tcp: Deno.TcpConn;
+  let tcp: DialedConn;
   try {
-    tcp = await Deno.connect({
-      hostname: peer.hostname,
-      port: peer.port,
-      signal,
-    });
+    tcp = await runtime.connectTcp(peer.hostname, peer.port, signal);
   } catch (error) {
     if (signal.aborted) throw error;
     const what = proxy
@@ -367,7 +369,7 @@ async function openTransport(
       `opening handshake failed: could not connect to ${what}: ${
         (error as Error).message
       }`,
-      { transient: isTransientFailure(error), cause: error },
+      { transient: isTransientFailure(runtime, error), cause: error },
     );
   }
   opened(tcp);
@@ -382,10 +384,13 @@ async function openTransport(
   // small messages back waiting for ACKs. The socket turns it off itself
   // before its first data frame (Transport.setNoDelay), but a TLS
   // connection hides the TCP one.
-  tcp.setNoDelay(true);
+  tcp.setNoDelay?.(true);
   // The TLS handshake itself runs on the first write, which an abort stops
   // by closing this connection.
-  const tls = await Deno.startTls(tcp, { hostname, caCerts: options.caCerts });
+  const tls = await runtime.startTls(tcp, {
+    hostname,
+    caCerts: options.caCerts,
+  });
   opened(tls);
   return tls;
 }
@@ -419,12 +424,8 @@ function statusError(status: StatusLine, head: HttpHead): Error {
 // Whether a failure below HTTP may pass by itself: refused, reset, timed
 // out, ended early. A malformed head, a bad certificate or a missing
 // permission will not.
-function isTransientFailure(error: unknown): boolean {
+function isTransientFailure(runtime: Runtime, error: unknown): boolean {
   if (error instanceof HttpHeadError) return false;
-  if (
-    error instanceof Deno.errors.NotCapable ||
-    error instanceof Deno.errors.PermissionDenied ||
-    error instanceof Deno.errors.InvalidData
-  ) return false;
+  if (runtime.isPermanentFailure(error)) return false;
   return !/certificate/i.test((error as Error)?.message ?? "");
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { encodeBase64 } from "@std/encoding/base64";
+import { encodeBase64 } from "./base64.ts";
 import { timingSafeEqual } from "@std/crypto/timing-safe-equal";
 import { WebSocketError } from "./websocket_error.ts";
 import {

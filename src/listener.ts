@@ -5,6 +5,7 @@
  * @module
  */
 
+import { requireDeno } from "./runtime.ts";
 import { buildErrorResponse } from "./handshake.ts";
 import { closeQuietly, lingeringClose, writeAll } from "./handshake_io.ts";
 
@@ -40,9 +41,11 @@ export interface ListenOptions {
  *
  * @param options Where and how to listen.
  * @returns The listener.
- * @throws {TypeError} for only one of `cert` and `key`.
+ * @throws {TypeError} for only one of `cert` and `key`, or on a runtime
+ * other than Deno.
  */
 export function listen(options: ListenOptions): Deno.Listener {
+  requireDeno("serve()", "handleUpgrade() on a node:http server");
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 8000;
   const { cert, key } = options;

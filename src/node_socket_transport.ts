@@ -22,6 +22,8 @@ export interface NodeSocket {
   resume(): unknown;
   /** Listens for `data`, `end`, `error` and `close`. */
   on(event: string, listener: (...args: never[]) => void): unknown;
+  /** Removes a listener `on()` added (used to hand the socket on to TLS). */
+  removeListener?(event: string, listener: (...args: never[]) => void): unknown;
   /** Turns Nagle's algorithm off (a TCP socket has it). */
   setNoDelay?(noDelay?: boolean): unknown;
   /** Whether the socket has been destroyed. */
@@ -55,6 +57,7 @@ export class NodeSocketTransport implements Transport, ByteConn {
   #error: Error | undefined;
   #waiter: (() => void) | undefined;
   #readable: ReadableStream<Uint8Array> | undefined;
+  readonly #listeners: Record<string, (...args: never[]) => void>;
   #writable: WritableStream<Uint8Array> | undefined;
 
   /**
@@ -64,27 +67,59 @@ export class NodeSocketTransport implements Transport, ByteConn {
    */
   constructor(socket: NodeSocket) {
     this.#socket = socket;
-    socket.on("data", (chunk: Uint8Array) => {
-      this.#chunks.push(chunk);
-      this.#queuedBytes += chunk.length;
-      if (this.#queuedBytes >= PAUSE_AT_BYTES && !this.#paused) {
-        this.#paused = true;
-        socket.pause();
-      }
-      this.#wake();
-    });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-    socket.on("error", (error: Error) => {
-      this.#error ??= error;
-      this.#wake();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#wake();
-    });
+    this.#listeners = {
+      data: (chunk: Uint8Array) => {
+        this.#chunks.push(chunk);
+        this.#queuedBytes += chunk.length;
+        if (this.#queuedBytes >= PAUSE_AT_BYTES && !this.#paused) {
+          this.#paused = true;
+          socket.pause();
+        }
+        this.#wake();
+      },
+      end: () => {
+        this.#ended = true;
+        this.#wake();
+      },
+      error: (error: Error) => {
+        this.#error ??= error;
+        this.#wake();
+      },
+      close: () => {
+        this.#ended = true;
+        this.#wake();
+      },
+    };
+    for (const [event, listener] of Object.entries(this.#listeners)) {
+      socket.on(event, listener);
+    }
+  }
+
+  /**
+   * Stops reading the socket and hands it back, e.g. to start TLS on it
+   * after a proxy's `CONNECT` answer. Refused while bytes read from it are
+   * still unread: they would be lost.
+   *
+   * @returns The socket, with this transport's listeners removed.
+   * @throws {TypeError} when read bytes are waiting, or the socket cannot
+   * remove listeners.
+   */
+  release(): NodeSocket {
+    const socket = this.#socket;
+    if (this.#queuedBytes > 0 || typeof socket.removeListener !== "function") {
+      throw new TypeError(
+        `expected a socket with no unread bytes to hand back, found ${this.#queuedBytes} unread bytes${
+          typeof socket.removeListener === "function"
+            ? ""
+            : " and no removeListener()"
+        }`,
+      );
+    }
+    for (const [event, listener] of Object.entries(this.#listeners)) {
+      socket.removeListener(event, listener);
+    }
+    if (this.#paused) socket.resume();
+    return socket;
   }
 
   /**

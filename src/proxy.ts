@@ -6,7 +6,8 @@
  * @module
  */
 
-import { encodeBase64 } from "@std/encoding/base64";
+import { encodeBase64 } from "./base64.ts";
+import { currentRuntime } from "./runtime.ts";
 
 /**
  * An HTTP proxy to open a `CONNECT` tunnel through.
@@ -137,8 +138,8 @@ function redact(text: string): string {
  * @param target The `ws:` or `wss:` URL to connect to.
  * @param option The `proxy` option: a URL, `false`, or `undefined` for the
  * environment.
- * @param env Reads an environment variable (default: `Deno.env`, when
- * permitted).
+ * @param env Reads an environment variable (default: `Deno.env` when
+ * permitted, `process.env` on Node and Bun).
  * @returns The proxy, or `undefined` to connect directly.
  */
 export function resolveProxy(
@@ -182,13 +183,9 @@ function firstUsable(
   return undefined;
 }
 
+// Without permission to read it (Deno), no proxy from the env.
 function readEnv(name: string): string | undefined {
-  // querySync never prompts: without permission, no proxy from the env.
-  const permission = Deno.permissions.querySync({
-    name: "env",
-    variable: name,
-  });
-  return permission.state === "granted" ? Deno.env.get(name) : undefined;
+  return currentRuntime().env(name);
 }
 
 /**

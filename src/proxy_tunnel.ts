@@ -10,7 +10,7 @@ import {
   isTransientStatus,
   WebSocketHandshakeError,
 } from "./handshake_error.ts";
-import { writeAll } from "./handshake_io.ts";
+import { type ByteConn, writeAll } from "./handshake_io.ts";
 import {
   DEFAULT_MAX_HEADER_BYTES,
   HttpHeadError,
@@ -73,7 +73,7 @@ export function hostPort(hostname: string, port: number): string {
  * @param options Limits.
  */
 export async function openTunnel(
-  conn: Deno.Conn,
+  conn: ByteConn,
   proxy: ProxyServer,
   hostname: string,
   port: number,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { requireDeno } from "./runtime.ts";
 import { CloseCode } from "./close_code.ts";
 import { encodeClosePayload } from "./close_payload.ts";
 import type { CloseResult } from "./connection.ts";
@@ -152,7 +153,8 @@ const CHECKED_FIELDS = [
  * @param options The handshake policy and socket options.
  * @returns The socket and the response to return.
  * @throws {TypeError} when `request` is no `Request`, or Deno refuses to
- * upgrade it (upgraded already, or not HTTP/1.1).
+ * upgrade it (upgraded already, or not HTTP/1.1), or on a runtime other
+ * than Deno.
  */
 export function upgrade(
   request: Request,
@@ -178,6 +180,7 @@ export function upgrade(
     throw denoRefused(error);
   }
   const protocol = chooseProtocol(offered, options, request);
+  requireDeno("upgrade()", "handleUpgrade() on a node:http server");
   let upgraded: { socket: WebSocket; response: Response };
   try {
     upgraded = Deno.upgradeWebSocket(request, {

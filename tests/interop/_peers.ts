@@ -134,7 +134,7 @@ export interface PythonEchoServer extends AsyncDisposable {
 }
 
 /** Reads JSON lines from a stream, calling onLine for each. */
-async function readJsonLines(
+export async function readJsonLines(
   stream: ReadableStream<Uint8Array>,
   onLine: (value: Record<string, unknown>) => void,
 ): Promise<void> {
