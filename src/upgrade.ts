@@ -160,6 +160,7 @@ export function upgrade(
   request: Request,
   options: UpgradeOptions = {},
 ): UpgradeResult {
+  requireDeno("upgrade()", "handleUpgrade() on a node:http server");
   if (!(request instanceof Request)) {
     throw new TypeError(
       `expected the Request given to the Deno.serve handler (in Hono: c.req.raw), found ${
@@ -180,7 +181,6 @@ export function upgrade(
     throw denoRefused(error);
   }
   const protocol = chooseProtocol(offered, options, request);
-  requireDeno("upgrade()", "handleUpgrade() on a node:http server");
   let upgraded: { socket: WebSocket; response: Response };
   try {
     upgraded = Deno.upgradeWebSocket(request, {

@@ -9,6 +9,7 @@
 
 import { connect, type ConnectOptions, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
+import { RuntimeCloseEvent } from "./close_event.ts";
 import type { Socket } from "./socket.ts";
 import { validateProtocols } from "./handshake.ts";
 import {
@@ -543,7 +544,7 @@ export class WebSocket extends EventTarget {
     this.#readyState = CLOSED;
     this.dispatchEvent(new Event("error"));
     this.dispatchEvent(
-      new CloseEvent("close", {
+      new RuntimeCloseEvent("close", {
         wasClean: false,
         code: CloseCode.AbnormalClosure,
         reason: "",
@@ -578,7 +579,7 @@ export class WebSocket extends EventTarget {
     // 6455 §7.1.5: without a closing handshake the close code is 1006.
     if (!wasClean) this.dispatchEvent(new Event("error"));
     this.dispatchEvent(
-      new CloseEvent("close", {
+      new RuntimeCloseEvent("close", {
         wasClean,
         code: wasClean ? closeCode : CloseCode.AbnormalClosure,
         reason: wasClean ? reason : "",

@@ -19,7 +19,13 @@ import { buildNode } from "../scripts/build_npm.ts";
 import { findBun } from "../bench/_bun.ts";
 import { connect } from "../src/client.ts";
 import { readJsonLines, requirePeer } from "./interop/_peers.ts";
-import { within } from "./_socket_util.ts";
+import { IN_CI, makeCertificate, within } from "./_socket_util.ts";
+import {
+  cacheOnlyEnv,
+  requireTinyproxy,
+  startTinyproxy,
+} from "./_tinyproxy.ts";
+import { serve } from "../src/server.ts";
 
 const SCENARIOS = new URL("runtimes/core_scenarios.mjs", import.meta.url)
   .pathname;
@@ -87,9 +93,17 @@ interface Child {
   finish(): Promise<{ code: number; stderr: string }>;
 }
 
-function spawnScenarios(binary: string, args: string[]): Child {
+// The child gets PATH and HOME and `env`: no proxy setting of the machine
+// leaks in.
+function spawnScenarios(
+  binary: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Child {
   const process = new Deno.Command(binary, {
     args: [SCENARIOS, ...args],
+    clearEnv: true,
+    env: { ...cacheOnlyEnv(), ...env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -210,7 +224,7 @@ async function waitForEnd(ends: ServerEnd[], path: string): Promise<ServerEnd> {
 }
 
 for (const runtime of RUNTIMES) {
-  Deno.test(`${runtime.name}: connect() and WebSocketStream talk to npm ws (echo, deflate, close, maxMessageBytes)`, async () => {
+  Deno.test(`${runtime.name}: connect(), WebSocketStream, WebSocket and reconnecting() talk to npm ws (echo, deflate, close, maxMessageBytes)`, async () => {
     const binary = await runtimeBinary(runtime);
     if (!binary) return;
     const mod = await buildOnce();
@@ -256,6 +270,18 @@ for (const runtime of RUNTIMES) {
     assertEquals(stream.messages, ["through WebSocketStream"]);
     assertStringIncludes(stream.extensions as string, "permessage-deflate");
     assertEquals(stream.closed, { closeCode: 1000, reason: "done" });
+
+    assertEquals(scenario(child.lines, "websocket").events, [
+      "open",
+      ["message", [7, 7]],
+      ["close", 4002, "whatwg", true],
+    ]);
+    const reconnected = scenario(child.lines, "reconnecting");
+    assertEquals(reconnected.messages, ["again"]);
+    assertEquals(
+      (reconnected.closed as { closeCode: number }).closeCode,
+      1000,
+    );
   });
 
   Deno.test(`${runtime.name}: handleUpgrade on node:http serves connect() (echo, deflate, close, maxMessageBytes)`, async () => {
@@ -348,5 +374,111 @@ for (const runtime of RUNTIMES) {
     assertEquals(codec.messages, ["fragmented", [9, 8, 7]]);
     assertEquals(codec.controlFrames, [9]);
     assertEquals(codec.firstFrameMasked, true);
+  });
+}
+
+for (const runtime of RUNTIMES) {
+  Deno.test(`${runtime.name}: connect() over node:tls and through a proxy; its failures; serve() and upgrade() refused`, async () => {
+    const binary = await runtimeBinary(runtime);
+    if (!binary || !(await requireTinyproxy())) return;
+    const certificate = await makeCertificate();
+    if (!certificate) {
+      if (IN_CI) {
+        throw new Error("openssl is missing (apt-get install openssl)");
+      }
+      return console.log(
+        "skipped: openssl is missing (apt-get install openssl)",
+      );
+    }
+    const echo = (
+      socket: { readable: ReadableStream; writable: WritableStream },
+    ) => socket.readable.pipeTo(socket.writable);
+    await using plain = serve({ port: 0, hostname: "127.0.0.1" }, echo);
+    await using secure = serve(
+      { port: 0, hostname: "127.0.0.1", ...certificate },
+      echo,
+    );
+    await using proxy = await startTinyproxy({
+      connectPorts: [plain.addr.port, secure.addr.port],
+      basicAuth: ["alice", "s3cret"],
+    });
+    const closedPort = (() => {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      listener.close();
+      return listener.addr.port;
+    })();
+    // Accepts connections and never answers them.
+    using silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of silent) held.push(conn);
+    })().catch(() => {});
+    const config = {
+      silentUrl: `ws://127.0.0.1:${silent.addr.port}/`,
+      wssUrl: `wss://localhost:${secure.addr.port}/`,
+      caCert: certificate.cert,
+      proxyUrl: proxy.url,
+      plainUrl: `ws://127.0.0.1:${plain.addr.port}/`,
+      refusedUrl: `ws://127.0.0.1:${closedPort}/`,
+    };
+    const child = spawnScenarios(
+      binary,
+      ["network", await buildOnce(), JSON.stringify(config)],
+      { HTTP_PROXY: proxy.url },
+    );
+    const { code, stderr } = await child.finish();
+    for (const conn of held) conn.close();
+    silent.close();
+    await accepting;
+    assertEquals(code, 0, `${runtime.name} failed: ${stderr}`);
+    const closedNormally = { closeCode: 1000, reason: "", wasClean: true };
+
+    assertEquals(scenario(child.lines, "wss"), {
+      scenario: "wss",
+      echoed: "over tls",
+      closed: closedNormally,
+    });
+    const untrusted = scenario(child.lines, "untrusted certificate");
+    assertEquals(
+      [untrusted.settled, untrusted.handshakeError, untrusted.transient],
+      ["rejected", true, false],
+    );
+    assertStringIncludes(untrusted.message as string, "certificate");
+
+    assertEquals(
+      scenario(child.lines, "proxy from HTTP_PROXY").echoed,
+      "via env proxy",
+    );
+    assertEquals(
+      scenario(child.lines, "wss through proxy").echoed,
+      "tls in tunnel",
+    );
+    const log = await proxy.log();
+    assertStringIncludes(log, `CONNECT 127.0.0.1:${plain.addr.port}`);
+    assertStringIncludes(log, `CONNECT localhost:${secure.addr.port}`);
+
+    const refused = scenario(child.lines, "refused");
+    assertEquals(
+      [refused.settled, refused.handshakeError, refused.transient],
+      ["rejected", true, true],
+    );
+    assertStringIncludes(
+      refused.message as string,
+      `could not connect to 127.0.0.1:${closedPort}`,
+    );
+
+    const silentEnd = scenario(child.lines, "silent server");
+    assertEquals(
+      [silentEnd.settled, silentEnd.handshakeError, silentEnd.transient],
+      ["rejected", true, true],
+    );
+    assertStringIncludes(silentEnd.message as string, "within 300 ms");
+
+    const denoOnly = scenario(child.lines, "deno only");
+    for (const entry of ["serve", "upgrade"] as const) {
+      const result = denoOnly[entry] as Record<string, string>;
+      assertEquals([result.settled, result.name], ["threw", "TypeError"]);
+      assertStringIncludes(result.message, `expected Deno for ${entry}()`);
+    }
   });
 }

@@ -7,6 +7,7 @@
 //   node core_scenarios.mjs client <mod.js> <ws-url>   # connect(), WebSocketStream
 //   node core_scenarios.mjs server <mod.js>            # handleUpgrade on node:http
 //   node core_scenarios.mjs codec <mod.js>             # the codec streams
+//   node core_scenarios.mjs network <mod.js> <json>    # wss:, proxies, failures
 //
 // Every mode ends by itself within its time limit.
 
@@ -118,6 +119,45 @@ async function clientScenarios() {
   }
 }
 
+// The WHATWG WebSocket class and reconnecting(), one echo each.
+async function whatwgScenarios() {
+  const { reconnecting, WebSocket } = wstream;
+  const socket = new WebSocket(`${url}echo`);
+  socket.binaryType = "arraybuffer";
+  const events = [];
+  await new Promise((resolve, reject) => {
+    socket.onopen = () => {
+      events.push("open");
+      socket.send(new Uint8Array([7, 7]));
+    };
+    socket.onmessage = (event) => {
+      events.push(["message", [...new Uint8Array(event.data)]]);
+      socket.close(4002, "whatwg");
+    };
+    socket.onerror = () => reject(new Error("the WebSocket failed"));
+    socket.onclose = (event) => {
+      events.push(["close", event.code, event.reason, event.wasClean]);
+      resolve();
+    };
+  });
+  report({ scenario: "websocket", events });
+
+  for await (
+    const reconnected of reconnecting(`${url}echo`, { proxy: false })
+  ) {
+    const writer = reconnected.writable.getWriter();
+    await writer.write("again");
+    const { messages } = await readAll(reconnected.readable, 1);
+    await writer.close();
+    report({
+      scenario: "reconnecting",
+      messages,
+      closed: await reconnected.closed,
+    });
+    break; // ends reconnecting()
+  }
+}
+
 // Echo on handleUpgrade, with limits; reports each socket's end and how many
 // bytes its TCP connection carried. Ends when stdin does.
 async function serverScenarios() {
@@ -210,8 +250,106 @@ async function codecScenarios() {
   });
 }
 
+// Echoes one text message on an open socket and closes it.
+async function echoOnce(socket, text) {
+  const writer = socket.writable.getWriter();
+  await writer.write(text);
+  const { messages } = await readAll(socket.readable, 1);
+  await writer.close();
+  return { echoed: messages[0], closed: await socket.closed };
+}
+
+// What a rejected promise was rejected with.
+async function failure(promise) {
+  try {
+    await promise;
+    return { settled: "resolved" };
+  } catch (error) {
+    return {
+      settled: "rejected",
+      handshakeError: error instanceof wstream.WebSocketHandshakeError,
+      message: String(error?.message ?? error),
+      transient: error?.transient,
+    };
+  }
+}
+
+function thrown(run) {
+  try {
+    run();
+    return { settled: "returned" };
+  } catch (error) {
+    return {
+      settled: "threw",
+      name: error?.name,
+      message: String(error?.message),
+    };
+  }
+}
+
+// TLS (node:tls), HTTP CONNECT proxies (from the option and from
+// HTTP_PROXY in process.env), and the failures connect() reports. The JSON
+// argument has wssUrl, caCert, proxyUrl, plainUrl, refusedUrl and silentUrl
+// (a server that accepts and never answers).
+async function networkScenarios(config) {
+  const { connect, serve, upgrade } = wstream;
+  const { wssUrl, caCert, proxyUrl, plainUrl, refusedUrl, silentUrl } = config;
+  report({
+    scenario: "wss",
+    ...await echoOnce(
+      await connect(wssUrl, { caCerts: [caCert], proxy: false }),
+      "over tls",
+    ),
+  });
+  report({
+    scenario: "untrusted certificate",
+    ...await failure(connect(wssUrl, { proxy: false })),
+  });
+  // No proxy option: HTTP_PROXY (set by the test) applies to ws: URLs.
+  report({
+    scenario: "proxy from HTTP_PROXY",
+    ...await echoOnce(await connect(plainUrl), "via env proxy"),
+  });
+  report({
+    scenario: "wss through proxy",
+    ...await echoOnce(
+      await connect(wssUrl, { proxy: proxyUrl, caCerts: [caCert] }),
+      "tls in tunnel",
+    ),
+  });
+  report({
+    scenario: "refused",
+    ...await failure(connect(refusedUrl, { proxy: false })),
+  });
+  report({
+    scenario: "silent server",
+    ...await failure(
+      connect(silentUrl, { proxy: false, handshakeTimeoutMs: 300 }),
+    ),
+  });
+  report({
+    scenario: "deno only",
+    serve: thrown(() => serve({ port: 0 }, () => {})),
+    upgrade: thrown(() =>
+      upgrade(
+        new Request("http://localhost/", {
+          headers: {
+            connection: "Upgrade",
+            upgrade: "websocket",
+            "sec-websocket-version": "13",
+            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+          },
+        }),
+      )
+    ),
+  });
+}
+
 try {
-  if (mode === "client") await clientScenarios();
+  if (mode === "client") {
+    await clientScenarios();
+    await whatwgScenarios();
+  } else if (mode === "network") await networkScenarios(JSON.parse(url));
   else if (mode === "server") await serverScenarios();
   else if (mode === "codec") await codecScenarios();
   else {throw new Error(
