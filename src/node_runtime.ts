@@ -58,8 +58,9 @@ export const nodeRuntime: Runtime = {
         "expected a connection that connectTcp() of the Node runtime opened, found another kind",
       );
     }
+    const raw = conn.release() as net.Socket;
     const socket = tls.connect({
-      socket: conn.release() as net.Socket,
+      socket: raw,
       // SNI takes a host name, never an IP address (RFC 6066 §3).
       servername: net.isIP(options.hostname) ? undefined : options.hostname,
       // The certificate is still checked against this name.
@@ -69,6 +70,9 @@ export const nodeRuntime: Runtime = {
         ? [...tls.rootCertificates, ...options.caCerts]
         : undefined,
     });
+    // An error of the TCP socket under TLS ends the TLS socket, whose
+    // listeners report it (an error with no listener would crash).
+    raw.on("error", (error) => socket.destroy(error));
     // connect() closes the transport itself when its signal aborts.
     await settled(socket, "secureConnect");
     return new NodeSocketTransport(socket);
