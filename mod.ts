@@ -1,6 +1,9 @@
 /**
  * wstream: a complete WebSocket client and server for Deno (RFC 6455, with
- * RFC 7692 permessage-deflate), built as a Web Streams pipeline.
+ * RFC 7692 permessage-deflate), built as a Web Streams pipeline. The client
+ * (`connect`, `WebSocket`, `WebSocketStream`), the codec streams and
+ * `handleUpgrade` (on `node:http`) also run on Node ≥ 20 and Bun; `serve`
+ * and `upgrade` need Deno.
  *
  * The codec streams work on their own, for example to decode a captured byte
  * stream into messages:

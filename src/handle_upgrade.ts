@@ -7,6 +7,7 @@
  * @module
  */
 
+import { rawUpgradeUnsupported } from "./runtime.ts";
 import { closeQuietly } from "./handshake_io.ts";
 import {
   type HandshakeOptions,
@@ -140,6 +141,11 @@ function checkSocket(socket: UpgradeSocket): string | undefined {
     return `expected the socket of the "upgrade" event, found ${
       Object.prototype.toString.call(socket)
     }`;
+  }
+  const unsupported = rawUpgradeUnsupported();
+  if (unsupported !== undefined) {
+    socket.destroy();
+    return unsupported;
   }
   if (taken.has(socket)) {
     return "expected one call per socket, found a second call for a socket it upgraded (or refused) already";

@@ -126,3 +126,36 @@ export function requireDeno(entryPoint: string, instead: string): void {
     `expected Deno for ${entryPoint}, found a runtime without the Deno global (Node or Bun): use ${instead} there`,
   );
 }
+
+// The first Bun whose node:http "upgrade" sockets deliver what is written
+// to them: 1.3.14, 1.2.23 and 1.1.45 report the write done and send
+// nothing; 1.4.5 works.
+const BUN_RAW_UPGRADE_SINCE = [1, 4] as const;
+
+/**
+ * Why the runtime's `node:http` `upgrade` sockets cannot carry a WebSocket,
+ * or `undefined` when they can (Deno, Node, Bun ≥ 1.4).
+ *
+ * @example
+ * ```ts
+ * import { rawUpgradeUnsupported } from "./runtime.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(rawUpgradeUnsupported(), undefined); // on Deno
+ * ```
+ *
+ * @param bunVersion Bun's version (default: the running Bun's, if any).
+ * @returns The reason, naming the version found and the one needed.
+ */
+export function rawUpgradeUnsupported(
+  bunVersion: string | undefined =
+    (globalThis as { Bun?: { version?: string } }).Bun?.version,
+): string | undefined {
+  if (bunVersion === undefined) return undefined;
+  const [major, minor] = bunVersion.split(".").map(Number);
+  const [needMajor, needMinor] = BUN_RAW_UPGRADE_SINCE;
+  if (major > needMajor || (major === needMajor && minor >= needMinor)) {
+    return undefined;
+  }
+  return `expected Bun ${needMajor}.${needMinor} or later for handleUpgrade(), found Bun ${bunVersion}, whose node:http upgrade sockets send nothing that is written to them; upgrade Bun`;
+}

@@ -1,7 +1,12 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { nodeRuntime } from "../src/node_runtime.ts";
 import type { NodeSocketTransport } from "../src/node_socket_transport.ts";
-import { currentRuntime, isDeno, requireDeno } from "../src/runtime.ts";
+import {
+  currentRuntime,
+  isDeno,
+  rawUpgradeUnsupported,
+  requireDeno,
+} from "../src/runtime.ts";
 import { within } from "./_socket_util.ts";
 
 // The Node runtime runs on Deno's node:net too, so its edges are tested
@@ -83,5 +88,21 @@ Deno.test("NodeSocketTransport.release() refuses while read bytes wait, then han
   } finally {
     accepted.close();
     listener.close();
+  }
+});
+
+Deno.test("rawUpgradeUnsupported() refuses Bun before 1.4 (its upgrade sockets send nothing), by version", () => {
+  assertEquals(rawUpgradeUnsupported(), undefined);
+  assertEquals(rawUpgradeUnsupported("1.4.5"), undefined);
+  assertEquals(rawUpgradeUnsupported("2.0.0"), undefined);
+  for (const version of ["1.3.14", "1.2.23", "1.1.45", "0.9.0"]) {
+    const reason = rawUpgradeUnsupported(version);
+    assertEquals(
+      reason?.startsWith(
+        `expected Bun 1.4 or later for handleUpgrade(), found Bun ${version}`,
+      ),
+      true,
+      reason,
+    );
   }
 });

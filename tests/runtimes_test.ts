@@ -9,7 +9,12 @@
  * @module
  */
 
-import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
 // A test-only peer from npm, so it is not in deno.json's imports.
 // deno-lint-ignore no-import-prefix
 import { WebSocketServer } from "npm:ws@8.23.0";
@@ -18,6 +23,8 @@ import type { Socket } from "node:net";
 import { buildNode } from "../scripts/build_npm.ts";
 import { findBun } from "../bench/_bun.ts";
 import { connect } from "../src/client.ts";
+import { WebSocketHandshakeError } from "../src/handshake_error.ts";
+import { rawUpgradeUnsupported } from "../src/runtime.ts";
 import { readJsonLines, requirePeer } from "./interop/_peers.ts";
 import { IN_CI, makeCertificate, within } from "./_socket_util.ts";
 import {
@@ -40,6 +47,12 @@ interface RuntimeUnderTest {
   /** The binary, or why there is none. */
   find(): Promise<{ path: string } | { skip: string }>;
   installHint: string;
+}
+
+async function versionOf(binary: string): Promise<string> {
+  const { stdout } = await new Deno.Command(binary, { args: ["--version"] })
+    .output();
+  return decoder.decode(stdout).trim();
 }
 
 async function findNode(): Promise<{ path: string } | { skip: string }> {
@@ -288,10 +301,23 @@ for (const runtime of RUNTIMES) {
     const binary = await runtimeBinary(runtime);
     if (!binary) return;
     const mod = await buildOnce();
+    const refusal = runtime.name === "Bun"
+      ? rawUpgradeUnsupported(await versionOf(binary))
+      : undefined;
     const child = spawnScenarios(binary, ["server", mod]);
     try {
       const { port } = await child.next((line) => line.event === "listening");
       const base = `ws://127.0.0.1:${port}`;
+      if (refusal !== undefined) {
+        // An older Bun: refused at once with the reason, no hang.
+        await assertRejects(
+          () => connect(`${base}/echo`, { proxy: false }),
+          WebSocketHandshakeError,
+        );
+        const { stderr } = await child.finish();
+        assertStringIncludes(stderr, refusal);
+        return console.log(`only the refusal is checked: ${refusal}`);
+      }
       const ended = (path: string) =>
         child.next((line) => line.event === "closed" && line.path === path);
 

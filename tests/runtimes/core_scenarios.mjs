@@ -220,7 +220,13 @@ async function codecScenarios() {
   const controlFrames = [];
   const wire = [];
   const messages = [];
-  await ReadableStream.from(frames)
+  // Not ReadableStream.from: Bun 1.1 lacks it.
+  await new ReadableStream({
+    start(controller) {
+      for (const frame of frames) controller.enqueue(frame);
+      controller.close();
+    },
+  })
     .pipeThrough(new FrameEncoderStream({ role: "client" }))
     .pipeThrough(
       new TransformStream({
