@@ -30,7 +30,8 @@ export async function requireRedis(): Promise<boolean> {
   );
 }
 
-function freePort(): number {
+/** A loopback port nothing listens on (at the time of the call). */
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();

@@ -11,10 +11,10 @@ import {
 } from "@std/assert";
 import { connect, Hub, WebSocketConnection } from "../mod.ts";
 import { redisBackplane } from "../src/redis_backplane.ts";
-import { spawnScript } from "./_deno_child.ts";
+import { spawnScript, waitForOutput } from "./_deno_child.ts";
 import { startTopicServer, topicPath } from "./_hub_server.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
-import { requireRedis, startRedis } from "./_redis_server.ts";
+import { freePort, requireRedis, startRedis } from "./_redis_server.ts";
 import { delay, within } from "./_socket_util.ts";
 
 type Message = string | Uint8Array;
@@ -27,25 +27,8 @@ async function startChild(redisUrl: string) {
     stdin: "piped",
     stderr: "inherit",
   });
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const port = await within(
-    30_000,
-    (async () => {
-      while (true) {
-        const { value, done } = await lines.read();
-        if (done) throw new Error(`the child ended before listening: ${text}`);
-        text += value;
-        const match = text.match(/listening (\d+)/);
-        if (match) return Number(match[1]);
-      }
-    })(),
-    "the child hub server's start",
-  );
-  // Keep draining stdout so the child never blocks on it.
-  const drained = (async () => {
-    while (!(await lines.read()).done) { /* drain */ }
-  })();
+  const { match, drained } = await waitForOutput(child, /listening (\d+)/);
+  const port = Number(match[1]);
   return {
     port,
     async [Symbol.asyncDispose]() {
@@ -138,9 +121,7 @@ async function closeAll(sockets: WebSocketConnection[]): Promise<void> {
 }
 
 Deno.test("redisBackplane: Redis unreachable at the start is a clear error naming the URL (without its password)", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close(); // nothing listens there now
+  const port = freePort(); // nothing listens there now
   const error = await assertRejects(
     () => redisBackplane({ url: `redis://user:secret@127.0.0.1:${port}` }),
     Error,
