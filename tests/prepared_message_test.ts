@@ -89,7 +89,7 @@ function deflatePair(offer: string) {
     extensions: accepted.response,
     deflate: createMessageDeflate(accepted.params, "client", { threshold: 0 }),
   });
-  return { server, client, written: a.written };
+  return { server, client, written: a.written, clientWritten: b.written };
 }
 
 function wireBytes(chunks: Uint8Array[]): number {
@@ -143,3 +143,28 @@ for (
     assertEquals((await server.closed).closeCode, 1000);
   });
 }
+
+Deno.test("Hub: a client socket with client_no_context_takeover sends the shared compressed payload, masked (the server accepts only masked frames); without it, the uncompressed one", async () => {
+  for (
+    const [offer, shared] of [
+      ["permessage-deflate; client_no_context_takeover", true],
+      ["permessage-deflate", false],
+    ] as const
+  ) {
+    const hub = new Hub();
+    const { server, client, clientWritten } = deflatePair(offer);
+    hub.subscribe(client, "up");
+    const text = "upstream words, upstream words. ".repeat(3000);
+    hub.publish("up", text);
+    hub.publish("up", "short");
+    const reader = server.readable.getReader();
+    assertEquals((await reader.read()).value, text);
+    assertEquals((await reader.read()).value, "short");
+    reader.releaseLock();
+    const onWire = wireBytes(clientWritten);
+    if (shared) assertLess(onWire, 2000);
+    else assertGreater(onWire, text.length);
+    client.close();
+    await server.closed;
+  }
+});
