@@ -7,7 +7,7 @@ import { assertEquals, assertStringIncludes } from "@std/assert";
 // npm ws ships no types (its module is `any` here); a test-only peer.
 // deno-lint-ignore no-import-prefix
 import { WebSocket as WsWebSocket } from "npm:ws@8.23.0";
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import { Hub, serve, type WebSocketServer } from "../../mod.ts";
 import {
   browserEcho,
