@@ -47,7 +47,7 @@ export interface RedisServer extends AsyncDisposable {
   /** Starts it again on the same port. */
   restart(): Promise<void>;
   /** Sends one command and returns the raw RESP reply. */
-  command(...args: string[]): Promise<string>;
+  command(...args: (string | Uint8Array)[]): Promise<string>;
   /** `PUBSUB NUMSUB channel`: how many connections subscribe to it. */
   numsub(channel: string): Promise<number>;
 }
@@ -55,15 +55,25 @@ export interface RedisServer extends AsyncDisposable {
 /** Sends one command (RESP array of bulk strings) and reads one reply. */
 export async function redisCommand(
   port: number,
-  args: string[],
+  args: (string | Uint8Array)[],
 ): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
-    const parts = [`*${args.length}\r\n`];
+    const parts: Uint8Array[] = [encoder.encode(`*${args.length}\r\n`)];
     for (const arg of args) {
-      parts.push(`$${encoder.encode(arg).length}\r\n${arg}\r\n`);
+      const bytes = typeof arg === "string" ? encoder.encode(arg) : arg;
+      parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes);
+      parts.push(encoder.encode("\r\n"));
     }
-    await conn.write(encoder.encode(parts.join("")));
+    const request = new Uint8Array(
+      parts.reduce((sum, part) => sum + part.length, 0),
+    );
+    let offset = 0;
+    for (const part of parts) {
+      request.set(part, offset);
+      offset += part.length;
+    }
+    await conn.write(request);
     const buffer = new Uint8Array(64 * 1024);
     const n = await conn.read(buffer);
     return decoder.decode(buffer.subarray(0, n ?? 0));

@@ -228,6 +228,11 @@ Deno.test("redisBackplane: Redis killed and restarted: local delivery goes on, c
   // Local delivery keeps working while Redis is away.
   for (let i = 0; i < 5; i++) hub.publish("room", `during ${i}`);
   assertEquals(await take(near, 5), [0, 1, 2, 3, 4].map((i) => `during ${i}`));
+  // Topics joined and left while Redis is away are (un)subscribed once back.
+  const joined = memoryPair();
+  hub.subscribe(joined.server, "joined while away");
+  hub.unsubscribe(joined.server, "joined while away");
+  hub.subscribe(joined.server, "kept");
 
   await redis.restart();
   await waitFor(
@@ -235,6 +240,11 @@ Deno.test("redisBackplane: Redis killed and restarted: local delivery goes on, c
     "both processes subscribed again after the restart",
     30_000,
   );
+  await waitFor(
+    async () => await redis.numsub("wstream:kept") === 1,
+    "the topic joined during the outage subscribed",
+  );
+  assertEquals(await redis.numsub("wstream:joined while away"), 0);
   // Publications during the outage are lost across processes (at most
   // once): the remote client's first message after it is a probe sent
   // after the restart (probes repeat until our publisher is back too).
@@ -263,7 +273,47 @@ Deno.test("redisBackplane: Redis killed and restarted: local delivery goes on, c
   await writer.write("remote after restart");
   assertEquals(await take(near, 1), ["remote after restart"]);
   writer.releaseLock();
-  await closeAll([remote, near]);
+  await closeAll([remote, near, joined.client]);
+  await hub.close();
+});
+
+Deno.test("redisBackplane: what is not a wstream message on a channel (foreign, or text that is no UTF-8) is reported and skipped", async () => {
+  if (!await requireRedis()) return;
+  await using redis = await startRedis();
+  const errors: Error[] = [];
+  const hub = new Hub({
+    backplane: await redisBackplane({
+      url: redis.url,
+      onError: (error) => void errors.push(error),
+    }),
+  });
+  const { server, client } = memoryPair();
+  hub.subscribe(server, "t");
+  await waitFor(async () => await redis.numsub("wstream:t") === 1, "up");
+  // Kind byte (1: text), some other process's id, then the payload.
+  const header = new Uint8Array(17).fill(1);
+  const withHeader = (payload: Uint8Array) => {
+    const bytes = new Uint8Array(17 + payload.length);
+    bytes.set(header);
+    bytes.set(payload, 17);
+    return bytes;
+  };
+  await redis.command("PUBLISH", "wstream:t", "hello from redis-cli");
+  await redis.command(
+    "PUBLISH",
+    "wstream:t",
+    withHeader(new Uint8Array([0x68, 0xff, 0xfe])), // not UTF-8
+  );
+  await redis.command(
+    "PUBLISH",
+    "wstream:t",
+    withHeader(new TextEncoder().encode("fine")),
+  );
+  assertEquals(await take(client, 1), ["fine"]);
+  assertEquals(errors.length, 2);
+  assertStringIncludes(errors[0].message, "expected a wstream message");
+  assertStringIncludes(errors[1].message, "expected UTF-8 text");
+  await closeAll([client]);
   await hub.close();
 });
 
