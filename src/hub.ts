@@ -110,7 +110,8 @@ export interface PublishOptions {
   except?: WebSocketConnection;
 }
 
-// RFC 6455 §7.4.2 (IANA registry): the server is overloaded, try later.
+// Close code 1013 "Try Again Later" (IANA WebSocket Close Code Number
+// registry, RFC 6455 §11.7): the server is overloaded, try later.
 const TRY_AGAIN_LATER = 1013;
 
 interface Subscriber {
