@@ -6,15 +6,17 @@
  * @module
  */
 
-import {
-  queuePrepared,
-  QueueResult,
-  type WebSocketConnection,
-} from "./connection.ts";
+import { WebSocketConnection } from "./connection.ts";
 import {
   PreparedMessage,
   type PreparedMessageOptions,
 } from "./prepared_message.ts";
+import {
+  preparedQueueOf,
+  type PreparedSender,
+  QueueResult,
+} from "./prepared_queue.ts";
+import type { Socket } from "./socket.ts";
 
 /**
  * Relays a hub's topics between processes (`redisBackplane()` from
@@ -107,7 +109,7 @@ export interface HubOptions extends PreparedMessageOptions {
  */
 export interface PublishOptions {
   /** A socket that does not get the message (typically its sender). */
-  except?: WebSocketConnection;
+  except?: Socket;
 }
 
 // Close code 1013 "Try Again Later" (IANA WebSocket Close Code Number
@@ -115,7 +117,8 @@ export interface PublishOptions {
 const TRY_AGAIN_LATER = 1013;
 
 interface Subscriber {
-  readonly socket: WebSocketConnection;
+  readonly socket: Socket;
+  readonly sender: PreparedSender;
   readonly topics: Set<string>;
   dropped: number;
 }
@@ -163,7 +166,7 @@ interface Subscriber {
  */
 export class Hub {
   readonly #topics = new Map<string, Set<Subscriber>>();
-  readonly #subscribers = new Map<WebSocketConnection, Subscriber>();
+  readonly #subscribers = new Map<Socket, Subscriber>();
   readonly #backplane: Backplane | undefined;
   readonly #limit: number | undefined;
   readonly #dropSlow: boolean;
@@ -212,22 +215,23 @@ export class Hub {
    * Subscribes `socket` to `topic` (again: no effect). The socket leaves
    * all its topics when it closes.
    *
-   * @param socket A socket from `serve()` or `connect()`.
+   * @param socket A socket from `serve()`, `connect()` or `handleUpgrade()`.
    * @param topic Any string; names are data, never patterns.
    * @throws {TypeError} When `socket` is not a wstream socket or `topic`
    * not a string.
    */
-  subscribe(socket: WebSocketConnection, topic: string): void {
+  subscribe(socket: Socket, topic: string): void {
     checkTopic(topic);
-    if (typeof socket?.[queuePrepared] !== "function") {
-      throw new TypeError(
-        "expected a socket from serve() or connect() to subscribe, found " +
-          (socket === null ? "null" : typeof socket),
-      );
-    }
     let subscriber = this.#subscribers.get(socket);
     if (subscriber === undefined) {
-      subscriber = { socket, topics: new Set(), dropped: 0 };
+      const sender = senderOf(socket);
+      if (sender === undefined) {
+        throw new TypeError(
+          "expected a socket from serve(), connect() or handleUpgrade() to subscribe, found " +
+            (socket === null ? "null" : typeof socket),
+        );
+      }
+      subscriber = { socket, sender, topics: new Set(), dropped: 0 };
       this.#subscribers.set(socket, subscriber);
       const added = subscriber;
       socket.closed.then(() => this.#forget(added));
@@ -248,7 +252,7 @@ export class Hub {
    * @param socket The socket.
    * @param topic The topic.
    */
-  unsubscribe(socket: WebSocketConnection, topic: string): void {
+  unsubscribe(socket: Socket, topic: string): void {
     checkTopic(topic);
     const subscriber = this.#subscribers.get(socket);
     if (subscriber === undefined || !subscriber.topics.delete(topic)) return;
@@ -321,7 +325,7 @@ export class Hub {
    * @param socket A subscribed socket; omit it for the hub's total.
    * @returns The count.
    */
-  droppedMessages(socket?: WebSocketConnection): number {
+  droppedMessages(socket?: Socket): number {
     if (socket === undefined) return this.#dropped;
     return this.#subscribers.get(socket)?.dropped ?? 0;
   }
@@ -350,15 +354,14 @@ export class Hub {
   #deliver(
     topic: string,
     message: PreparedMessage,
-    except: WebSocketConnection | undefined,
+    except: Socket | undefined,
   ): number {
     const subscribers = this.#topics.get(topic);
     if (subscribers === undefined) return 0;
     let queued = 0;
     for (const subscriber of subscribers) {
-      const socket = subscriber.socket;
-      if (socket === except) continue;
-      const result = socket[queuePrepared](message, this.#limit);
+      if (subscriber.socket === except) continue;
+      const result = subscriber.sender.queue(message, this.#limit);
       if (result === QueueResult.Queued) queued++;
       else if (result === QueueResult.Full) this.#onFull(subscriber);
     }
@@ -392,6 +395,13 @@ export class Hub {
     for (const topic of subscriber.topics) this.#leave(subscriber, topic);
     subscriber.topics.clear();
   }
+}
+
+// The way each kind of socket takes a prepared message: shared frames on
+// wstream's codec.
+function senderOf(socket: Socket): PreparedSender | undefined {
+  if (socket instanceof WebSocketConnection) return preparedQueueOf(socket);
+  return undefined;
 }
 
 function checkTopic(topic: unknown): asserts topic is string {

@@ -231,7 +231,7 @@ Deno.test("Hub: topic names are data: empty, very long, glob characters, newline
   assertThrows(
     () => hub.subscribe({} as WebSocketConnection, "x"),
     TypeError,
-    "expected a socket from serve() or connect()",
+    "expected a socket from serve(), connect() or handleUpgrade()",
   );
   await closeAll(pairs.map((pair) => pair.client));
 });
