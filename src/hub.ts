@@ -17,6 +17,7 @@ import {
   QueueResult,
 } from "./prepared_queue.ts";
 import type { Socket } from "./socket.ts";
+import { preparedSenderOfUpgraded } from "./upgrade.ts";
 
 /**
  * Relays a hub's topics between processes (`redisBackplane()` from
@@ -138,7 +139,10 @@ interface Subscriber {
  * `compressionThreshold` bytes; every other socket gets the shared
  * uncompressed frame (RFC 7692 lets each message choose, and an
  * uncompressed one does not enter the receiver's window). Client sockets
- * mask each frame with a key of their own (RFC 6455 §5.3).
+ * mask each frame with a key of their own (RFC 6455 §5.3). Sockets from
+ * `upgrade()` run on Deno's own WebSocket, which takes no pre-encoded
+ * frames: they get one `send()` each, in the same order and under the same
+ * slow-subscriber policy.
  *
  * @example A chat room
  * ```ts
@@ -215,7 +219,8 @@ export class Hub {
    * Subscribes `socket` to `topic` (again: no effect). The socket leaves
    * all its topics when it closes.
    *
-   * @param socket A socket from `serve()`, `connect()` or `handleUpgrade()`.
+   * @param socket A socket from `serve()`, `connect()`, `handleUpgrade()`
+   * or `upgrade()`.
    * @param topic Any string; names are data, never patterns.
    * @throws {TypeError} When `socket` is not a wstream socket or `topic`
    * not a string.
@@ -227,7 +232,7 @@ export class Hub {
       const sender = senderOf(socket);
       if (sender === undefined) {
         throw new TypeError(
-          "expected a socket from serve(), connect() or handleUpgrade() to subscribe, found " +
+          "expected a socket from serve(), connect(), handleUpgrade() or upgrade() to subscribe, found " +
             (socket === null ? "null" : typeof socket),
         );
       }
@@ -398,10 +403,11 @@ export class Hub {
 }
 
 // The way each kind of socket takes a prepared message: shared frames on
-// wstream's codec.
+// wstream's codec, one send per socket on upgrade()'s.
 function senderOf(socket: Socket): PreparedSender | undefined {
   if (socket instanceof WebSocketConnection) return preparedQueueOf(socket);
-  return undefined;
+  if (typeof socket !== "object" || socket === null) return undefined;
+  return preparedSenderOfUpgraded(socket);
 }
 
 function checkTopic(topic: unknown): asserts topic is string {

@@ -68,6 +68,11 @@ export class PreparedMessage {
   readonly payload: Uint8Array;
   /** The whole unmasked, uncompressed frame (FIN set). */
   readonly frame: Uint8Array;
+  /**
+   * The text of a text message (for sockets that send strings, such as
+   * `upgrade()`'s), `undefined` for a binary one.
+   */
+  readonly text: string | undefined;
   readonly #threshold: number;
   readonly #level: number;
   // Indexed by window bits (8–15).
@@ -90,6 +95,7 @@ export class PreparedMessage {
     let bytes: Uint8Array;
     // Checked at run time too: JavaScript callers pass anything.
     const value: unknown = message;
+    this.text = typeof value === "string" ? value : undefined;
     if (typeof value === "string") {
       this.opcode = Opcode.Text;
       bytes = textEncoder.encode(value);

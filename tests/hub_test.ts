@@ -3,27 +3,21 @@
  * TCP sockets from serve() and connect().
  */
 
-import {
-  assert,
-  assertEquals,
-  assertLessOrEqual,
-  assertThrows,
-} from "@std/assert";
-import {
-  connect,
-  type Frame,
-  FrameDecoderStream,
-  Hub,
-  Opcode,
-  serve,
-  WebSocketConnection,
-} from "../mod.ts";
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { connect, Hub, serve, WebSocketConnection } from "../mod.ts";
 import type { ServeOptions } from "../src/server.ts";
+import {
+  assertClosedWith1013,
+  assertDroppedAndCounted,
+  type Message,
+  sameMessages,
+  slowSubscriberRun,
+  type StartSocketServer,
+  take,
+  waitFor,
+} from "./_hub_util.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
 import { delay, within } from "./_socket_util.ts";
-import { parseClosePayload } from "../src/close_payload.ts";
-
-type Message = string | Uint8Array;
 
 /** A server socket and the client socket at the other end, in memory. */
 function memoryPair(): {
@@ -45,24 +39,6 @@ function memoryPair(): {
   };
 }
 
-async function take(
-  socket: WebSocketConnection,
-  count: number,
-): Promise<Message[]> {
-  const reader = socket.readable.getReader();
-  const messages: Message[] = [];
-  try {
-    while (messages.length < count) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      messages.push(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return messages;
-}
-
 async function closeAll(sockets: WebSocketConnection[]): Promise<void> {
   for (const socket of sockets) socket.close();
   await Promise.all(sockets.map((socket) => socket.closed));
@@ -80,16 +56,6 @@ function startServer(
       await socket.readable.pipeTo(hub.writable(topic, { except: socket }))
         .catch(() => {});
     },
-  );
-}
-
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  await within(
-    10_000,
-    (async () => {
-      while (!condition()) await delay(5);
-    })(),
-    what,
   );
 }
 
@@ -131,18 +97,7 @@ Deno.test("Hub: sizes from 0 B to 1 MiB arrive byte for byte, and the publisher'
     expected.push("é".repeat(size >> 1));
     hub.publish("sizes", "é".repeat(size >> 1));
   }
-  const received = await take(client, expected.length);
-  assertEquals(received.length, expected.length);
-  // One by one: a diff of megabytes is no help.
-  received.forEach((message, i) =>
-    assert(
-      typeof message === "string"
-        ? message === expected[i]
-        : message.length === expected[i].length &&
-          message.every((byte, j) => byte === (expected[i] as Uint8Array)[j]),
-      `message ${i} (${expected[i].length} long) differs`,
-    )
-  );
+  sameMessages(await take(client, expected.length), expected);
   await closeAll([client]);
 });
 
@@ -231,7 +186,7 @@ Deno.test("Hub: topic names are data: empty, very long, glob characters, newline
   assertThrows(
     () => hub.subscribe({} as WebSocketConnection, "x"),
     TypeError,
-    "expected a socket from serve(), connect() or handleUpgrade()",
+    "expected a socket from serve(), connect(), handleUpgrade() or upgrade()",
   );
   await closeAll(pairs.map((pair) => pair.client));
 });
@@ -328,111 +283,33 @@ Deno.test("Hub: a hub message keeps its place among a socket's own messages, als
   assertEquals(order, [big, "after big", "own 2", "after own 2"]);
 });
 
-/** A TCP client that completes the handshake and then never reads. */
-async function stalledClient(port: number): Promise<Deno.TcpConn> {
-  const conn = await Deno.connect({ port, hostname: "127.0.0.1" });
-  await conn.write(
-    new TextEncoder().encode(
-      "GET /stalled HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    ),
-  );
-  const head = new Uint8Array(1024);
-  const n = await conn.read(head);
-  assert(
-    new TextDecoder().decode(head.subarray(0, n ?? 0)).startsWith(
-      "HTTP/1.1 101",
-    ),
-  );
-  return conn;
-}
-
-async function slowSubscriberRun(
-  policy: "close" | "drop",
-  closeTimeoutMs: number,
-) {
-  const limit = 256 * 1024;
-  const hub = new Hub({ maxBufferedBytes: limit, slowSubscriber: policy });
-  let slow: WebSocketConnection | undefined;
-  const server = serve(
-    { port: 0, hostname: "127.0.0.1", closeTimeoutMs },
-    async (socket, request) => {
-      if (new URL(request.url).pathname === "/stalled") slow = socket;
-      hub.subscribe(socket, "feed");
-      await socket.closed;
-    },
-  );
-  const stalled = await stalledClient(server.addr.port);
-  const reader = await connect(`ws://127.0.0.1:${server.addr.port}/`);
-  await waitFor(() => hub.subscriberCount("feed") === 2, "both subscribed");
-  assert(slow !== undefined);
-  const chunk = new Uint8Array(16 * 1024).fill(7);
-  const count = 2000; // 32 MiB: far more than the kernel buffers hold
-  const readAll = take(reader, count);
-  let maxBuffered = 0;
-  for (let i = 0; i < count; i++) {
-    chunk[0] = i & 0xff;
-    hub.publish("feed", chunk);
-    maxBuffered = Math.max(maxBuffered, slow!.bufferedAmount);
-    // Let the reader's socket drain now and then, as a real publisher would.
-    if (i % 16 === 0) await delay(0);
-  }
-  const received = await within(20_000, readAll, "the reader's messages");
-  assertEquals(received.length, count);
-  received.forEach((message, i) =>
-    assertEquals((message as Uint8Array)[0], i & 0xff)
-  );
-  // Memory bounded: the slow socket never queued much more than the limit.
-  assertLessOrEqual(maxBuffered, limit + chunk.length + 64);
-  return { hub, slow: slow!, stalled, reader, server };
+/** serve(), its sockets handed to `onSocket` with their path. */
+function serveSockets(closeTimeoutMs: number): StartSocketServer {
+  return (onSocket) => {
+    const server = serve(
+      { port: 0, hostname: "127.0.0.1", closeTimeoutMs },
+      async (socket, request) => {
+        onSocket(socket, new URL(request.url).pathname);
+        await socket.closed;
+      },
+    );
+    return Promise.resolve({
+      port: server.addr.port,
+      shutdown: () => server.shutdown(),
+    });
+  };
 }
 
 Deno.test("Hub: a subscriber that never reads is closed with 1013 by default; the others get everything", async () => {
-  const { hub, slow, stalled, reader, server } = await slowSubscriberRun(
-    "close",
-    20_000,
+  await assertClosedWith1013(
+    await slowSubscriberRun("close", serveSockets(20_000)),
   );
-  assertEquals(hub.droppedMessages(), 0);
-  // The stalled client reads at last (within the close timeout): a prefix
-  // of the messages, none missing, then Close 1013.
-  const frames: Frame[] = [];
-  await within(
-    10_000,
-    (async () => {
-      const decoded = stalled.readable.pipeThrough(
-        new FrameDecoderStream({ role: "client" }),
-      );
-      for await (const frame of decoded) {
-        frames.push(frame);
-        if (frame.opcode === Opcode.Close) break;
-      }
-    })(),
-    "reading the stalled client's frames up to the Close",
-  );
-  const close = frames.pop()!;
-  assertEquals(close.opcode, Opcode.Close);
-  assertEquals(parseClosePayload(close.payload).closeCode, 1013);
-  assert(frames.length > 0);
-  frames.forEach((frame, i) => assertEquals(frame.payload[0], i & 0xff));
-  await slow.closed;
-  assertEquals(hub.subscriberCount("feed"), 1);
-  await closeAll([reader]);
-  await server.shutdown();
 });
 
 Deno.test("Hub: slowSubscriber 'drop' skips messages for a subscriber that never reads and counts them", async () => {
-  const { hub, slow, stalled, reader, server } = await slowSubscriberRun(
-    "drop",
-    500,
+  await assertDroppedAndCounted(
+    await slowSubscriberRun("drop", serveSockets(500)),
   );
-  const dropped = hub.droppedMessages(slow);
-  assert(dropped > 0, "some messages were dropped");
-  assertEquals(hub.droppedMessages(), dropped);
-  assertEquals(hub.subscriberCount("feed"), 2, "it stays subscribed");
-  stalled.close();
-  await within(5000, slow.closed, "the slow socket's end");
-  await closeAll([reader]);
-  await server.shutdown();
 });
 
 Deno.test("Hub: bad options are refused with a clear error", () => {
