@@ -13,7 +13,7 @@ import { isValidCloseCode } from "./close_code.ts";
 import { closeRequest } from "./close_payload.ts";
 import { Opcode } from "./frame.ts";
 import type { Message } from "./message_assembler.ts";
-import { sharedDeflateWindowBits } from "./permessage_deflate.ts";
+import { sharedDeflateWindowBits } from "./shared_deflate.ts";
 import {
   PreparedQueue,
   type PreparedQueueState,

@@ -9,7 +9,7 @@
 import zlib from "node:zlib";
 import { Opcode } from "./frame.ts";
 import { encodeFrameHeader, frameHeaderLength } from "./frame_encoder.ts";
-import { withoutSyncFlushTail } from "./permessage_deflate.ts";
+import { withoutSyncFlushTail } from "./shared_deflate.ts";
 
 /**
  * How a {@linkcode PreparedMessage} is compressed for the sockets that can

@@ -279,7 +279,7 @@ export class PreparedQueue implements PreparedSender {
 
   #send(message: PreparedMessage): void {
     const { mask, windowBits } = this.#options;
-    // RFC 7692 §6.1: a message may be compressed or not, each on its own;
+    // RFC 7692 §6: a message may be compressed or not, each on its own;
     // shared compressed bytes only where the sender keeps no context.
     const compressed = windowBits === 0
       ? undefined
