@@ -422,7 +422,8 @@ export async function peakRssMiB(pid: number): Promise<number> {
   return kb / 1024;
 }
 
-interface Cell {
+/** One measurement: its value, and loadgen's raw JSON line. */
+export interface Cell {
   value?: number;
   /** value ÷ the measured process's CPU share (1.0 = one core busy). */
   perCpu?: number;
@@ -468,7 +469,7 @@ async function repeated(
   return summarize(runs);
 }
 
-async function runLoadgen(
+export async function runLoadgen(
   loadgen: string,
   args: string[],
   limitMs: number,

@@ -353,7 +353,12 @@ static void hs_read(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
   if (used < n) parse_ws(c, p + used, n - used, now);
 }
 
-static void on_readable(conn_t *c) {
+/* all: read until EAGAIN or EOF. Otherwise a short read ends it: with
+   edge-triggered epoll, data that arrives later raises a new event, and a
+   read that returns less than asked has emptied the socket (one syscall
+   instead of two per wakeup). A hang-up must be read to the end: its event
+   comes only once. */
+static void on_readable(conn_t *c, bool all) {
   for (;;) {
     ssize_t n = read(c->fd, rbuf, sizeof rbuf);
     if (n == 0) { c->eof = true; return; }
@@ -367,7 +372,7 @@ static void on_readable(conn_t *c) {
     if (c->state == S_HS) hs_read(c, rbuf, (size_t)n, now);
     else if (cfg.raw) parse_raw(c, (size_t)n, now);
     else parse_ws(c, rbuf, (size_t)n, now);
-    if (c->eof) return;
+    if (c->eof || (!all && (size_t)n < sizeof rbuf)) return;
   }
 }
 
@@ -387,7 +392,8 @@ static void handle(conn_t *c, uint32_t evs) {
     if (!(evs & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     on_connected(c);
   }
-  if (!c->eof && (evs & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) on_readable(c);
+  if (!c->eof && (evs & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+    on_readable(c, (evs & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
   if (!c->eof && c->state >= S_OPEN) flush(c);
 }
 
