@@ -64,6 +64,13 @@ export {
   type WebSocketHandler,
   type WebSocketServer,
 } from "./src/server.ts";
+export {
+  type Backplane,
+  Hub,
+  type HubOptions,
+  type PublishOptions,
+} from "./src/hub.ts";
+export type { PreparedMessageOptions } from "./src/prepared_message.ts";
 export type { ProtocolSelector } from "./src/handshake.ts";
 export type { ExtensionOptions } from "./src/handshake_extensions.ts";
 export type { PerMessageDeflateOptions } from "./src/permessage_deflate.ts";

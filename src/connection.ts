@@ -28,6 +28,8 @@ import {
   type MessageInflater,
 } from "./message_assembler.ts";
 import { WebSocketError } from "./websocket_error.ts";
+import { sharedDeflateWindowBits } from "./permessage_deflate.ts";
+import type { PreparedMessage } from "./prepared_message.ts";
 
 /**
  * Options every socket takes, from {@linkcode connect} and {@linkcode serve}.
@@ -203,6 +205,58 @@ export interface CloseResult extends CloseInfo {
    */
   wasClean: boolean;
 }
+
+/**
+ * The socket's internal method that queues a {@linkcode PreparedMessage}
+ * (the hub's way to send one message to many sockets; not public API). It
+ * takes the message and the bytes that may be queued already (default:
+ * the socket's `maxBufferedBytes`) and returns a {@linkcode QueueResult}.
+ *
+ * @example
+ * ```ts
+ * import { QueueResult, queuePrepared, WebSocketConnection } from "./connection.ts";
+ * import { PreparedMessage } from "./prepared_message.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+ * const socket = new WebSocketConnection({ transport: { readable, writable }, role: "server" });
+ * assertEquals(socket[queuePrepared](new PreparedMessage("hi")), QueueResult.Queued);
+ * socket.close();
+ * assertEquals(socket[queuePrepared](new PreparedMessage("late")), QueueResult.Closed);
+ * ```
+ */
+export const queuePrepared: unique symbol = Symbol("wstream.queuePrepared");
+
+/**
+ * What `socket[queuePrepared]()` did with a message.
+ *
+ * @example
+ * ```ts
+ * import { QueueResult } from "./connection.ts";
+ *
+ * console.log(QueueResult.Full); // 1: not queued, too many bytes wait already
+ * ```
+ */
+export const QueueResult = {
+  /** Queued after every frame accepted before it. */
+  Queued: 0,
+  /** Not queued: more than the limit waits for the TCP connection already. */
+  Full: 1,
+  /** Not queued: the socket is closing or closed. */
+  Closed: 2,
+} as const;
+
+/**
+ * One of the values of {@linkcode QueueResult}.
+ *
+ * @example
+ * ```ts
+ * import { QueueResult, type QueueResultValue } from "./connection.ts";
+ *
+ * const result: QueueResultValue = QueueResult.Queued;
+ * ```
+ */
+export type QueueResultValue = typeof QueueResult[keyof typeof QueueResult];
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -404,6 +458,14 @@ export class WebSocketConnection {
   readonly #pongTimeoutMs: number;
   readonly #maxBufferedBytes: number;
   readonly #reuseWrites: boolean;
+  // Window bits of a shared compressed message this socket may send (0:
+  // none, see sharedDeflateWindowBits).
+  readonly #sharedWindowBits: number;
+  // Messages compressed by this socket's deflater in flight, and prepared
+  // messages held until they are queued (to keep the order of messages).
+  #deflatesPending = 0;
+  #heldPrepared: PreparedMessage[] = [];
+  #heldBytes = 0;
 
   #readableController!: ReadableStreamDefaultController<Message>;
   #readableDone = false;
@@ -531,6 +593,7 @@ export class WebSocketConnection {
     this.protocol = init.protocol ?? "";
     this.extensions = init.extensions ?? "";
     this.#deflate = init.deflate;
+    this.#sharedWindowBits = sharedDeflateWindowBits(init.deflate);
     this.#closeTimeoutMs = init.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#pingIntervalMs = init.pingIntervalMs ?? 0;
     this.#pongTimeoutMs = init.pongTimeoutMs ?? this.#pingIntervalMs;
@@ -669,10 +732,16 @@ export class WebSocketConnection {
     }
     const deflated = this.#deflate?.deflate(bytes);
     if (deflated instanceof Promise) {
+      this.#deflatesPending++;
       return deflated.then((compressed) => {
+        this.#deflatesPending--;
         if (this.#closeSent || this.#ended) return;
         this.#sendFrame(opcode, compressed, true);
+        this.#releasePrepared();
         return this.#backpressure();
+      }, (error) => {
+        this.#deflatesPending--;
+        throw error;
       });
     }
     if (deflated !== undefined) this.#sendFrame(opcode, deflated, true);
@@ -682,6 +751,71 @@ export class WebSocketConnection {
       return this.#whenWritten().then(() => this.#backpressure());
     }
     return this.#backpressure();
+  }
+
+  /**
+   * Queues a message prepared once for many sockets, after every frame
+   * accepted before it (a message being compressed included), unless the
+   * socket is closing or more than `limit` bytes wait already. Nothing to
+   * await: the hub never waits for one subscriber.
+   *
+   * @param message The message; its bytes are never changed.
+   * @param limit The bytes that may wait; default `maxBufferedBytes`.
+   * @returns Whether it was queued, and why not.
+   * @ignore Internal (the hub's), not public API.
+   */
+  [queuePrepared](message: PreparedMessage, limit?: number): QueueResultValue {
+    if (this.#closeSent || this.#ended || this.#transportFailed) {
+      return QueueResult.Closed;
+    }
+    if (
+      this.#outgoingBytes + this.#heldBytes > (limit ?? this.#maxBufferedBytes)
+    ) return QueueResult.Full;
+    if (this.#deflatesPending > 0) {
+      this.#heldPrepared.push(message);
+      this.#heldBytes += message.frame.length;
+    } else {
+      this.#sendPrepared(message);
+    }
+    return QueueResult.Queued;
+  }
+
+  #releasePrepared(): void {
+    if (this.#deflatesPending > 0 || this.#heldPrepared.length === 0) return;
+    const held = this.#heldPrepared;
+    this.#heldPrepared = [];
+    this.#heldBytes = 0;
+    for (const message of held) this.#sendPrepared(message);
+  }
+
+  #sendPrepared(message: PreparedMessage): void {
+    const bits = this.#sharedWindowBits;
+    const compressed = bits === 0 ? undefined : message.compressedPayload(bits);
+    const rsv1 = compressed !== undefined;
+    if (this.#mask || message.frame.length < MERGE_LIMIT_BYTES) {
+      // RFC 6455 §5.3: a client masks a copy with a key of its own; small
+      // frames are copied into the batch written in one go.
+      this.#sendFrame(message.opcode, compressed ?? message.payload, rsv1);
+      return;
+    }
+    // A large frame: the same bytes for every server socket, not copied.
+    const frame = rsv1 ? message.compressedFrame(bits)! : message.frame;
+    if (this.#transportFailed) return;
+    if (!this.#noDelaySet) {
+      this.#noDelaySet = true;
+      try {
+        this.#transport.setNoDelay?.(true);
+      } catch {
+        // Closed already: the write will say so.
+      }
+    }
+    this.#sealBatch();
+    this.#outgoing.push(frame);
+    this.#outgoingBytes += frame.length;
+    this.#queuedBytesTotal += frame.length;
+    if (this.#flushing) return;
+    this.#flushing = true;
+    void this.#flush();
   }
 
   #backpressure(): void | Promise<void> {
