@@ -11,30 +11,19 @@
  *     deno run -A bench/_fanout_peer.ts ws        # npm ws, the broadcast loop of its README
  *     deno run -A bench/_fanout_peer.ts loop      # wstream serve(), a write() loop over the subscribers' writers
  *     deno run -A bench/_fanout_peer.ts hub       # wstream serve() and Hub: subscribe, writable(topic)
+ *     deno run -A bench/_fanout_peer.ts redis URL # the same Hub with the Redis backplane at URL
  *
  * Bun's `server.publish` is in bench/_bun_peer.ts (run by Bun, not Deno).
  *
  * @module
  */
 
-import { serve, type WebSocketConnection } from "../mod.ts";
+import { Hub, serve, type WebSocketConnection } from "../mod.ts";
+import { redisBackplane } from "../src/redis_backplane.ts";
 
 const WS = "npm:ws@8.23.0";
 const TOPIC = "fanout";
 const HOSTNAME = "127.0.0.1";
-
-/** The part of the Hub (DESIGN.md, second wave) the benchmark uses. */
-interface WstreamHub {
-  subscribe(socket: WebSocketConnection, topic: string): void;
-  writable(topic: string): WritableStream<string | BufferSource>;
-}
-
-/** wstream's Hub, or undefined while mod.ts does not export it yet. */
-async function wstreamHub(): Promise<(new () => WstreamHub) | undefined> {
-  // Imported as a record so this file type-checks before the export exists.
-  const mod: Record<string, unknown> = await import("../mod.ts");
-  return mod.Hub as (new () => WstreamHub) | undefined;
-}
 
 function report(value: Record<string, unknown>): void {
   console.log(JSON.stringify(value));
@@ -123,10 +112,11 @@ function loop(): void {
   report({ port: server.addr.port });
 }
 
-async function hub(): Promise<void> {
-  const Hub = await wstreamHub();
-  if (!Hub) return report({ skip: "mod.ts does not export Hub yet" });
-  const topics = new Hub();
+/** The Hub row; with redisUrl, its topics go through Redis. */
+async function hub(redisUrl?: string): Promise<void> {
+  const topics = new Hub(
+    redisUrl ? { backplane: await redisBackplane({ url: redisUrl }) } : {},
+  );
   const server = serve(
     { hostname: HOSTNAME, port: 0, onListen() {} },
     async (socket, request) => {
@@ -161,9 +151,12 @@ if (import.meta.main) {
     case "hub":
       await hub();
       break;
+    case "redis":
+      await hub(Deno.args[1]);
+      break;
     default:
       throw new Error(
-        `expected a server kind builtin|ws|loop|hub, found "${kind}"`,
+        `expected a server kind builtin|ws|loop|hub|redis, found "${kind}"`,
       );
   }
 }

@@ -32,30 +32,34 @@
  * @module
  */
 
+import { redisAvailable, startRedis } from "../tests/_redis_server.ts";
 import {
   buildLoadgen,
   lastJsonLine,
   loadAverage,
   outputWithin,
   printTable,
+  type RunningServer,
   serverCommand,
   startServer,
 } from "./echo_e2e.ts";
 
 const PEER = new URL("./_fanout_peer.ts", import.meta.url).pathname;
 
-const SERVERS = ["builtin", "ws", "bun", "loop", "hub"] as const;
+const SERVERS = ["builtin", "ws", "bun", "loop", "hub", "redis"] as const;
 const SERVER_NAMES: Record<string, string> = {
   builtin: "Deno built-in loop",
   ws: "npm ws loop (Deno)",
   bun: "Bun publish",
   loop: "wstream writer loop",
   hub: "wstream Hub",
+  redis: "Hub via Redis (2 processes)",
 };
 /** Ratios printed: [kind, baseline]. */
 const RATIOS: [string, string][] = [
   ["hub", "bun"],
   ["hub", "builtin"],
+  ["redis", "bun"],
   ["loop", "bun"],
   ["loop", "builtin"],
 ];
@@ -183,6 +187,54 @@ interface Run {
   note?: string;
 }
 
+/**
+ * The server processes of kind: one, or for "redis" a redis-server and two
+ * hub processes on it (the subscribers' first, then the publisher's).
+ */
+async function startServers(
+  kind: string,
+): Promise<
+  { servers: RunningServer[]; stop(): Promise<void> } | { skip: string }
+> {
+  if (kind !== "redis") {
+    const command = await serverCommand(kind, PEER, [kind], "fanout");
+    if ("skip" in command) return command;
+    const server = await startServer(kind, command);
+    return "skip" in server ? server : { servers: [server], stop: server.stop };
+  }
+  if (!await redisAvailable()) {
+    return { skip: "redis-server not found (apt-get install redis-server)" };
+  }
+  const redis = await startRedis();
+  const servers: RunningServer[] = [];
+  const stop = async () => {
+    for (const server of servers) await server.stop();
+    await redis.kill();
+  };
+  try {
+    for (let i = 0; i < 2; i++) {
+      const command = await serverCommand(
+        kind,
+        PEER,
+        ["redis", redis.url],
+        "fanout",
+      );
+      const server = "skip" in command
+        ? command
+        : await startServer(kind, command);
+      if ("skip" in server) {
+        await stop();
+        return server;
+      }
+      servers.push(server);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { servers, stop };
+}
+
 /** One workload on a fresh server process of kind. */
 async function measure(
   loadgen: string,
@@ -190,10 +242,9 @@ async function measure(
   workload: Workload,
   options: Options,
 ): Promise<Run | { skip: string }> {
-  const command = await serverCommand(kind, PEER, [kind], "fanout");
-  if ("skip" in command) return command;
-  const server = await startServer(kind, command);
-  if ("skip" in server) return server;
+  const started = await startServers(kind);
+  if ("skip" in started) return started;
+  const [server, publisherServer] = started.servers;
   try {
     const child = new Deno.Command(loadgen, {
       args: [
@@ -201,6 +252,9 @@ async function measure(
         String(server.port),
         "--pid",
         String(server.pid),
+        ...(publisherServer
+          ? ["--pub-port", String(publisherServer.port)]
+          : []),
         "--fanout",
         String(workload.subscribers),
         "--size",
@@ -236,7 +290,7 @@ async function measure(
         : undefined,
     };
   } finally {
-    await server.stop();
+    await started.stop();
   }
 }
 

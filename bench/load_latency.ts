@@ -5,10 +5,13 @@
  * benchmark's servers, bench/_echo_peer.ts). The C load generator
  * (bench/loadgen) plays the clients, so the figures are the server's.
  * Prints messages/s and the round-trip p50 / p99 / p99.9 of each server,
- * and the ratio of each p99 to the built-in server's in the same run.
+ * and the ratio of each p99 to the built-in server's in the same run, and
+ * how evenly the connections were served (the fewest echoes any connection
+ * got in the measured window ÷ the median).
  *
  *     deno task test:load:latency                     # builtin and wstream, 10 s each
  *     deno task test:load:latency --servers builtin,wstream,ws,bun --duration 20
+ *     deno task test:load:latency --conns 5000 --window 4 --duration 30   # fairness, C clients
  *
  * A benchmark, not a test: it asserts nothing about time, and fails only
  * when the load generator reports errors (a lost or wrong echo, a dropped
@@ -27,21 +30,27 @@ import {
 } from "./echo_e2e.ts";
 
 const SERVERS = ["builtin", "wstream", "ws", "bun"];
-const CONNECTIONS = 1000;
-
 function parseOptions(args: string[]) {
-  const options = { duration: 10, warmup: 2, servers: ["builtin", "wstream"] };
+  const options = {
+    duration: 10,
+    warmup: 2,
+    conns: 1000,
+    window: 1,
+    servers: ["builtin", "wstream"],
+  };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split("=", 2);
     const value = inline ?? args[++i] ?? "";
     if (flag === "--duration") options.duration = Number(value);
     else if (flag === "--warmup") options.warmup = Number(value);
+    else if (flag === "--conns") options.conns = Number(value);
+    else if (flag === "--window") options.window = Number(value);
     else if (flag === "--servers") options.servers = value.split(",");
     else {
       throw new Error(
         `unknown option "${
           args[i]
-        }"; expected --duration S, --warmup S or --servers LIST`,
+        }"; expected --duration S, --warmup S, --conns N, --window W or --servers LIST`,
       );
     }
   }
@@ -51,9 +60,15 @@ function parseOptions(args: string[]) {
       `expected servers from ${SERVERS.join(",")}, found "${unknown}"`,
     );
   }
-  if (!(options.duration > 0) || !(options.warmup >= 0)) {
+  const whole = (n: number) => Number.isInteger(n) && n >= 1;
+  if (
+    !(options.duration > 0) || !(options.warmup >= 0) ||
+    !whole(options.conns) || !whole(options.window)
+  ) {
     throw new Error(
-      `expected --duration > 0 and --warmup >= 0, found ${options.duration} and ${options.warmup}`,
+      "expected --duration > 0, --warmup >= 0, --conns and --window whole " +
+        `numbers >= 1, found ${options.duration}, ${options.warmup}, ` +
+        `${options.conns} and ${options.window}`,
     );
   }
   return options;
@@ -77,9 +92,9 @@ if (import.meta.main) {
         "--pid",
         String(server.pid),
         "--conns",
-        String(CONNECTIONS),
+        String(options.conns),
         "--window",
-        "1",
+        String(options.window),
         "--size",
         "64",
         "--duration",
@@ -107,7 +122,7 @@ if (import.meta.main) {
     us === undefined ? "—" : (us / 1000).toFixed(us >= 100_000 ? 0 : 1);
   const base = field("builtin", "p99_us");
   console.log(
-    `\n${CONNECTIONS} connections × 1 message of 64 B in flight (loadgen → echo server)\n`,
+    `\n${options.conns} connections × ${options.window} message(s) of 64 B in flight (loadgen → echo server)\n`,
   );
   printTable(
     [
@@ -117,6 +132,7 @@ if (import.meta.main) {
       "p99 (ms)",
       "p99.9 (ms)",
       "server CPU",
+      "echoes per conn.: min / median",
       "p99 ÷ built-in",
     ],
     Object.keys(runs).map((kind) => {
@@ -128,6 +144,7 @@ if (import.meta.main) {
         ms(p99),
         ms(field(kind, "p999_us")),
         `${Math.round(field(kind, "server_cpu_pct") ?? NaN)}%`,
+        `${field(kind, "per_conn_min")} / ${field(kind, "per_conn_median")}`,
         p99 !== undefined && base ? `${(p99 / base).toFixed(2)}×` : "—",
       ];
     }),

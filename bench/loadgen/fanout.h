@@ -3,8 +3,10 @@
  * connection machinery: conns, flush, run_loop, lat_add).
  *
  * conns[0..N-1] are subscribers (path cfg.sub_path), conns[N] is the
- * publisher (cfg.pub_path). The server under test publishes every message it
- * receives on the publisher's connection to every subscriber.
+ * publisher (cfg.pub_path, on --pub-port when given: a second server that
+ * relays to the first, e.g. through Redis). The server under test publishes
+ * every message it receives on the publisher's connection to every
+ * subscriber.
  *
  * Every message is binary, cfg.size bytes: bytes 0-7 are its sequence number
  * (little endian), the rest a pattern made from the sequence number, so a

@@ -70,6 +70,7 @@ typedef struct conn {
   bool primed;
   uint8_t *out;
   uint64_t out_len, out_off, out_cap;
+  uint64_t measured; /* echoes in the measured window (fairness) */
 } conn_t;
 
 static struct {
@@ -78,7 +79,8 @@ static struct {
   uint64_t size;
   double duration, warmup, hold, timeout;
   const char *sub_path, *pub_path;
-} cfg = {"127.0.0.1", "/", 0, M_WS, 1, 1, 8, 0, 0, 0, 64, 5.0, 1.0, 2.0, 10.0, "/sub", "/pub"};
+  int pub_port; /* fanout: the publisher's server, when not the subscribers' */
+} cfg = {"127.0.0.1", "/", 0, M_WS, 1, 1, 8, 0, 0, 0, 64, 5.0, 1.0, 2.0, 10.0, "/sub", "/pub", 0};
 
 static int ep;
 static conn_t *conns;
@@ -162,7 +164,7 @@ static void prepare(void) {
   pubreqlen = snprintf(pubreq, sizeof pubreq,
                        "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                       cfg.pub_path, cfg.host, cfg.port, key);
+                       cfg.pub_path, cfg.host, cfg.pub_port ? cfg.pub_port : cfg.port, key);
 }
 
 /* ---- connection lifecycle ---- */
@@ -185,7 +187,8 @@ static void conn_start(conn_t *c) {
   if (c->fd < 0) die("socket");
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cfg.port)};
+  int port = cfg.mode == M_FANOUT && cfg.pub_port && c->idx == nconns - 1 ? cfg.pub_port : cfg.port;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   inet_pton(AF_INET, cfg.host, &a.sin_addr);
   c->state = S_CONNECTING;
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP, .data.ptr = c};
@@ -253,7 +256,7 @@ static void on_message(conn_t *c, int op, uint64_t len, uint64_t now) {
     if (!stopping) { fprintf(stderr, "unexpected message op=%d len=%llu\n", op, (unsigned long long)len); c_errors++; }
   }
   if (c->ts_tail != c->ts_head) lat_add(now - c->ts[c->ts_tail++ & c->ts_mask]);
-  if (measuring) { c_msgs++; c_bytes += len; }
+  if (measuring) { c_msgs++; c_bytes += len; c->measured++; }
   if (traffic && !stopping && (cfg.mode == M_WS || cfg.mode == M_RAW)) issue(c, now);
 }
 
@@ -452,6 +455,21 @@ static int run_loop(double seconds, bool (*until)(void)) {
   }
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+/* echoes per connection in the measured window: the fewest, the 10th
+   percentile and the median (how evenly the server served them) */
+static void per_conn_counts(uint64_t *min, uint64_t *p10, uint64_t *median) {
+  uint64_t *v = malloc((size_t)nconns * sizeof *v);
+  if (!v) die("malloc");
+  for (int i = 0; i < nconns; i++) v[i] = conns[i].measured;
+  qsort(v, (size_t)nconns, sizeof *v, cmp_u64);
+  *min = v[0]; *p10 = v[nconns / 10]; *median = v[nconns / 2];
+  free(v);
+}
+
 static int target_open;
 static bool all_open(void) { return c_open >= (uint64_t)target_open; }
 static bool all_closed(void) {
@@ -519,7 +537,7 @@ static void usage(void) {
           "usage: loadgen --port P [--host 127.0.0.1] [--path /]\n"
           "  [--conns K] [--window W] [--size S] [--text] [--duration D] [--warmup S]\n"
           "  [--raw] | [--handshakes [--concurrency C]] | [--idle N --pid SERVER_PID [--hold S]]\n"
-          "  | [--fanout N [--sub-path /sub] [--pub-path /pub]]\n");
+          "  | [--fanout N [--sub-path /sub] [--pub-path /pub] [--pub-port P2]]\n");
   exit(2);
 }
 
@@ -529,7 +547,8 @@ int main(int argc, char **argv) {
       {"window", 1, 0, 'w'}, {"size", 1, 0, 's'}, {"text", 0, 0, 't'}, {"duration", 1, 0, 'd'},
       {"warmup", 1, 0, 'u'}, {"raw", 0, 0, 'r'}, {"handshakes", 0, 0, 'H'}, {"concurrency", 1, 0, 'C'},
       {"idle", 1, 0, 'i'}, {"pid", 1, 0, 'x'}, {"hold", 1, 0, 'o'}, {"timeout", 1, 0, 'T'},
-      {"fanout", 1, 0, 'F'}, {"sub-path", 1, 0, 'S'}, {"pub-path", 1, 0, 'B'}, {0, 0, 0, 0}};
+      {"fanout", 1, 0, 'F'}, {"sub-path", 1, 0, 'S'}, {"pub-path", 1, 0, 'B'}, {"pub-port", 1, 0, 'Q'},
+      {0, 0, 0, 0}};
   int o, raw = 0, idle = 0, conc_set = 0, fanout = 0;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
@@ -552,6 +571,7 @@ int main(int argc, char **argv) {
       case 'F': fanout = atoi(optarg); break;
       case 'S': cfg.sub_path = optarg; break;
       case 'B': cfg.pub_path = optarg; break;
+      case 'Q': cfg.pub_port = atoi(optarg); break;
       default: usage();
     }
   }
@@ -644,6 +664,8 @@ int main(int argc, char **argv) {
   (void)err0;
   uint64_t open_at_end = c_open;
   double secs = (double)(t1 - t0) / 1e9;
+  uint64_t fewest, p10, median;
+  per_conn_counts(&fewest, &p10, &median);
   close_all(3.0);
   qsort(lat, lat_n, sizeof *lat, cmp_u32);
   double mean = 0;
@@ -651,10 +673,11 @@ int main(int argc, char **argv) {
   mean = lat_n ? mean / (double)lat_n / 1000.0 : -1;
   printf("{\"mode\":\"%s\",\"conns\":%d,\"window\":%d,\"size\":%llu,\"type\":\"%s\",\"duration_s\":%.3f,"
          "\"msgs\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-         "\"mean_us\":%.1f,\"open_at_end\":%llu,\"errors\":%llu,\"client_cpu_pct\":%.1f,\"server_cpu_pct\":%.1f}\n",
+         "\"mean_us\":%.1f,\"per_conn_min\":%llu,\"per_conn_p10\":%llu,\"per_conn_median\":%llu,\"open_at_end\":%llu,\"errors\":%llu,\"client_cpu_pct\":%.1f,\"server_cpu_pct\":%.1f}\n",
          mname, nconns, cfg.window, (unsigned long long)cfg.size, cfg.mode == M_RAW ? "raw" : cfg.text ? "text" : "binary",
          secs, (unsigned long long)msgs, (double)msgs / secs, (double)bytes / secs / 1e6, pct(0.5), pct(0.99),
-         pct(0.999), mean, (unsigned long long)open_at_end, (unsigned long long)errs, 100.0 * (cpu1 - cpu0) / secs,
+         pct(0.999), mean, (unsigned long long)fewest, (unsigned long long)p10, (unsigned long long)median,
+         (unsigned long long)open_at_end, (unsigned long long)errs, 100.0 * (cpu1 - cpu0) / secs,
          scpu0 < 0 ? -1.0 : 100.0 * (scpu1 - scpu0) / secs);
   return errs ? 1 : 0;
 }
