@@ -12,6 +12,13 @@
  *     deno task test:load:latency                     # builtin and wstream, 10 s each
  *     deno task test:load:latency --servers builtin,wstream,ws,bun --duration 20
  *     deno task test:load:latency --conns 5000 --window 4 --duration 30   # fairness, C clients
+ *     deno task test:load:latency --servers tcp,bun --conns 5000 --window 4
+ *
+ * `tcp` is Deno's raw TCP echo (no WebSocket): with 5,000 connections × 4
+ * in flight, most of its connections get no echo at all while a few get
+ * them all, as with every Deno server here, while Bun serves every
+ * connection evenly with the same load generator: the starvation is in
+ * Deno's scheduling of socket reads, below any WebSocket code.
  *
  * A benchmark, not a test: it asserts nothing about time, and fails only
  * when the load generator reports errors (a lost or wrong echo, a dropped
@@ -29,7 +36,9 @@ import {
   startServer,
 } from "./echo_e2e.ts";
 
-const SERVERS = ["builtin", "wstream", "ws", "bun"];
+// tcp: Deno's raw TCP echo (conn.readable.pipeTo(conn.writable)), no
+// WebSocket at all: the Deno floor that the others are judged against.
+const SERVERS = ["builtin", "wstream", "ws", "bun", "tcp"];
 function parseOptions(args: string[]) {
   const options = {
     duration: 10,
@@ -91,6 +100,7 @@ if (import.meta.main) {
         String(server.port),
         "--pid",
         String(server.pid),
+        ...(kind === "tcp" ? ["--raw"] : []),
         "--conns",
         String(options.conns),
         "--window",
