@@ -91,6 +91,13 @@ export {
 export type { NodeSocket } from "./src/node_socket_transport.ts";
 export type { ListenOptions } from "./src/listener.ts";
 export type { HandshakeOptions } from "./src/handshake_responder.ts";
+export {
+  type Backplane,
+  Hub,
+  type HubOptions,
+  type PublishOptions,
+} from "./src/hub.ts";
+export type { PreparedMessageOptions } from "./src/prepared_message.ts";
 export type { ProtocolSelector } from "./src/handshake.ts";
 export type { ExtensionOptions } from "./src/handshake_extensions.ts";
 export type { PerMessageDeflateOptions } from "./src/permessage_deflate.ts";

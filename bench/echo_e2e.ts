@@ -1,9 +1,9 @@
 /**
  * End-to-end echo benchmark (issue 7): wstream's server against Deno's
- * built-in WebSocket server, npm `ws` on Deno and a raw TCP `pipeTo` echo,
- * each in its own `deno run` process, driven in turn by the C load generator
- * of `../shared/tools/loadgen` (epoll, pipelined, pre-built masked frames:
- * never the bottleneck). Then the client side: wstream's `connect()` against
+ * built-in WebSocket server, npm `ws` on Deno, a raw TCP `pipeTo` echo and
+ * Bun's server (npm `bun`, an outside reference), each in its own process,
+ * driven in turn by the C load generator in `bench/loadgen/` (epoll,
+ * pipelined, pre-built masked frames: never the bottleneck). Then the client side: wstream's `connect()` against
  * Deno's built-in `WebSocket` client (and npm `ws`) talking to `c_echo`.
  *
  *     deno task bench:echo               # a few seconds per workload (about 3 minutes)
@@ -12,7 +12,7 @@
  *
  * Options: `--quick`, `--duration S` (measured seconds per workload, default
  * 5), `--warmup S` (default 1), `--repeat N` (runs of the whole
- * matrix, each on fresh server processes; the table shows medians; default 1), `--servers a,b` (of builtin,ws,tcp,wstream,upgrade,ws-http,handleUpgrade:
+ * matrix, each on fresh server processes; the table shows medians; default 1), `--servers a,b` (of builtin,ws,tcp,wstream,bun,upgrade,ws-http,handleUpgrade:
  * the last three are the adapters and their peer, npm ws's handleUpgrade on
  * the same node:http server),
  * `--workloads a,b` (of the ids below), `--clients a,b` (of builtin,ws,wstream;
@@ -20,23 +20,32 @@
  *
  * The load generator is built with `make` (gcc) into
  * `$XDG_CACHE_HOME/wstream-loadgen` (default `~/.cache/wstream-loadgen`),
- * never into the repository. Every child process is killed by its own PID
+ * never into the repository; Bun comes from npm (see `_bun.ts`). Every child process is killed by its own PID
  * when it outlives its time limit; all traffic stays on 127.0.0.1.
  *
  * @module
  */
 
+import { findBun } from "./_bun.ts";
+
 const PEER = new URL("./_echo_peer.ts", import.meta.url).pathname;
+const BUN_PEER = new URL("./_bun_peer.ts", import.meta.url).pathname;
 const IMPORT_MAP = new URL("../import_map.npm.json", import.meta.url).pathname;
-const LOADGEN_SOURCE =
-  new URL("../../shared/tools/loadgen/", import.meta.url).pathname;
-const LOADGEN_FILES = ["Makefile", "loadgen.c", "c_echo.c", "wscommon.h"];
+const LOADGEN_SOURCE = new URL("./loadgen/", import.meta.url).pathname;
+const LOADGEN_FILES = [
+  "Makefile",
+  "loadgen.c",
+  "fanout.h",
+  "c_echo.c",
+  "wscommon.h",
+];
 
 const SERVERS = [
   "builtin",
   "ws",
   "tcp",
   "wstream",
+  "bun",
   "upgrade",
   "ws-http",
   "handleUpgrade",
@@ -49,6 +58,7 @@ const SERVER_NAMES: Record<string, string> = {
   upgrade: "wstream upgrade() in Deno.serve",
   "ws-http": "npm ws on node:http (Deno)",
   handleUpgrade: "wstream handleUpgrade() on node:http (Deno)",
+  bun: "Bun (npm bun)",
 };
 const CLIENTS = ["builtin", "ws", "wstream"] as const;
 
@@ -243,7 +253,9 @@ function parseOptions(args: string[]): Options {
 }
 
 /** Copies loadgen's sources into the cache directory and runs make there. */
-async function buildLoadgen(): Promise<{ loadgen: string; cEcho: string }> {
+export async function buildLoadgen(): Promise<
+  { loadgen: string; cEcho: string }
+> {
   const home = Deno.env.get("HOME") ?? Deno.cwd();
   const dir = `${
     Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`
@@ -281,7 +293,7 @@ async function buildLoadgen(): Promise<{ loadgen: string; cEcho: string }> {
 }
 
 /** Signals child (by its own PID); a child that already exited is fine. */
-function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
+export function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
   try {
     child.kill(signal);
   } catch {
@@ -290,7 +302,7 @@ function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
 }
 
 /** Kills child by its PID if it has not exited after ms; resolves with its output. */
-async function outputWithin(
+export async function outputWithin(
   child: Deno.ChildProcess,
   ms: number,
 ): Promise<
@@ -312,7 +324,9 @@ async function outputWithin(
   };
 }
 
-function lastJsonLine(text: string): Record<string, unknown> | undefined {
+export function lastJsonLine(
+  text: string,
+): Record<string, unknown> | undefined {
   const line = text.trim().split("\n").at(-1);
   if (!line) return undefined;
   try {
@@ -322,18 +336,52 @@ function lastJsonLine(text: string): Record<string, unknown> | undefined {
   }
 }
 
-interface RunningServer {
+/** A server process started by {@linkcode startServer}. */
+export interface RunningServer {
   pid: number;
   port: number;
   stop(): Promise<void>;
 }
 
-/** Starts an echo server process; resolves with its port, or a reason to skip it. */
-async function startServer(
+/** A program and its arguments. */
+export interface Command {
+  path: string;
+  args: string[];
+}
+
+/**
+ * How to start a server of kind: Bun runs `_bun_peer.ts bunMode`, every
+ * other kind is `deno run` of peer with peerArgs.
+ */
+export async function serverCommand(
   kind: string,
+  peer: string,
+  peerArgs: string[],
+  bunMode: "echo" | "fanout",
+): Promise<Command | { skip: string }> {
+  if (kind === "bun") {
+    const bun = await findBun();
+    return "skip" in bun ? bun : { path: bun.path, args: [BUN_PEER, bunMode] };
+  }
+  return {
+    path: Deno.execPath(),
+    args: ["run", "-A", `--import-map=${IMPORT_MAP}`, peer, ...peerArgs],
+  };
+}
+
+/**
+ * Starts a server process (the echo server of kind unless command says
+ * otherwise); resolves with its port, or a reason to skip it.
+ */
+export async function startServer(
+  kind: string,
+  command?: Command,
 ): Promise<RunningServer | { skip: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `--import-map=${IMPORT_MAP}`, PEER, "server", kind],
+  const how = command ??
+    await serverCommand(kind, PEER, ["server", kind], "echo");
+  if ("skip" in how) return how;
+  const child = new Deno.Command(how.path, {
+    args: how.args,
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
@@ -382,13 +430,14 @@ async function startServer(
 }
 
 /** VmHWM (peak resident set) of a process, in MiB. */
-async function peakRssMiB(pid: number): Promise<number> {
+export async function peakRssMiB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const kb = Number(status.match(/^VmHWM:\s+(\d+) kB/m)?.[1]);
   return kb / 1024;
 }
 
-interface Cell {
+/** One measurement: its value, and loadgen's raw JSON line. */
+export interface Cell {
   value?: number;
   /** value ÷ the measured process's CPU share (1.0 = one core busy). */
   perCpu?: number;
@@ -434,7 +483,7 @@ async function repeated(
   return summarize(runs);
 }
 
-async function runLoadgen(
+export async function runLoadgen(
   loadgen: string,
   args: string[],
   limitMs: number,
@@ -475,7 +524,7 @@ function ratio(a: number | undefined, b: number | undefined): string {
   return `${(a / b).toFixed(2)}×`;
 }
 
-function printTable(header: string[], rows: string[][]): void {
+export function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) =>
     Math.max(h.length, ...rows.map((r) => r[i].length))
   );
@@ -723,7 +772,7 @@ async function clientMatrix(cEcho: string, options: Options) {
 }
 
 /** The 1-minute load average: other work on the machine skews every figure. */
-function loadAverage(): string {
+export function loadAverage(): string {
   try {
     return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
   } catch {

@@ -1,18 +1,24 @@
 // deno task start                      (then open the URL it prints)
 // deno run -A examples/chat.ts --port 8080 --hostname 127.0.0.1
+// deno run -A examples/chat.ts --port 8081 --redis redis://127.0.0.1:6379
 //
-// A chat room for browsers. One server on one port serves the page (through
-// `fallback`) and the WebSocket at /ws; every message is broadcast to every
-// connected page, and joins and leaves are announced. Open the URL in two
-// tabs and talk to yourself.
+// Chat rooms for browsers. One server on one port serves the page (through
+// `fallback`) and the WebSocket at /ws?room=NAME; each room is a topic of a
+// `Hub`, so every message is framed once and sent to every page in the
+// room, and joins and leaves are announced. Open the URL in two tabs and
+// talk to yourself; add ?room=NAME for another room. With --redis, every
+// chat process on the same Redis is one chat: start two on two ports.
 //
 // The wire format is JSON text messages:
 //   page → server  {"text": "hi"}
-//   server → page  {"type": "welcome", "name": "guest 1", "online": 1}
+//   server → page  {"type": "welcome", "name": "guest 1", "room": "lobby",
+//                   "online": 1}
 //                  {"type": "join" | "leave", "name": "guest 2", "online": 2}
+//   ("online" counts the pages in the room on the server that sent it.)
 //                  {"type": "message", "name": "guest 1", "text": "hi"}
 
-import { serve, type WebSocketConnection } from "../mod.ts";
+import { type Backplane, Hub, serve } from "../mod.ts";
+import { redisBackplane } from "../src/redis_backplane.ts";
 
 /** Options of {@linkcode startChat}. */
 export interface ChatOptions {
@@ -26,6 +32,10 @@ export interface ChatOptions {
   signal?: AbortSignal;
   /** How long a closing page has to answer our Close (default 5000 ms). */
   closeTimeoutMs?: number;
+  /** Shares the rooms with other chat processes (e.g. through Redis). */
+  backplane?: Backplane;
+  /** Added to guest names, to tell apart guests of several processes. */
+  nameTag?: string;
 }
 
 /** A running chat server. */
@@ -40,6 +50,14 @@ export interface ChatServer extends AsyncDisposable {
 
 /** The longest chat line kept, in UTF-16 code units; longer ones are cut. */
 const MAX_TEXT_LENGTH = 2000;
+/** The longest room name kept; longer ones are cut. */
+const MAX_ROOM_LENGTH = 100;
+
+/** The room a URL asks for: its `room` parameter, "lobby" by default. */
+function roomOf(url: URL): string {
+  return url.searchParams.get("room")?.trim().slice(0, MAX_ROOM_LENGTH) ||
+    "lobby";
+}
 
 /**
  * Starts the chat server.
@@ -52,33 +70,14 @@ const MAX_TEXT_LENGTH = 2000;
  */
 export function startChat(options: ChatOptions = {}): ChatServer {
   const hostname = options.hostname ?? "127.0.0.1";
-  const members = new Map<
-    WritableStreamDefaultWriter<string>,
-    { name: string; socket: WebSocketConnection }
-  >();
+  // Slow pages: the hub closes a page that stopped reading with 1013 (try
+  // again later) once 1 MiB waits for it, instead of growing our memory.
+  const hub = new Hub({ backplane: options.backplane });
   let guests = 0;
 
-  /** Sends event to one page. A page that stopped reading is disconnected
-   * (1013, try again later) instead of growing our memory without bound. */
-  function send(writer: WritableStreamDefaultWriter<string>, event: object) {
-    const member = members.get(writer);
-    if (member === undefined) return;
-    if ((writer.desiredSize ?? 0) < 0) {
-      // Its handler below announces the leave once the socket has closed.
-      try {
-        member.socket.close({ closeCode: 1013, reason: "too slow" });
-      } catch {
-        // Closing already.
-      }
-      return;
-    }
-    writer.write(JSON.stringify(event)).catch(() => {
-      // The socket failed; its handler below notices and says goodbye.
-    });
-  }
-
-  function broadcast(event: object) {
-    for (const writer of [...members.keys()]) send(writer, event);
+  // Everyone in the room, on every process, gets it.
+  function broadcast(room: string, event: object) {
+    hub.publish(room, JSON.stringify(event));
   }
 
   const server = serve({
@@ -101,15 +100,25 @@ export function startChat(options: ChatOptions = {}): ChatServer {
       });
     },
   }, async (socket, request) => {
-    if (new URL(request.url).pathname !== "/ws") {
+    const url = new URL(request.url);
+    if (url.pathname !== "/ws") {
       socket.close({ closeCode: 1008, reason: "the chat is at /ws" });
       return;
     }
-    const name = `guest ${++guests}`;
+    const room = roomOf(url);
+    const name = `guest ${++guests}${options.nameTag ?? ""}`;
     const writer = socket.writable.getWriter();
-    members.set(writer, { name, socket });
-    send(writer, { type: "welcome", name, online: members.size });
-    broadcast({ type: "join", name, online: members.size });
+    // "online" counts this server's pages in the room.
+    const online = () => hub.subscriberCount(room);
+    try {
+      await writer.write(
+        JSON.stringify({ type: "welcome", name, room, online: online() + 1 }),
+      );
+    } catch {
+      return; // gone already
+    }
+    hub.subscribe(socket, room); // and unsubscribed when it closes
+    broadcast(room, { type: "join", name, online: online() });
     try {
       for await (const data of socket.readable) {
         if (typeof data !== "string") continue; // the page sends text only
@@ -120,7 +129,7 @@ export function startChat(options: ChatOptions = {}): ChatServer {
           continue; // not JSON: ignore it rather than fail the socket
         }
         if (typeof text !== "string" || text.trim() === "") continue;
-        broadcast({
+        broadcast(room, {
           type: "message",
           name,
           text: text.trim().slice(0, MAX_TEXT_LENGTH),
@@ -129,20 +138,22 @@ export function startChat(options: ChatOptions = {}): ChatServer {
     } catch {
       // The page went away without a clean close; announce it all the same.
     } finally {
-      const wasMember = members.delete(writer);
-      if (wasMember) {
-        broadcast({ type: "leave", name, online: members.size });
-      }
+      hub.unsubscribe(socket, room);
+      broadcast(room, { type: "leave", name, online: online() });
       // Completes the close handshake (or ends a failed socket).
       await writer.close().catch(() => {});
     }
   });
 
+  const shutdown = async () => {
+    await server.shutdown();
+    await hub.close();
+  };
   return {
     url: pageUrl(hostname, server.addr.port),
-    shutdown: () => server.shutdown(),
-    finished: server.finished,
-    [Symbol.asyncDispose]: () => server.shutdown(),
+    shutdown,
+    finished: server.finished.then(() => hub.close()),
+    [Symbol.asyncDispose]: shutdown,
   };
 }
 
@@ -224,11 +235,14 @@ const PAGE = `<!doctype html>
   }
 
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(scheme + "//" + location.host + "/ws");
+  const room = new URLSearchParams(location.search).get("room") || "lobby";
+  const socket = new WebSocket(
+    scheme + "//" + location.host + "/ws?room=" + encodeURIComponent(room));
   socket.onmessage = (event) => {
     const data = JSON.parse(event.data);
     if (data.type === "welcome") {
       me = data.name;
+      document.querySelector("h1").textContent = "wstream chat · #" + data.room;
       input.disabled = button.disabled = false;
       input.focus();
     } else if (data.type === "message") {
@@ -272,6 +286,17 @@ if (import.meta.main) {
     );
     Deno.exit(2);
   }
+  // --redis URL: every chat process on that Redis shares the rooms.
+  const redisUrl = flag(Deno.args, "redis");
+  let backplane: Backplane | undefined;
+  if (redisUrl !== undefined) {
+    try {
+      backplane = await redisBackplane({ url: redisUrl });
+    } catch (error) {
+      console.error((error as Error).message);
+      Deno.exit(1);
+    }
+  }
   // Ctrl+C shuts down gracefully: every page gets Close 1001.
   const controller = new AbortController();
   const onInterrupt = () => controller.abort();
@@ -280,6 +305,9 @@ if (import.meta.main) {
     port,
     hostname: flag(Deno.args, "hostname") ?? "127.0.0.1",
     signal: controller.signal,
+    backplane,
+    // Guests of several processes are told apart by their server's port.
+    nameTag: backplane ? ` (:${port})` : undefined,
     onListen: (url) => console.log(`wstream chat: open ${url} in two tabs`),
   });
   await chat.finished;

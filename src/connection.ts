@@ -13,6 +13,12 @@ import { isValidCloseCode } from "./close_code.ts";
 import { closeRequest } from "./close_payload.ts";
 import { Opcode } from "./frame.ts";
 import type { Message } from "./message_assembler.ts";
+import { sharedDeflateWindowBits } from "./shared_deflate.ts";
+import {
+  PreparedQueue,
+  type PreparedQueueState,
+  providePreparedQueues,
+} from "./prepared_queue.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
 import { SocketCore } from "./socket_core.ts";
 import type { SocketCoreHost, TimerKind } from "./socket_core_host.ts";
@@ -66,51 +72,8 @@ function isBufferSource(chunk: unknown): chunk is BufferSource {
     chunk instanceof SharedArrayBuffer;
 }
 
-// The write queue of a socket that may still send, else undefined; set by
-// WebSocketConnection's static block.
-let sharedFrameQueue: (socket: WebSocketConnection) => WriteQueue | undefined;
-
-/**
- * Queues bytes that are already whole frames, encoded once for many server
- * sockets (unmasked), after the frames the socket accepted before them; they
- * are never copied, masked, pooled or modified, so they must stay unchanged
- * until written. For the topic hub; not exported from `mod.ts`.
- *
- * @example
- * ```ts
- * import { enqueueSharedFrames, WebSocketConnection } from "./connection.ts";
- * import { assertEquals } from "@std/assert";
- *
- * const written: Uint8Array[] = [];
- * const socket = new WebSocketConnection({
- *   role: "server",
- *   transport: {
- *     readable: new ReadableStream(),
- *     writable: new WritableStream({ write: (chunk) => void written.push(chunk) }),
- *   },
- *   closeTimeoutMs: 10,
- * });
- * const hello = new Uint8Array([0x81, 0x02, 0x48, 0x69]); // text "Hi"
- * assertEquals(enqueueSharedFrames(socket, hello), 4);
- * socket.close();
- * await socket.closed;
- * assertEquals(written[0], hello);
- * ```
- *
- * @param socket A server socket.
- * @param frames Whole encoded frames.
- * @returns The bytes now queued for the socket (for a slow-subscriber
- * policy), or `undefined` when it is closing or closed (nothing queued).
- */
-export function enqueueSharedFrames(
-  socket: WebSocketConnection,
-  frames: Uint8Array,
-): number | undefined {
-  const queue = sharedFrameQueue(socket);
-  if (queue === undefined) return undefined;
-  queue.enqueueShared(frames);
-  return queue.bufferedAmount;
-}
+// The topic hub's way in, without a public member (see prepared_queue.ts).
+export { enqueueSharedFrames } from "./prepared_queue.ts";
 
 /**
  * One WebSocket connection: messages arrive on `readable` (text as `string`,
@@ -164,6 +127,11 @@ export class WebSocketConnection {
   readonly #core: SocketCore;
   readonly #queue: WriteQueue;
   readonly #deflate: MessageDeflate | undefined;
+  readonly #maxBufferedBytes: number;
+  // Own messages being compressed, and the hub's queue (made on first use):
+  // prepared messages wait for those to keep their place.
+  #deflatesPending = 0;
+  #prepared: PreparedQueue | undefined;
 
   #readableController!: ReadableStreamDefaultController<Message>;
   #readableDone = false;
@@ -254,7 +222,11 @@ export class WebSocketConnection {
   };
 
   static readonly #Host = class
-    implements SocketCoreHost, WriteFailureListener, ReadLoopOwner {
+    implements
+      SocketCoreHost,
+      WriteFailureListener,
+      ReadLoopOwner,
+      PreparedQueueState {
     readonly #socket: WebSocketConnection;
 
     constructor(socket: WebSocketConnection) {
@@ -344,6 +316,14 @@ export class WebSocketConnection {
       const socket = this.#socket;
       return new Promise<void>((resolve) => socket.#resumeReading = resolve);
     }
+
+    get sendable(): boolean {
+      return this.#socket.#core.sendable;
+    }
+
+    get deflating(): boolean {
+      return this.#socket.#deflatesPending > 0;
+    }
   };
 
   static #fireTimer(socket: WebSocketConnection, kind: TimerKind): void {
@@ -364,7 +344,7 @@ export class WebSocketConnection {
     this.protocol = init.protocol ?? "";
     this.extensions = init.extensions ?? "";
     this.#deflate = init.deflate;
-    const maxBufferedBytes = init.maxBufferedBytes ??
+    const maxBufferedBytes = this.#maxBufferedBytes = init.maxBufferedBytes ??
       DEFAULT_MAX_BUFFERED_BYTES;
     const host = new WebSocketConnection.#Host(this);
     this.#queue = new WriteQueue(init.transport, {
@@ -445,9 +425,18 @@ export class WebSocketConnection {
   }
 
   static {
-    // The hub's way in (see enqueueSharedFrames): no public member.
-    sharedFrameQueue = (socket) =>
-      socket.#core.sendable ? socket.#queue : undefined;
+    // The hub's way in (see preparedQueueOf): no public member.
+    providePreparedQueues((socket) =>
+      socket.#prepared ??= new PreparedQueue(
+        socket.#queue,
+        new WebSocketConnection.#Host(socket),
+        {
+          mask: socket.#role === "client",
+          windowBits: sharedDeflateWindowBits(socket.#deflate),
+          maxBufferedBytes: socket.#maxBufferedBytes,
+        },
+      )
+    );
   }
 
   // ---- sending ----------------------------------------------------------
@@ -473,10 +462,18 @@ export class WebSocketConnection {
     const queue = this.#queue;
     const deflated = this.#deflate?.deflate(bytes);
     if (deflated instanceof Promise) {
+      this.#deflatesPending++;
       return deflated.then((compressed) => {
+        this.#deflatesPending--;
         if (!core.sendable) return;
         core.send(opcode, compressed, true);
+        // Hub messages that came meanwhile follow it.
+        this.#prepared?.release();
         return queue.backpressure();
+      }, (error) => {
+        this.#deflatesPending--;
+        this.#prepared?.release();
+        throw error;
       });
     }
     if (deflated !== undefined) core.send(opcode, deflated, true);

@@ -31,6 +31,10 @@ import zlib from "node:zlib";
 import type { Buffer } from "node:buffer";
 import { type ExtensionParam, parseExtensions } from "./extension_header.ts";
 import { WebSocketError } from "./websocket_error.ts";
+import {
+  allowSharedCompression,
+  withoutSyncFlushTail,
+} from "./shared_deflate.ts";
 
 /** The extension token (RFC 7692 §5). */
 export const PERMESSAGE_DEFLATE = "permessage-deflate";
@@ -775,17 +779,7 @@ class ZlibDeflater {
         cleanUp();
         // RFC 7692 §7.1.1: no context takeover, every message on its own.
         if (this.#noContextTakeover) stream.reset();
-        const output = concat(chunks, length);
-        // RFC 7692 §7.2.1: remove the 00 00 ff ff that ends the sync flush.
-        const end = output.length >= 4 && output[output.length - 4] === 0 &&
-            output[output.length - 3] === 0 &&
-            output[output.length - 2] === 0xff &&
-            output[output.length - 1] === 0xff
-          ? output.length - 4
-          : output.length;
-        // An empty message flushed right after another gives no output at
-        // all; RFC 7692 §7.2.3.6 sends it as the single byte 0x00.
-        resolve(end === 0 ? new Uint8Array(1) : output.subarray(0, end));
+        resolve(withoutSyncFlushTail(concat(chunks, length)));
       });
     });
   }
@@ -837,7 +831,7 @@ export function createMessageDeflate(
     isServer ? params.clientMaxWindowBits : params.serverMaxWindowBits,
     isServer ? params.clientNoContextTakeover : params.serverNoContextTakeover,
   );
-  return {
+  const result = {
     inflater,
     deflate(message: Uint8Array): Promise<Uint8Array> | undefined {
       if (message.length < threshold) return undefined;
@@ -848,4 +842,13 @@ export function createMessageDeflate(
       inflater.close();
     },
   };
+  if (
+    isServer ? params.serverNoContextTakeover : params.clientNoContextTakeover
+  ) {
+    allowSharedCompression(
+      result,
+      isServer ? params.serverMaxWindowBits : params.clientMaxWindowBits,
+    );
+  }
+  return result;
 }

@@ -23,6 +23,12 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   type Message,
 } from "./message_assembler.ts";
+import { MessageSendQueue } from "./message_send_queue.ts";
+import {
+  type PreparedSender,
+  QueueResult,
+  type QueueResultValue,
+} from "./prepared_queue.ts";
 import type { Socket } from "./socket.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
@@ -198,6 +204,42 @@ export function upgrade(
   };
 }
 
+// The queue of an upgraded socket, made on first use; set by DenoSocket.
+let upgradedQueue: (socket: Socket) => PreparedSender | undefined;
+// Sockets of refused requests: they never open.
+const refusedSockets = new WeakSet<Socket>();
+const neverOpen: PreparedSender = {
+  queue: (): QueueResultValue => QueueResult.Closed,
+};
+
+/**
+ * How the topic hub sends to a socket from {@linkcode upgrade}: Deno's own
+ * WebSocket underneath takes no pre-encoded frames, so each message is
+ * sent to it on its own (see {@linkcode MessageSendQueue}). Not exported
+ * from `mod.ts`.
+ *
+ * @example
+ * ```ts
+ * import { preparedSenderOfUpgraded, upgrade } from "./upgrade.ts";
+ * import { PreparedMessage } from "./prepared_message.ts";
+ * import { QueueResult } from "./prepared_queue.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const { socket } = upgrade(new Request("http://localhost/")); // refused: 426
+ * const sender = preparedSenderOfUpgraded(socket)!;
+ * assertEquals(sender.queue(new PreparedMessage("hi")), QueueResult.Closed);
+ * ```
+ *
+ * @param socket Any socket.
+ * @returns Its sender, the same for every call, or `undefined` when it is
+ * no socket of `upgrade()`.
+ */
+export function preparedSenderOfUpgraded(
+  socket: Socket,
+): PreparedSender | undefined {
+  return refusedSockets.has(socket) ? neverOpen : upgradedQueue(socket);
+}
+
 function denoRefused(error: unknown): TypeError {
   return new TypeError(
     `expected a request Deno can upgrade (HTTP/1.1, not upgraded or answered before), found Deno refusing it: ${
@@ -304,6 +346,7 @@ function refused(error: HandshakeRejection | HttpHeadError): UpgradeResult {
     bufferedAmount: 0,
     close() {},
   };
+  refusedSockets.add(socket);
   // The same body serve() sends for this refusal.
   const body = buildErrorResponse(error.status, error.message);
   const text = new TextDecoder().decode(body);
@@ -337,6 +380,18 @@ class DenoSocket implements Socket {
   #failure: string | undefined;
   #ended = false;
   #wasOpen = false;
+  // The hub's queue (made on first use).
+  #prepared: MessageSendQueue | undefined;
+
+  static {
+    upgradedQueue = (socket) =>
+      #ws in socket
+        ? socket.#prepared ??= new MessageSendQueue(
+          socket.#ws,
+          socket.#maxBufferedBytes,
+        )
+        : undefined;
+  }
 
   constructor(ws: WebSocket, options: UpgradeOptions) {
     this.#ws = ws;
@@ -364,6 +419,8 @@ class DenoSocket implements Socket {
       ws.onopen = () => {
         clearTimeout(timer);
         this.#wasOpen = true;
+        // Hub messages published before it opened go first.
+        this.#prepared?.opened();
         resolve();
       };
       // Closed before it opened (no error made once open: they cost).

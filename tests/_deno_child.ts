@@ -86,3 +86,49 @@ export async function runScript(
     clearTimeout(timer);
   }
 }
+
+/**
+ * Reads `child`'s stdout until `pattern` matches what it printed (within
+ * `timeoutMs`), then keeps draining it so the child never blocks on a full
+ * pipe. Returns the match and a promise of the end of the output.
+ */
+export async function waitForOutput(
+  child: Deno.ChildProcess,
+  pattern: RegExp,
+  timeoutMs = 30_000,
+): Promise<{ match: RegExpMatchArray; drained: Promise<void> }> {
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `the child did not print ${pattern} within ${timeoutMs} ms`,
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  const found = (async () => {
+    while (true) {
+      const { value, done } = await lines.read();
+      if (done) {
+        throw new Error(`the child ended before printing ${pattern}: ${text}`);
+      }
+      text += value;
+      const match = text.match(pattern);
+      if (match) return match;
+    }
+  })();
+  try {
+    const match = await Promise.race([found, timeout]);
+    const drained = (async () => {
+      while (!(await lines.read()).done) { /* drain */ }
+    })();
+    return { match, drained };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,58 +1,21 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { startChat } from "../examples/chat.ts";
 import { connect } from "../mod.ts";
+import { type ChatPage, logLines, logShows } from "./_chat_page.ts";
 import {
-  type BrowserPage,
   chromiumAvailable,
   launchChromium,
   requirePeer,
 } from "./interop/_peers.ts";
 import { within } from "./_socket_util.ts";
 
-/** The part of a playwright-core `Page` this test drives beyond BrowserPage. */
-interface ChatPage extends BrowserPage {
-  fill(selector: string, value: string): Promise<void>;
-  press(selector: string, key: string): Promise<void>;
-  click(selector: string): Promise<void>;
-  waitForFunction<Arg>(
-    fn: (arg: Arg) => unknown,
-    arg: Arg,
-    options: { timeout: number },
-  ): Promise<unknown>;
-  setViewportSize(size: { width: number; height: number }): Promise<void>;
-  screenshot(options: { path: string; fullPage?: boolean }): Promise<unknown>;
-}
-
-/** The page's `document` as the functions passed to `evaluate` see it (they
- * run in the browser; this file is type-checked without the DOM library). */
+/** The page's `document`, as seen by the functions given to `evaluate`. */
 declare const document: {
-  querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }>;
+  querySelectorAll(selector: string): ArrayLike<unknown>;
   getElementById(id: string): { textContent: string | null } | null;
 };
 
 const hasChromium = await chromiumAvailable();
-
-/** Waits until the page's chat log has a line containing text. */
-function logShows(page: ChatPage, text: string): Promise<unknown> {
-  return page.waitForFunction(
-    (text: string) =>
-      Array.from(document.querySelectorAll("#log li")).some((item) =>
-        (item.textContent ?? "").includes(text)
-      ),
-    text,
-    { timeout: 10_000 },
-  );
-}
-
-function logLines(page: ChatPage): Promise<string[]> {
-  return page.evaluate(
-    () =>
-      Array.from(document.querySelectorAll("#log li")).map((item) =>
-        item.textContent ?? ""
-      ),
-    undefined,
-  );
-}
 
 Deno.test("examples/chat.ts serves its page and the WebSocket on one port, and refuses other paths", async () => {
   await using chat = startChat({ port: 0 });
@@ -87,6 +50,7 @@ Deno.test("examples/chat.ts broadcasts messages, joins and leaves to wstream cli
   assertEquals(await next(aliceEvents), {
     type: "welcome",
     name: "guest 1",
+    room: "lobby",
     online: 1,
   });
   assertEquals(await next(aliceEvents), {
