@@ -1334,6 +1334,10 @@ export class WebSocketConnection {
     // Bytes after a Close in the same chunk are ignored, even invalid ones.
     if (this.#closeReceived) return bytes.length;
     if (decodeError !== undefined) throw decodeError;
+    // RFC 6455 §8.1: text is validated as it arrives, also inside a frame
+    // that is not complete yet (after the frames before it).
+    const partial = this.#decoder.partialFrame;
+    if (partial !== undefined) this.#assembler.pushPartial(partial);
     return used;
   }
 
