@@ -441,6 +441,8 @@ export class WebSocketConnection {
   #closeSent: CloseInfo | undefined;
   #closeReceived: CloseInfo | undefined;
   #failure: WebSocketError | undefined;
+  // Whether the failure was sent: `writable` failed and our Close queued.
+  #failureSent = false;
   #ended = false;
   #resolveClosed!: (result: CloseResult) => void;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -468,6 +470,7 @@ export class WebSocketConnection {
       if (error && socket.#readableQueueEmpty()) {
         socket.#pendingReadableError = undefined;
         socket.#readableController.error(error);
+        if (socket.#failure !== undefined) socket.#sendFailureSoon();
         return;
       }
       const resume = socket.#resumeReading;
@@ -908,6 +911,11 @@ export class WebSocketConnection {
   // Sends our Close unless it was sent (RFC 6455 §5.5.1): the requested code,
   // else the peer's code when answering its Close, else 1000.
   #startClose(request: CloseInfo | undefined): void {
+    // A failure waiting for the application ends now instead (see #fail).
+    if (this.#failure !== undefined) {
+      this.#sendFailure();
+      return;
+    }
     if (this.#closeSent || this.#ended) return;
     const received = this.#closeReceived;
     let info: CloseInfo;
@@ -944,20 +952,51 @@ export class WebSocketConnection {
     }
   }
 
-  #setCloseTimer(onTimeout: () => void): void {
+  #setCloseTimer(
+    onTimeout: () => void,
+    ms: number = this.#closeTimeoutMs,
+  ): void {
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     this.#closeTimer = setTimeout(() => {
       this.#closeTimer = undefined;
       onTimeout();
-    }, this.#closeTimeoutMs);
+    }, ms);
   }
 
-  // RFC 6455 §7.1.7: fail the connection: send Close with the error's code
-  // when it may be sent, then end the TCP connection.
+  // RFC 6455 §7.1.7: fail the connection. Nothing more is received. The
+  // messages that arrived whole before the failure still reach `readable`
+  // first, in order (then the error), and what the application writes in
+  // answer to them is still sent: `writable` fails and our Close goes out
+  // one task after the application has read the last of them (see
+  // #Source.pull), or when it closes either stream, or after the close
+  // timeout if it does not read them.
   #fail(error: WebSocketError): void {
     if (this.#ended || this.#failure) return;
     this.#failure = error;
-    this.#errorStreams(error);
+    this.#stopKeepAlive();
+    this.#errorReadable(error);
+    this.#resumeReading?.();
+    if (this.#pendingReadableError === undefined) this.#sendFailureSoon();
+    else this.#setCloseTimer(() => this.#sendFailure());
+  }
+
+  // The application has every message from before the failure: what it
+  // writes in answer within this task (a pipe, a read loop, a message
+  // handler) goes before our Close.
+  #sendFailureSoon(): void {
+    this.#setCloseTimer(() => this.#sendFailure(), 0);
+  }
+
+  // Fails `writable`, sends Close with the failure's code when it may be
+  // sent (after the frames already queued), then ends the TCP connection.
+  #sendFailure(): void {
+    const error = this.#failure!;
+    if (this.#ended || this.#failureSent) return;
+    this.#failureSent = true;
+    if (!this.#writableDone) {
+      this.#writableDone = true;
+      this.#writableController.error(error);
+    }
     const code = error.closeCode ?? CloseCode.AbnormalClosure;
     if (!this.#closeSent && isValidCloseCode(code)) {
       const reason = truncateReason(error.message);
@@ -1276,8 +1315,8 @@ export class WebSocketConnection {
   // incomplete frame), or a promise of it when a message must be inflated.
   #receive(bytes: Uint8Array): number | Promise<number> {
     // RFC 6455 §5.5.1, §7.1.1: nothing after the peer's Close is processed,
-    // not even bytes that are no frame at all.
-    if (this.#closeReceived) return bytes.length;
+    // not even bytes that are no frame at all; §7.1.7: nor after a failure.
+    if (this.#closeReceived || this.#failure) return bytes.length;
     const frames = this.#receivedFrames;
     frames.length = 0;
     let decodeError: unknown;
