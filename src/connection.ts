@@ -984,6 +984,8 @@ export class WebSocketConnection {
   // writes in answer within this task (a pipe, a read loop, a message
   // handler) goes before our Close.
   #sendFailureSoon(): void {
+    // (Sent already, at the close timeout: its timer to end stays.)
+    if (this.#failureSent || this.#ended) return;
     this.#setCloseTimer(() => this.#sendFailure(), 0);
   }
 
