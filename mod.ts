@@ -59,11 +59,35 @@ export {
   parseWebSocketUrl,
 } from "./src/client.ts";
 export {
+  WebSocketHandshakeError,
+  type WebSocketHandshakeErrorInit,
+} from "./src/handshake_error.ts";
+export {
+  DEFAULT_RETRY_CLOSE_CODES,
+  reconnecting,
+  type ReconnectingOptions,
+  type RetryInfo,
+} from "./src/reconnecting.ts";
+export {
   serve,
   type ServeOptions,
   type WebSocketHandler,
   type WebSocketServer,
 } from "./src/server.ts";
+export type { Socket } from "./src/socket.ts";
+export {
+  upgrade,
+  type UpgradeOptions,
+  type UpgradeResult,
+} from "./src/upgrade.ts";
+export {
+  handleUpgrade,
+  type UpgradeRequest,
+  type UpgradeSocket,
+} from "./src/handle_upgrade.ts";
+export type { NodeSocket } from "./src/node_socket_transport.ts";
+export type { ListenOptions } from "./src/listener.ts";
+export type { HandshakeOptions } from "./src/handshake_responder.ts";
 export type { ProtocolSelector } from "./src/handshake.ts";
 export type { ExtensionOptions } from "./src/handshake_extensions.ts";
 export type { PerMessageDeflateOptions } from "./src/permessage_deflate.ts";

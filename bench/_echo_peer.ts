@@ -9,6 +9,9 @@
  *     deno run -A bench/_echo_peer.ts server ws        # npm ws WebSocketServer
  *     deno run -A bench/_echo_peer.ts server tcp       # conn.readable.pipeTo(conn.writable)
  *     deno run -A bench/_echo_peer.ts server wstream   # serve() from mod.ts
+ *     deno run -A bench/_echo_peer.ts server upgrade   # Deno.serve + upgrade() from mod.ts
+ *     deno run -A bench/_echo_peer.ts server ws-http   # node:http + npm ws handleUpgrade
+ *     deno run -A bench/_echo_peer.ts server handleUpgrade # node:http + handleUpgrade()
  *
  * Clients (keep WINDOW binary messages of SIZE bytes in flight against the
  * echo server at URL for WARMUP + DURATION seconds, print one JSON line with
@@ -36,9 +39,21 @@ type WstreamServe = (
 ) => { addr: Deno.NetAddr };
 type WstreamConnect = (url: string) => Promise<WstreamSocket>;
 
-/** wstream's `serve` or `connect`, or undefined while mod.ts lacks it. */
+type WstreamUpgrade = (request: Request) => {
+  socket: WstreamSocket;
+  response: Response;
+};
+type WstreamHandleUpgrade = (
+  request: unknown,
+  socket: unknown,
+  head: Uint8Array,
+  options: Record<string, never>,
+  handler: (socket: WstreamSocket) => Promise<void>,
+) => Promise<void>;
+
+/** A wstream export, or undefined while mod.ts lacks it. */
 async function wstreamExport<T>(
-  name: "serve" | "connect",
+  name: "serve" | "connect" | "upgrade" | "handleUpgrade",
 ): Promise<T | undefined> {
   // Imported as a record so this file type-checks before the export exists.
   const mod: Record<string, unknown> = await import("../mod.ts");
@@ -99,9 +114,55 @@ async function startServer(kind: string): Promise<void> {
       report({ port: server.addr.port });
       return;
     }
+    case "upgrade": {
+      const upgrade = await wstreamExport<WstreamUpgrade>("upgrade");
+      if (!upgrade) return report({ skip: "mod.ts does not export upgrade()" });
+      const server = Deno.serve(
+        { hostname, port: 0, onListen() {} },
+        (request) => {
+          const { socket, response } = upgrade(request);
+          socket.readable.pipeTo(socket.writable).catch(() => {});
+          return response;
+        },
+      );
+      report({ port: server.addr.port });
+      return;
+    }
+    case "ws-http":
+    case "handleUpgrade": {
+      const { createServer } = await import("node:http");
+      const server = createServer((_request, response) => response.end());
+      if (kind === "ws-http") {
+        const { WebSocketServer } = await import(WS);
+        const wss = new WebSocketServer({ noServer: true });
+        server.on("upgrade", (request, socket, head) => {
+          // deno-lint-ignore no-explicit-any
+          wss.handleUpgrade(request, socket, head, (ws: any) => {
+            ws.on("message", (data: Uint8Array, isBinary: boolean) => {
+              ws.send(data, { binary: isBinary });
+            });
+          });
+        });
+      } else {
+        const handleUpgrade = await wstreamExport<WstreamHandleUpgrade>(
+          "handleUpgrade",
+        );
+        if (!handleUpgrade) {
+          return report({ skip: "mod.ts does not export handleUpgrade()" });
+        }
+        server.on("upgrade", (request, socket, head) => {
+          handleUpgrade(request, socket, head, {}, async (ws) => {
+            await ws.readable.pipeTo(ws.writable).catch(() => {});
+          });
+        });
+      }
+      await new Promise<void>((resolve) => server.listen(0, hostname, resolve));
+      report({ port: (server.address() as { port: number }).port });
+      return;
+    }
     default:
       throw new Error(
-        `expected a server kind builtin|ws|tcp|wstream, found "${kind}"`,
+        `expected a server kind builtin|ws|tcp|wstream|upgrade|ws-http|handleUpgrade, found "${kind}"`,
       );
   }
 }

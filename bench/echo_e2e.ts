@@ -12,7 +12,9 @@
  *
  * Options: `--quick`, `--duration S` (measured seconds per workload, default
  * 5), `--warmup S` (default 1), `--repeat N` (runs of the whole
- * matrix, each on fresh server processes; the table shows medians; default 1), `--servers a,b` (of builtin,ws,tcp,wstream),
+ * matrix, each on fresh server processes; the table shows medians; default 1), `--servers a,b` (of builtin,ws,tcp,wstream,upgrade,ws-http,handleUpgrade:
+ * the last three are the adapters and their peer, npm ws's handleUpgrade on
+ * the same node:http server),
  * `--workloads a,b` (of the ids below), `--clients a,b` (of builtin,ws,wstream;
  * `--clients none` skips the client side), `--json FILE` (raw results).
  *
@@ -30,12 +32,23 @@ const LOADGEN_SOURCE =
   new URL("../../shared/tools/loadgen/", import.meta.url).pathname;
 const LOADGEN_FILES = ["Makefile", "loadgen.c", "c_echo.c", "wscommon.h"];
 
-const SERVERS = ["builtin", "ws", "tcp", "wstream"] as const;
+const SERVERS = [
+  "builtin",
+  "ws",
+  "tcp",
+  "wstream",
+  "upgrade",
+  "ws-http",
+  "handleUpgrade",
+] as const;
 const SERVER_NAMES: Record<string, string> = {
   builtin: "Deno built-in",
   ws: "npm ws (Deno)",
   tcp: "raw TCP pipeTo",
   wstream: "wstream",
+  upgrade: "wstream upgrade() in Deno.serve",
+  "ws-http": "npm ws on node:http (Deno)",
+  handleUpgrade: "wstream handleUpgrade() on node:http (Deno)",
 };
 const CLIENTS = ["builtin", "ws", "wstream"] as const;
 
@@ -578,7 +591,7 @@ async function serverMatrix(loadgen: string, options: Options) {
     "Servers (loadgen → echo server on 127.0.0.1; memory rows: lower is better)",
     [...workloads, PEAK_RSS],
     options.servers,
-    ["builtin", "tcp"],
+    ["builtin", "tcp", "ws-http"],
     results,
     (cell) => cell.value,
   );
@@ -587,7 +600,7 @@ async function serverMatrix(loadgen: string, options: Options) {
       "over the window: efficiency, not speed)",
     workloads.filter((w) => !w.lower),
     options.servers,
-    ["builtin", "tcp"],
+    ["builtin", "tcp", "ws-http"],
     results,
     (cell) => cell.perCpu,
   );

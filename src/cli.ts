@@ -16,8 +16,9 @@
  * @module
  */
 
-import { connect } from "./client.ts";
+import { connect, type ConnectOptions } from "./client.ts";
 import type { WebSocketConnection } from "./connection.ts";
+import { reconnecting } from "./reconnecting.ts";
 import { serve } from "./server.ts";
 
 /**
@@ -45,6 +46,14 @@ Options:
                            repeat for more, most preferred first
   --header "Name: value"   send a request header (client); repeatable
   --binary                 send stdin lines as binary messages (client)
+  --reconnect              reconnect after a lost connection, a server restart
+                           (1001, 1012, ...), a refusal or a 5xx/429 answer,
+                           with jittered exponential backoff (client)
+  --proxy <url>            tunnel through this HTTP proxy (client), e.g.
+                           http://user:pass@proxy:3128; without it the
+                           HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY
+                           environment variables apply
+  --no-proxy               connect directly, whatever the environment says
   --listen <port>          serve on this port (0 picks a free one)
   --hostname <address>     the address to listen on (default 127.0.0.1)
   --broadcast              serve: send each message to every connected client
@@ -54,7 +63,9 @@ Options:
 
 Exit status: 0 after a normal close (1000, 1001, or no code), 1 when the
 connection is refused, the handshake fails or the socket closes with
-another code, 2 for bad arguments.`;
+another code, 2 for bad arguments. With --reconnect: 0 after a close with
+1000 (or no code) or Ctrl+C, 1 when it stops on a failure it does not retry
+(a 4xx answer, a protocol error, a close such as 1008).`;
 
 /**
  * The parsed command line, as {@linkcode parseCliArgs} returns it.
@@ -69,6 +80,7 @@ another code, 2 for bad arguments.`;
  *   protocols: [],
  *   headers: [],
  *   binary: false,
+ *   reconnect: false,
  *   broadcast: false,
  *   compression: true,
  *   help: false,
@@ -88,6 +100,13 @@ export interface CliOptions {
   headers: [string, string][];
   /** Send stdin lines as binary messages. */
   binary: boolean;
+  /** Reconnect after transient failures (client mode). */
+  reconnect: boolean;
+  /**
+   * The HTTP proxy (client mode): a URL, `false` for none, or `undefined`
+   * for the environment's.
+   */
+  proxy?: string | false;
   /** Broadcast instead of echo (server mode). */
   broadcast: boolean;
   /** Negotiate permessage-deflate (default true). */
@@ -118,6 +137,7 @@ export function parseCliArgs(args: readonly string[]): CliOptions {
     protocols: [],
     headers: [],
     binary: false,
+    reconnect: false,
     broadcast: false,
     compression: true,
     help: false,
@@ -165,6 +185,24 @@ export function parseCliArgs(args: readonly string[]): CliOptions {
         break;
       case "--broadcast":
         options.broadcast = true;
+        break;
+      case "--reconnect":
+        options.reconnect = true;
+        break;
+      case "--proxy": {
+        const url = value();
+        if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.includes(":")) {
+          throw new TypeError(
+            `expected --proxy to be a URL such as http://proxy:3128, found ${
+              JSON.stringify(url)
+            }`,
+          );
+        }
+        options.proxy = url;
+        break;
+      }
+      case "--no-proxy":
+        options.proxy = false;
         break;
       case "--no-compression":
         options.compression = false;
@@ -292,50 +330,69 @@ function describeConnectError(url: string, error: unknown): string {
   return `error: could not open a WebSocket to ${url}: ${message}`;
 }
 
+function connectOptions(
+  options: CliOptions,
+  signal: AbortSignal | undefined,
+): ConnectOptions {
+  return {
+    protocols: options.protocols,
+    headers: options.headers,
+    compression: options.compression,
+    proxy: options.proxy,
+    signal,
+  };
+}
+
+function logConnected(socket: WebSocketConnection, url: string, io: CliIo) {
+  const details = [
+    socket.protocol && `protocol: ${socket.protocol}`,
+    socket.extensions && `extensions: ${socket.extensions}`,
+  ].filter(Boolean).join(", ");
+  io.log(`connected to ${url}${details ? ` (${details})` : ""}`);
+}
+
+const encoder = new TextEncoder();
+const newline = encoder.encode("\n");
+
+// Prints each message as a line; when the server closes (or the socket
+// fails), stops sending and completes the close handshake, echoing its code.
+async function printMessages(
+  socket: WebSocketConnection,
+  out: WritableStreamDefaultWriter<Uint8Array>,
+): Promise<void> {
+  try {
+    for await (const message of socket.readable) {
+      await out.write(
+        typeof message === "string" ? encoder.encode(message) : message,
+      );
+      await out.write(newline);
+    }
+  } catch {
+    // The socket failed; `closed` says how.
+  }
+  socket.close();
+}
+
 async function runClient(
   options: CliOptions & { url: string },
   io: CliIo,
   signal?: AbortSignal,
 ): Promise<number> {
+  if (options.reconnect) return await runReconnecting(options, io, signal);
   let socket: WebSocketConnection;
   try {
-    socket = await connect(options.url, {
-      protocols: options.protocols,
-      headers: options.headers,
-      compression: options.compression,
-      signal,
-    });
+    socket = await connect(options.url, connectOptions(options, signal));
   } catch (error) {
     io.log(describeConnectError(options.url, error));
     return 1;
   }
-  const details = [
-    socket.protocol && `protocol: ${socket.protocol}`,
-    socket.extensions && `extensions: ${socket.extensions}`,
-  ].filter(Boolean).join(", ");
-  io.log(`connected to ${options.url}${details ? ` (${details})` : ""}`);
+  logConnected(socket, options.url, io);
 
   const onAbort = () => socket.close();
   signal?.addEventListener("abort", onAbort, { once: true });
 
-  const encoder = new TextEncoder();
-  const newline = encoder.encode("\n");
   const out = io.stdout.getWriter();
-  const printing = (async () => {
-    try {
-      for await (const message of socket.readable) {
-        await out.write(
-          typeof message === "string" ? encoder.encode(message) : message,
-        );
-        await out.write(newline);
-      }
-    } catch {
-      // The socket failed; `closed` says how.
-    }
-    // The server closed (or the socket failed): stop sending and complete
-    // the close handshake, echoing its code.
-    socket.close();
-  })();
+  const printing = printMessages(socket, out);
 
   const sending = io.stdin
     .pipeThrough(new TextDecoderStream())
@@ -361,6 +418,61 @@ async function runClient(
   // stdin may still be open (a terminal): do not wait for `sending`.
   void sending;
   return isNormalClose(closeCode) ? 0 : 1;
+}
+
+// --reconnect: one stdin for a series of sockets. A line read while no
+// socket is open goes to the next one; the end of stdin closes with 1000,
+// which ends the series.
+async function runReconnecting(
+  options: CliOptions & { url: string },
+  io: CliIo,
+  signal?: AbortSignal,
+): Promise<number> {
+  const input = io.stdin
+    .pipeThrough(new TextDecoderStream())
+    .pipeThrough(lines())
+    .getReader();
+  let nextLine: Promise<ReadableStreamReadResult<string>> | undefined;
+  const out = io.stdout.getWriter();
+  try {
+    const sockets = reconnecting(options.url, {
+      ...connectOptions(options, signal),
+      onRetry: ({ attempt, delayMs, error }) =>
+        io.log(
+          `reconnecting in ${delayMs} ms (failure ${attempt}): ${
+            error instanceof Error ? error.message : String(error)
+          }`,
+        ),
+    });
+    for await (const socket of sockets) {
+      logConnected(socket, options.url, io);
+      const printing = printMessages(socket, out);
+      const writer = socket.writable.getWriter();
+      const closed = socket.closed.then(() => null);
+      while (true) {
+        nextLine ??= input.read();
+        const next = await Promise.race([nextLine, closed]);
+        if (next === null) break; // the line waits for the next socket
+        nextLine = undefined;
+        if (next.done) {
+          await writer.close().catch(() => {});
+          break;
+        }
+        const line = options.binary ? encoder.encode(next.value) : next.value;
+        await writer.write(line).catch(() => {});
+      }
+      const { closeCode, reason } = await socket.closed;
+      await printing;
+      io.log(`closed: ${describeClose(closeCode, reason)}`);
+    }
+    return 0;
+  } catch (error) {
+    if (signal?.aborted) return 0;
+    io.log(describeConnectError(options.url, error));
+    return 1;
+  } finally {
+    out.releaseLock();
+  }
 }
 
 async function runServer(

@@ -23,7 +23,27 @@ import {
   pickSocketOptions,
   writeAll,
 } from "./handshake_io.ts";
-import { DEFAULT_MAX_HEADER_BYTES, readHttpHead } from "./http_head.ts";
+import {
+  isTransientStatus,
+  WebSocketHandshakeError,
+} from "./handshake_error.ts";
+import {
+  DEFAULT_MAX_HEADER_BYTES,
+  type HttpHead,
+  HttpHeadError,
+  parseStatusLine,
+  readHttpHead,
+  type StatusLine,
+} from "./http_head.ts";
+import { type ProxyServer, resolveProxy } from "./proxy.ts";
+import { hostPort, openTunnel } from "./proxy_tunnel.ts";
+import {
+  REDIRECT_STATUSES,
+  redirectTarget,
+  sameOrigin,
+  tooManyRedirects,
+  withoutCredentials,
+} from "./redirect.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
 /**
@@ -69,6 +89,22 @@ export interface ConnectOptions extends WebSocketOptions, ExtensionOptions {
   maxHeaderBytes?: number;
   /** Extra PEM root certificates to trust for wss: (e.g. a test CA). */
   caCerts?: string[];
+  /**
+   * The HTTP proxy to tunnel through (HTTP `CONNECT`, for `ws:` and `wss:`
+   * alike), as a URL such as `"http://user:pass@proxy:3128"`; the
+   * credentials go in `Proxy-Authorization` (Basic). `false` connects
+   * directly. Not set: taken from `ALL_PROXY`, `HTTPS_PROXY` (`wss:`),
+   * `HTTP_PROXY` (`ws:`) and `NO_PROXY` as Deno's `fetch` reads them (see
+   * the README), when `--allow-env` permits.
+   */
+  proxy?: string | URL | false;
+  /**
+   * How many redirects (301, 302, 303, 307, 308) to follow during the
+   * opening handshake. Default 0, as in npm `ws`: a redirect is an error
+   * that names where it pointed. A `wss:` URL is never redirected to `ws:`,
+   * and `Authorization` and `Cookie` headers are not sent to another origin.
+   */
+  maxRedirects?: number;
 }
 
 /**
@@ -121,12 +157,15 @@ export function parseWebSocketUrl(url: string | URL): URL {
 }
 
 /**
- * Opens a WebSocket connection (RFC 6455 §4.1): connects over TCP (and TLS
- * for `wss:`), sends the opening handshake, checks the server's answer and
- * resolves with the open socket. A bad URL or subprotocol list throws a
- * `SyntaxError` and bad headers a `TypeError`, both before any I/O; a
- * refused or broken handshake rejects with a `WebSocketError` that says what
- * was expected and what was found.
+ * Opens a WebSocket connection (RFC 6455 §4.1): connects over TCP (through
+ * an HTTP proxy's `CONNECT` tunnel when one is set, and TLS for `wss:`),
+ * sends the opening handshake, follows up to `maxRedirects` redirects,
+ * checks the server's answer and resolves with the open socket. A bad URL
+ * or subprotocol list throws a `SyntaxError`, bad headers or proxy
+ * settings a `TypeError`, all before any I/O; a refused or broken
+ * handshake rejects with a {@linkcode WebSocketHandshakeError} (a
+ * `WebSocketError`) that says what was expected and what was found, with
+ * the HTTP status when there was one.
  *
  * @example Talk to an echo server
  * ```ts
@@ -138,6 +177,7 @@ export function parseWebSocketUrl(url: string | URL): URL {
  * );
  * const socket = await connect(`ws://127.0.0.1:${server.addr.port}/`, {
  *   protocols: ["echo"],
+ *   proxy: false, // whatever HTTP_PROXY says
  * });
  * assertEquals(socket.protocol, "echo");
  * const writer = socket.writable.getWriter();
@@ -151,8 +191,8 @@ export function parseWebSocketUrl(url: string | URL): URL {
  * ```
  *
  * @param url A `ws:` or `wss:` URL (`http:` and `https:` are mapped).
- * @param options Subprotocols, headers, abort signal, timeouts and socket
- * options.
+ * @param options Subprotocols, headers, proxy, redirects, abort signal,
+ * timeouts and socket options.
  * @returns The open socket.
  */
 export async function connect(
@@ -160,21 +200,31 @@ export async function connect(
   options: ConnectOptions = {},
 ): Promise<WebSocketConnection> {
   // Everything that can be refused is refused before any I/O.
-  const target = parseWebSocketUrl(url);
+  let target = parseWebSocketUrl(url);
   const protocols = typeof options.protocols === "string"
     ? [options.protocols]
     : [...(options.protocols ?? [])];
   validateProtocols(protocols);
-  const key = generateKey();
+  const maxRedirects = options.maxRedirects ?? 0;
+  if (!Number.isInteger(maxRedirects) || maxRedirects < 0) {
+    throw new RangeError(
+      `expected maxRedirects to be an integer of 0 or more, found ${maxRedirects}`,
+    );
+  }
   const extensionOffer = createExtensionOffer(options);
-  const requestBytes = buildClientRequest({
-    url: target,
-    key,
-    protocols,
-    extensions: extensionOffer,
-    origin: options.origin,
-    headers: options.headers,
-  });
+  let headers: HeadersInit | undefined = options.headers;
+  const request = (url: URL, key: string) =>
+    buildClientRequest({
+      url,
+      key,
+      protocols,
+      extensions: extensionOffer,
+      origin: options.origin,
+      headers,
+    });
+  let key = generateKey();
+  let requestBytes = request(target, key);
+  let proxy = resolveProxy(target, options.proxy);
   options.signal?.throwIfAborted();
 
   const handshakeTimeoutMs = options.handshakeTimeoutMs ??
@@ -182,9 +232,9 @@ export async function connect(
   const deadline = new AbortController();
   const timer = setTimeout(() => {
     deadline.abort(
-      new WebSocketError(
+      new WebSocketHandshakeError(
         `opening handshake failed: expected it to finish within ${handshakeTimeoutMs} ms, found no complete response by then (raise handshakeTimeoutMs if the server is slow)`,
-        { closeCode: 1006 },
+        { transient: true },
       ),
     );
   }, handshakeTimeoutMs);
@@ -196,74 +246,185 @@ export async function connect(
     if (conn) closeQuietly(conn);
   };
   signal.addEventListener("abort", onAbort, { once: true });
+  const hops = [target.href];
 
   try {
-    const secure = target.protocol === "wss:";
-    // URL.hostname keeps the brackets of an IPv6 literal.
-    const hostname = target.hostname.replace(/^\[(.*)\]$/, "$1");
-    const port = target.port ? Number(target.port) : secure ? 443 : 80;
-    let tcp: Deno.Conn;
-    try {
-      tcp = await Deno.connect({ hostname, port, signal });
-      // Frames are batched per write already; Nagle's delay would only hold
-      // small messages back waiting for ACKs. The socket turns it off itself
-      // before its first data frame (Transport.setNoDelay), but a TLS
-      // connection hides the TCP one.
-      if (secure) (tcp as Deno.TcpConn).setNoDelay(true);
-    } catch (error) {
-      if (signal.aborted) throw error;
-      throw new WebSocketError(
-        `opening handshake failed: could not connect to ${hostname}:${port}: ${
-          (error as Error).message
-        }`,
-        { closeCode: 1006 },
+    while (true) {
+      conn = undefined;
+      conn = await openTransport(target, proxy, options, signal, (opened) => {
+        conn = opened;
+      });
+      signal.throwIfAborted();
+      await writeAll(conn, requestBytes);
+      // Read straight from the connection: no stream is made for the head.
+      const { head, leftover } = await readHttpHead(conn, {
+        maxHeaderBytes: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+        signal,
+      });
+      const status = responseStatus(head);
+      if (status.status !== 101) {
+        if (!REDIRECT_STATUSES.has(status.status)) {
+          throw statusError(status, head);
+        }
+        if (hops.length > maxRedirects) {
+          const location = head.get("location");
+          throw tooManyRedirects(
+            [...hops, location === null ? "(no Location)" : location],
+            maxRedirects,
+            status.status,
+          );
+        }
+        const next = redirectTarget(
+          target,
+          status.status,
+          head.get("location"),
+        );
+        hops.push(next.href);
+        closeQuietly(conn);
+        // Credentials stay with the origin they were given for (and do
+        // not come back on a later hop to it).
+        if (!sameOrigin(target, next)) headers = withoutCredentials(headers);
+        target = next;
+        proxy = resolveProxy(target, options.proxy);
+        key = generateKey();
+        requestBytes = request(target, key);
+        continue;
+      }
+      const accepted = await validateServerResponse(head, {
+        key,
+        protocols,
+        extensions: extensionOffer,
+      });
+      const negotiated = negotiateClientExtensions(
+        accepted.extensions,
+        extensionOffer,
+        options,
       );
+      signal.throwIfAborted();
+      return new WebSocketConnection({
+        ...pickSocketOptions(options),
+        transport: conn,
+        role: "client",
+        protocol: accepted.protocol,
+        extensions: negotiated.extensions,
+        deflate: negotiated.deflate,
+        // An empty one would be kept as long as the socket's read loop runs.
+        leftover: leftover.length > 0 ? leftover : undefined,
+      });
     }
-    conn = secure
-      ? await Deno.startTls(tcp as Deno.TcpConn, {
-        hostname,
-        caCerts: options.caCerts,
-      })
-      : tcp;
-    signal.throwIfAborted();
-    await writeAll(conn, requestBytes);
-    // Read straight from the connection: no stream is made for the head.
-    const { head, leftover } = await readHttpHead(conn, {
-      maxHeaderBytes: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
-      signal,
-    });
-    const accepted = await validateServerResponse(head, {
-      key,
-      protocols,
-      extensions: extensionOffer,
-    });
-    const negotiated = negotiateClientExtensions(
-      accepted.extensions,
-      extensionOffer,
-      options,
-    );
-    signal.throwIfAborted();
-    return new WebSocketConnection({
-      ...pickSocketOptions(options),
-      transport: conn,
-      role: "client",
-      protocol: accepted.protocol,
-      extensions: negotiated.extensions,
-      deflate: negotiated.deflate,
-      // An empty one would be kept as long as the socket's read loop runs.
-      leftover: leftover.length > 0 ? leftover : undefined,
-    });
   } catch (error) {
     if (conn) closeQuietly(conn);
     if (signal.aborted) throw signal.reason;
-    if (error instanceof WebSocketError) throw error;
+    if (error instanceof WebSocketHandshakeError) throw error;
+    // A 101 answer that breaks RFC 6455 §4.1: not transient.
+    if (error instanceof WebSocketError) {
+      throw new WebSocketHandshakeError(error.message, {
+        status: 101,
+        cause: error,
+      });
+    }
     // TLS failures, resets, a head over the limit: one error type for all.
-    throw new WebSocketError(
+    throw new WebSocketHandshakeError(
       `opening handshake failed: ${(error as Error).message}`,
-      { closeCode: 1006 },
+      { transient: isTransientFailure(error), cause: error },
     );
   } finally {
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+// TCP to the target or to the proxy, the proxy's tunnel, then TLS for wss:.
+// `opened` is told each connection as soon as it exists, so that an abort
+// can close it.
+async function openTransport(
+  target: URL,
+  proxy: ProxyServer | undefined,
+  options: ConnectOptions,
+  signal: AbortSignal,
+  opened: (conn: Deno.Conn) => void,
+): Promise<Deno.Conn> {
+  const secure = target.protocol === "wss:";
+  // URL.hostname keeps the brackets of an IPv6 literal.
+  const hostname = target.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = target.port ? Number(target.port) : secure ? 443 : 80;
+  const peer = proxy ?? { hostname, port };
+  let tcp: Deno.TcpConn;
+  try {
+    tcp = await Deno.connect({
+      hostname: peer.hostname,
+      port: peer.port,
+      signal,
+    });
+  } catch (error) {
+    if (signal.aborted) throw error;
+    const what = proxy
+      ? `the proxy ${
+        hostPort(proxy.hostname, proxy.port)
+      } (from ${proxy.source})`
+      : hostPort(hostname, port);
+    throw new WebSocketHandshakeError(
+      `opening handshake failed: could not connect to ${what}: ${
+        (error as Error).message
+      }`,
+      { transient: isTransientFailure(error), cause: error },
+    );
+  }
+  opened(tcp);
+  if (proxy) {
+    await openTunnel(tcp, proxy, hostname, port, {
+      maxHeaderBytes: options.maxHeaderBytes,
+      signal,
+    });
+  }
+  if (!secure) return tcp;
+  // Frames are batched per write already; Nagle's delay would only hold
+  // small messages back waiting for ACKs. The socket turns it off itself
+  // before its first data frame (Transport.setNoDelay), but a TLS
+  // connection hides the TCP one.
+  tcp.setNoDelay(true);
+  // The TLS handshake itself runs on the first write, which an abort stops
+  // by closing this connection.
+  const tls = await Deno.startTls(tcp, { hostname, caCerts: options.caCerts });
+  opened(tls);
+  return tls;
+}
+
+function responseStatus(head: HttpHead): StatusLine {
+  try {
+    return parseStatusLine(head.startLine);
+  } catch (error) {
+    throw new WebSocketHandshakeError(
+      `opening handshake failed: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+// RFC 6455 §4.1: "If the status code received from the server is not 101,
+// the client handles the response per HTTP procedures."
+function statusError(status: StatusLine, head: HttpHead): Error {
+  return new WebSocketHandshakeError(
+    `opening handshake failed: expected HTTP status 101 Switching Protocols, found ${status.status}${
+      status.statusText ? " " + status.statusText : ""
+    }`,
+    {
+      status: status.status,
+      headers: head.headers,
+      transient: isTransientStatus(status.status),
+    },
+  );
+}
+
+// Whether a failure below HTTP may pass by itself: refused, reset, timed
+// out, ended early. A malformed head, a bad certificate or a missing
+// permission will not.
+function isTransientFailure(error: unknown): boolean {
+  if (error instanceof HttpHeadError) return false;
+  if (
+    error instanceof Deno.errors.NotCapable ||
+    error instanceof Deno.errors.PermissionDenied ||
+    error instanceof Deno.errors.InvalidData
+  ) return false;
+  return !/certificate/i.test((error as Error)?.message ?? "");
 }

@@ -124,3 +124,73 @@ export function encodeClosePayload(
   payload.set(reasonBytes, 2);
   return payload;
 }
+
+/**
+ * Validates what an application asks `close()` to send (RFC 6455 §5.5.1,
+ * §7.4): the Close to send, or `undefined` for the default (1000, or the
+ * peer's code when answering).
+ *
+ * @example
+ * ```ts
+ * import { closeRequest } from "./close_payload.ts";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * assertEquals(closeRequest({ reason: "bye" }), { closeCode: 1000, reason: "bye" });
+ * assertEquals(closeRequest({}), undefined);
+ * assertThrows(() => closeRequest({ closeCode: 1006 }), RangeError);
+ * ```
+ *
+ * @param info The close code and reason asked for.
+ * @returns The Close to send, or `undefined`.
+ * @throws {RangeError} for a code that may not be sent or a reason that is
+ * too long.
+ */
+export function closeRequest(
+  info: { closeCode?: number; reason?: string },
+): CloseInfo | undefined {
+  // RFC 6455 §5.5.1: a Close frame may have no body; 1005 stands for that
+  // (§7.4.1), so it asks for an empty Close and never goes on the wire.
+  if (info.closeCode === CloseCode.NoStatusReceived) {
+    if (info.reason) {
+      throw new RangeError(
+        `expected no reason with close code 1005 (a Close frame without a body), found "${info.reason}"`,
+      );
+    }
+  } else if (info.closeCode !== undefined || info.reason) {
+    // Validates before anything is sent.
+    encodeClosePayload(
+      info.closeCode ?? CloseCode.NormalClosure,
+      info.reason ?? "",
+    );
+  }
+  return info.closeCode !== undefined || info.reason
+    ? {
+      closeCode: info.closeCode ?? CloseCode.NormalClosure,
+      reason: info.reason ?? "",
+    }
+    : undefined;
+}
+
+/**
+ * A reason that fits a Close frame: at most 123 bytes, cut at a character
+ * boundary and marked with "..." when it was longer (a failure's message
+ * becomes the reason of the Close sent).
+ *
+ * @example
+ * ```ts
+ * import { truncateCloseReason } from "./close_payload.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(truncateCloseReason("short"), "short");
+ * assertEquals(truncateCloseReason("é".repeat(100)).length, 63);
+ * ```
+ *
+ * @param reason Any text.
+ * @returns The reason to send.
+ */
+export function truncateCloseReason(reason: string): string {
+  let bytes = encoder.encode(reason);
+  if (bytes.length <= MAX_CLOSE_REASON_BYTES) return reason;
+  bytes = bytes.subarray(0, MAX_CLOSE_REASON_BYTES - 3);
+  return new TextDecoder().decode(bytes).replace(/\uFFFD$/, "") + "...";
+}

@@ -7,6 +7,21 @@
 
 import type { WebSocketOptions } from "./connection.ts";
 
+/**
+ * A connection as the handshake code writes to and ends it: a `Deno.Conn`
+ * has all of it, and so does the transport over a `node:http` socket.
+ */
+export interface ByteConn {
+  /** Reads bytes into `buffer`: the count, or `null` at EOF. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes bytes: the count written, possibly fewer than given. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Ends our direction (TCP FIN); the peer's may still send. */
+  closeWrite(): Promise<void>;
+  /** Ends the connection at once. */
+  close(): void;
+}
+
 /** The default time for the whole opening handshake: 10 s. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -60,7 +75,7 @@ export function pickSocketOptions(options: WebSocketOptions): WebSocketOptions {
  * @param bytes What to write.
  */
 export async function writeAll(
-  conn: Deno.Conn,
+  conn: ByteConn,
   bytes: Uint8Array,
 ): Promise<void> {
   let written = 0;
@@ -83,7 +98,7 @@ export async function writeAll(
  *
  * @param conn The connection.
  */
-export function closeQuietly(conn: Deno.Conn): void {
+export function closeQuietly(conn: Pick<ByteConn, "close">): void {
   try {
     conn.close();
   } catch {
@@ -112,7 +127,7 @@ export function closeQuietly(conn: Deno.Conn): void {
  * @param maxBytes The most bytes to read and discard.
  */
 export async function lingeringClose(
-  conn: Deno.Conn,
+  conn: ByteConn,
   timeoutMs = 1000,
   maxBytes = 1024 * 1024,
 ): Promise<void> {

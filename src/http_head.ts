@@ -120,6 +120,31 @@ class ParsedHead implements HttpHead {
 }
 
 /**
+ * An {@linkcode HttpHead} from a start line and fields another parser has
+ * read already (a `node:http` request's `rawHeaders`), with the same lazy
+ * lookups as a head this module parsed.
+ *
+ * @example
+ * ```ts
+ * import { headFromFields } from "./http_head.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const head = headFromFields("GET / HTTP/1.1", [["Host", "a"], ["X", "1"], ["x", "2"]]);
+ * assertEquals(head.get("x"), "1, 2");
+ * ```
+ *
+ * @param startLine The request or status line.
+ * @param fields The header fields in order, names as sent.
+ * @returns The head.
+ */
+export function headFromFields(
+  startLine: string,
+  fields: [name: string, value: string][],
+): HttpHead {
+  return new ParsedHead(startLine, fields);
+}
+
+/**
  * Something a head can be read from without a stream: a `Deno.Conn` has
  * both methods.
  */

@@ -9,7 +9,7 @@
 
 import { connect, type ConnectOptions, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
-import type { WebSocketConnection } from "./connection.ts";
+import type { Socket } from "./socket.ts";
 import { validateProtocols } from "./handshake.ts";
 import {
   clampUint16,
@@ -37,7 +37,10 @@ import {
  * };
  * ```
  */
-export type WebSocketInit = Omit<ConnectOptions, "protocols" | "signal">;
+export type WebSocketInit = Omit<
+  ConnectOptions,
+  "protocols" | "signal" | "maxRedirects"
+>;
 
 /**
  * The second argument of the {@linkcode WebSocket} constructor in the form
@@ -94,7 +97,7 @@ const CLOSING = 2;
 const CLOSED = 3;
 
 // Set while fromConnection() runs the constructor for a server's socket.
-let adopting: { socket: WebSocketConnection; url: string } | undefined;
+let adopting: { socket: Socket; url: string } | undefined;
 
 // The UTF-8 byte length of a string, without encoding it.
 function utf8Length(text: string): number {
@@ -201,7 +204,7 @@ export class WebSocket extends EventTarget {
   #protocol = "";
   #extensions = "";
   #binaryType: BinaryType = "blob";
-  #socket: WebSocketConnection | undefined;
+  #socket: Socket | undefined;
   readonly #cancelOpening = new AbortController();
   readonly #handlers = new Map<string, (event: Event) => unknown>();
   readonly #handlerListeners = new Map<string, (event: Event) => void>();
@@ -259,6 +262,8 @@ export class WebSocket extends EventTarget {
     this.#url = target.href;
     connect(target, {
       ...options,
+      // WHATWG: the opening handshake's fetch fails on a redirect.
+      maxRedirects: 0,
       protocols: list,
       signal: this.#cancelOpening.signal,
     }).then(
@@ -297,7 +302,7 @@ export class WebSocket extends EventTarget {
    * @returns The WebSocket.
    */
   static fromConnection(
-    socket: WebSocketConnection,
+    socket: Socket,
     request?: Request,
   ): WebSocket {
     let url = "";
@@ -519,7 +524,7 @@ export class WebSocket extends EventTarget {
 
   // ---- receiving and lifecycle -------------------------------------------
 
-  #open(socket: WebSocketConnection): void {
+  #open(socket: Socket): void {
     if (this.#cancelOpening.signal.aborted) {
       // close() raced the last step of the handshake.
       closeConnection(socket, { closeCode: CloseCode.GoingAway, reason: "" });
@@ -546,7 +551,7 @@ export class WebSocket extends EventTarget {
     );
   }
 
-  async #receive(socket: WebSocketConnection): Promise<void> {
+  async #receive(socket: Socket): Promise<void> {
     const origin = this.#url ? new URL(this.#url).origin : "";
     const reader = socket.readable.getReader();
     try {

@@ -8,7 +8,7 @@
 
 import { connect, type ConnectOptions, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
-import type { WebSocketConnection } from "./connection.ts";
+import type { Socket } from "./socket.ts";
 import { validateProtocols } from "./handshake.ts";
 import {
   closeConnection,
@@ -22,7 +22,8 @@ import { type WebSocketCloseInfo, WebSocketError } from "./websocket_error.ts";
 /**
  * Options of {@linkcode WebSocketStream}: the WHATWG ones (`protocols`,
  * `signal`) and every option of {@linkcode connect} (headers, origin,
- * compression, limits, timeouts, keep-alive, TLS roots).
+ * compression, limits, timeouts, keep-alive, TLS roots, proxy) except
+ * `maxRedirects`: as in the WHATWG standard, a redirect fails the handshake.
  *
  * @example
  * ```ts
@@ -36,7 +37,7 @@ import { type WebSocketCloseInfo, WebSocketError } from "./websocket_error.ts";
  * ```
  */
 export interface WebSocketStreamOptions
-  extends Omit<ConnectOptions, "protocols" | "signal"> {
+  extends Omit<ConnectOptions, "protocols" | "signal" | "maxRedirects"> {
   /** The subprotocols to offer, most preferred first. */
   protocols?: readonly string[];
   /**
@@ -188,7 +189,7 @@ export class WebSocketStream {
    */
   readonly closed: Promise<WebSocketStreamClosedInfo>;
 
-  #socket: WebSocketConnection | undefined;
+  #socket: Socket | undefined;
   // The error of an unclean close, shared by readable, writable and closed.
   #closeError: WebSocketError | undefined;
   // Set when close() is called before the connection opens.
@@ -243,7 +244,13 @@ export class WebSocketStream {
     const connectSignal = signal
       ? AbortSignal.any([signal, this.#cancelOpening.signal])
       : this.#cancelOpening.signal;
-    connect(target, { ...options, protocols, signal: connectSignal }).then(
+    // WHATWG: the opening handshake's fetch fails on a redirect.
+    connect(target, {
+      ...options,
+      maxRedirects: 0,
+      protocols,
+      signal: connectSignal,
+    }).then(
       (socket) => this.#open(socket),
       (error) => this.#fail(error),
     );
@@ -291,7 +298,7 @@ export class WebSocketStream {
     this.#rejectClosed(error);
   }
 
-  #open(socket: WebSocketConnection): void {
+  #open(socket: Socket): void {
     if (this.#cancelOpening.signal.aborted) {
       // close() raced the last step of the handshake.
       socket.close();
@@ -360,7 +367,7 @@ export class WebSocketStream {
   // Passes the connection's messages through one at a time, so the
   // connection's backpressure reaches the application.
   #readableFor(
-    socket: WebSocketConnection,
+    socket: Socket,
   ): ReadableStream<string | Uint8Array> {
     const reader = socket.readable.getReader();
     return new ReadableStream<string | Uint8Array>({

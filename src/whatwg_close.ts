@@ -8,7 +8,7 @@
 
 import { CloseCode } from "./close_code.ts";
 import { MAX_CLOSE_REASON_BYTES } from "./close_payload.ts";
-import type { WebSocketConnection } from "./connection.ts";
+import type { Socket } from "./socket.ts";
 
 const encoder = new TextEncoder();
 
@@ -168,7 +168,7 @@ export function clampUint16(value: unknown): number {
  * @param request The checked close request.
  */
 export function closeConnection(
-  socket: WebSocketConnection,
+  socket: Socket,
   request: CloseRequest,
 ): void {
   try {

@@ -1,5 +1,9 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { type Transport, WebSocketConnection } from "../src/connection.ts";
+import {
+  enqueueSharedFrames,
+  type Transport,
+  WebSocketConnection,
+} from "../src/connection.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
@@ -702,4 +706,25 @@ Deno.test("close() while a failure waits for the application sends the failure's
   assertEquals(clientFramesWritten(peer.written), ["close 1002"]);
   assertEquals((await reader.read()).value, "two");
   await assertRejects(() => reader.read(), WebSocketError);
+});
+
+Deno.test("shared frames reach the peer in order with the socket's own messages, and a closing socket takes none", async () => {
+  const { client, server } = socketPair({ closeTimeoutMs: 100 });
+  const shared = new Uint8Array([
+    0x81,
+    0x06,
+    ...new TextEncoder().encode("shared"),
+  ]);
+  const writer = server.writable.getWriter();
+  await writer.write("own 1");
+  assertEquals(enqueueSharedFrames(server, shared), server.bufferedAmount);
+  await writer.write("own 2");
+  const reader = client.readable.getReader();
+  assertEquals((await reader.read()).value, "own 1");
+  assertEquals((await reader.read()).value, "shared");
+  assertEquals((await reader.read()).value, "own 2");
+  server.close();
+  assertEquals(enqueueSharedFrames(server, shared), undefined);
+  assertEquals((await reader.read()).done, true);
+  await server.closed;
 });

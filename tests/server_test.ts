@@ -6,6 +6,7 @@ import {
   assertMatch,
   assertRejects,
   assertStringIncludes,
+  assertThrows,
 } from "@std/assert";
 import { connect } from "../src/client.ts";
 import {
@@ -636,6 +637,34 @@ Deno.test("serve() answers 503 over maxConnections", async () => {
   const closed = closeEvent(ws);
   ws.close();
   await closed;
+});
+
+Deno.test("serve() with reusePort: two servers on one port both accept sockets", async () => {
+  const accepted = [0, 0];
+  const counting = (index: number): WebSocketHandler => (socket) => {
+    accepted[index]++;
+    return socket.readable.pipeTo(socket.writable);
+  };
+  await using first = start({ reusePort: true }, counting(0));
+  const port = first.addr.port;
+  // Without the option the port is taken: the option is what lets them share.
+  assertThrows(() => start({ port }), Deno.errors.AddrInUse);
+  await using second = start({ port, reusePort: true }, counting(1));
+  assertEquals(second.addr.port, port);
+  // The kernel spreads connections by their address hash: a few dozen
+  // connections from distinct ports reach both listeners.
+  for (let i = 0; i < 200 && (accepted[0] === 0 || accepted[1] === 0); i++) {
+    const socket = await connect(`ws://127.0.0.1:${port}/`);
+    const writer = socket.writable.getWriter();
+    await writer.write("hi");
+    const reader = socket.readable.getReader();
+    assertEquals((await reader.read()).value, "hi");
+    reader.releaseLock();
+    await writer.close();
+    await socket.closed;
+  }
+  assertGreaterOrEqual(accepted[0], 1);
+  assertGreaterOrEqual(accepted[1], 1);
 });
 
 Deno.test("serve(): a peer that vanishes mid-frame gives the handler 1006", async () => {

@@ -1,0 +1,114 @@
+/**
+ * The pool of buffers that outgoing frames are encoded into (batches of
+ * small frames, masked large ones), reused once the transport has taken
+ * their bytes: a fresh `ArrayBuffer` costs more than masking its bytes.
+ * Shared by all sockets and bounded, so an idle socket holds none.
+ *
+ * @module
+ */
+
+/** The smallest buffer the pool hands out, and the first batch size. */
+export const MIN_POOLED_BYTES = 4 * 1024;
+
+// The free buffers kept at most, in bytes.
+const MAX_POOLED_BYTES = 4 * 1024 * 1024;
+const freeBuffers = new Map<number, ArrayBuffer[]>();
+let freeBytes = 0;
+// The buffers taken from the pool and not yet returned.
+const takenBuffers = new WeakSet<ArrayBuffer>();
+
+/**
+ * The capacity of the buffer the pool hands out for `size` bytes: sizes are
+ * rounded up to 1, 1.25, 1.5 or 1.75 times a power of two (at least 4 KiB),
+ * so buffers of near sizes are shared at little waste.
+ *
+ * @example
+ * ```ts
+ * import { poolCapacity } from "./buffer_pool.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(poolCapacity(100), 4096);
+ * assertEquals(poolCapacity(9000), 10240);
+ * ```
+ *
+ * @param size The bytes needed.
+ * @returns The capacity of the buffer given for them.
+ */
+export function poolCapacity(size: number): number {
+  if (size <= MIN_POOLED_BYTES) return MIN_POOLED_BYTES;
+  const step = 2 ** (Math.ceil(Math.log2(size)) - 3);
+  return Math.ceil(size / step) * step;
+}
+
+/**
+ * A buffer of at least `size` bytes (the whole of its capacity), reused when
+ * one of that capacity was returned.
+ *
+ * @example
+ * ```ts
+ * import { returnPooled, takePooled } from "./buffer_pool.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const bytes = takePooled(5000);
+ * assertEquals(bytes.length, 5120);
+ * returnPooled(bytes);
+ * assertEquals(takePooled(5000).buffer, bytes.buffer);
+ * ```
+ *
+ * @param size The bytes needed.
+ * @returns A buffer of {@linkcode poolCapacity}`(size)` bytes.
+ */
+export function takePooled(size: number): Uint8Array<ArrayBuffer> {
+  const capacity = poolCapacity(size);
+  let buffer = freeBuffers.get(capacity)?.pop();
+  if (buffer !== undefined) freeBytes -= capacity;
+  else buffer = new ArrayBuffer(capacity);
+  takenBuffers.add(buffer);
+  return new Uint8Array(buffer);
+}
+
+/**
+ * Gives back the buffer `bytes` views, if it was taken from the pool and not
+ * returned yet; any other bytes are left alone.
+ *
+ * @example
+ * ```ts
+ * import { isPooled, returnPooled, takePooled } from "./buffer_pool.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const bytes = takePooled(10);
+ * returnPooled(bytes.subarray(0, 4));
+ * assertEquals(isPooled(bytes), false);
+ * ```
+ *
+ * @param bytes Any view of the buffer.
+ */
+export function returnPooled(bytes: Uint8Array): void {
+  const buffer = bytes.buffer as ArrayBuffer;
+  if (!takenBuffers.delete(buffer)) return;
+  const capacity = buffer.byteLength;
+  if (freeBytes + capacity > MAX_POOLED_BYTES) return;
+  let free = freeBuffers.get(capacity);
+  if (free === undefined) freeBuffers.set(capacity, free = []);
+  free.push(buffer);
+  freeBytes += capacity;
+}
+
+/**
+ * Whether `bytes` views a buffer taken from the pool and not returned yet.
+ *
+ * @example
+ * ```ts
+ * import { isPooled, takePooled } from "./buffer_pool.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(isPooled(takePooled(10)), true);
+ * assertEquals(isPooled(new Uint8Array(10)), false);
+ * ```
+ *
+ * @param bytes Any view of a buffer.
+ * @returns `true` for a pooled buffer in use.
+ */
+export function isPooled(bytes: Uint8Array): boolean {
+  return takenBuffers.has(bytes.buffer as ArrayBuffer);
+}

@@ -1,0 +1,127 @@
+/**
+ * Running a server's handler on an accepted socket: what `serve()` and
+ * `handleUpgrade()` share once the opening handshake is done.
+ *
+ * @module
+ */
+
+import { CloseCode } from "./close_code.ts";
+import type { WebSocketConnection } from "./connection.ts";
+import type { HandshakeState } from "./handshake_responder.ts";
+import { WebSocketError } from "./websocket_error.ts";
+
+/**
+ * Handles one accepted WebSocket. When it throws (or rejects), its socket is
+ * closed with 1011 and the error is logged; the server keeps serving.
+ * (Errors the socket itself raised, e.g. a pipe broken by the peer failing
+ * the connection or by `shutdown()`, are not logged.)
+ *
+ * @example Route by path
+ * ```ts
+ * import type { WebSocketHandler } from "@wstream/wstream";
+ *
+ * const handler: WebSocketHandler = async (socket, request) => {
+ *   if (new URL(request.url).pathname !== "/echo") {
+ *     socket.close({ closeCode: 4004, reason: "no such room" });
+ *     return;
+ *   }
+ *   await socket.readable.pipeTo(socket.writable);
+ * };
+ * ```
+ */
+export type WebSocketHandler = (
+  socket: WebSocketConnection,
+  request: Request,
+) => void | Promise<void>;
+
+const GOING_AWAY = {
+  closeCode: CloseCode.GoingAway,
+  reason: "server shutting down",
+} as const;
+
+/**
+ * Calls `handler` with the socket and request a handshake left in `state`
+ * (which then lets go of the request: while a socket is open, only the
+ * handler decides whether its request stays in memory), closes the socket
+ * with 1011 when the handler fails, and resolves once the socket has ended.
+ * A server that began shutting down during the handshake closes the socket
+ * with 1001 instead of calling the handler.
+ *
+ * @example
+ * ```ts ignore
+ * const state = { timedOut: false };
+ * if (await responder.readAndAnswer(conn, state)) {
+ *   await runHandler(handler, state, () => false);
+ * }
+ * ```
+ *
+ * @param handler The application's handler.
+ * @param state An accepted handshake (`socket` and `request` set).
+ * @param isClosing Whether the server shuts down.
+ * @returns When the socket has ended and the handler has returned.
+ */
+export async function runHandler(
+  handler: WebSocketHandler,
+  state: HandshakeState,
+  isClosing: () => boolean,
+): Promise<void> {
+  const socket = state.socket!;
+  if (isClosing()) {
+    // shutdown() ran during the handshake: say goodbye properly.
+    socket.close(GOING_AWAY);
+    await socket.closed.catch(() => {});
+    return;
+  }
+  let socketEnded = false;
+  const markEnded = () => void (socketEnded = true);
+  socket.closed.then(markEnded, markEnded);
+  try {
+    await callHandler(handler, state);
+  } catch (error) {
+    // Errors the socket itself raised (the peer failed it, or the socket
+    // was closed under a pipe by shutdown()) are not handler bugs.
+    if (!isClosing() && !socketEnded && !(error instanceof WebSocketError)) {
+      console.error(
+        "wstream: the WebSocket handler threw; closing its socket with 1011:",
+        error,
+      );
+    }
+    try {
+      socket.close({
+        closeCode: CloseCode.InternalError,
+        reason: "internal error",
+      });
+    } catch {
+      // Closed already.
+    }
+  }
+  await socket.closed.catch(() => {});
+}
+
+/**
+ * Closes a server's socket with 1001 (Going Away), as shutdown does.
+ *
+ * @example
+ * ```ts ignore
+ * closeGoingAway(socket); // Close 1001 "server shutting down"
+ * ```
+ *
+ * @param socket The socket.
+ */
+export function closeGoingAway(socket: WebSocketConnection): void {
+  try {
+    socket.close(GOING_AWAY);
+  } catch {
+    // Closing already.
+  }
+}
+
+// A function of its own so that the caller's frame holds no request.
+function callHandler(
+  handler: WebSocketHandler,
+  state: HandshakeState,
+): void | Promise<void> {
+  const request = state.request!;
+  state.request = undefined;
+  return handler(state.socket!, request);
+}

@@ -1,0 +1,455 @@
+/**
+ * The send side of a socket: frames queued in order, small ones batched into
+ * one write, large ones written without a copy where that is safe, and the
+ * byte count that `writable` applies backpressure by.
+ *
+ * @module
+ */
+
+import {
+  isPooled,
+  MIN_POOLED_BYTES,
+  returnPooled,
+  takePooled,
+} from "./buffer_pool.ts";
+import { type Frame, Opcode } from "./frame.ts";
+import type { FrameSink } from "./socket_core_host.ts";
+import {
+  encodeFrame,
+  encodeFrameHeader,
+  encodeFrameInto,
+  frameHeaderLength,
+} from "./frame_encoder.ts";
+import {
+  type ByteWriter,
+  byteWriterOf,
+  reusesWrites,
+  type Transport,
+} from "./transport.ts";
+
+/** Frames smaller than this are merged into one TCP write. */
+export const MERGE_LIMIT_BYTES = 64 * 1024;
+// Masked large frames queued behind a write in flight are encoded into one
+// buffer of up to this size (so they leave in one write).
+const MAX_QUEUED_WRITE_BYTES = 512 * 1024;
+// Microtask hops without a new frame before queued frames are written.
+const QUIET_HOPS_BEFORE_FLUSH = 8;
+
+// Large binary messages handed out as views of a buffer in which the bytes
+// just before the view are its frame's header, which no other view covers:
+// a server may write its own (shorter) header there and send the message
+// back as one chunk, without a copy. Keyed by the view object itself, so a
+// subarray the application makes is never mistaken for one.
+const headroomViews = new WeakSet<Uint8Array>();
+
+/**
+ * Marks a received payload, handed out as a view of the read buffer right
+ * after its own (masked, so longer) frame header, as one whose header bytes
+ * an unmasked echo may overwrite with its own header (see
+ * {@linkcode WriteQueue.sendFrame}).
+ *
+ * @param payload A view no other view overlaps in its header's bytes.
+ */
+export function markHeaderRoom(payload: Uint8Array): void {
+  headroomViews.add(payload);
+}
+
+/**
+ * Who hears that the transport failed while being written: the socket,
+ * which then ends.
+ */
+export interface WriteFailureListener {
+  /**
+   * The transport refused a write.
+   *
+   * @param cause The write's error.
+   */
+  transportEnded(cause: unknown): void;
+}
+
+/**
+ * Options of a {@linkcode WriteQueue}.
+ */
+export interface WriteQueueOptions {
+  /** Whether frames are masked (the client role, RFC 6455 §5.3). */
+  mask: boolean;
+  /** The queued bytes above which {@linkcode WriteQueue.backpressure} waits. */
+  maxBufferedBytes: number;
+  /** Told when a write fails; the queue then drops what it holds. */
+  listener: WriteFailureListener;
+}
+
+/**
+ * Frames waiting for the transport, in order. Frames queued in the same
+ * turn leave in one write: small ones are encoded straight into one batch
+ * buffer, which is written once a few microtask hops pass without a new
+ * frame. A large frame, or a Close, is written at once. Buffers come from
+ * the shared pool when the transport is done with each chunk as its write
+ * resolves (a `Deno.Conn`).
+ *
+ * @example Two small frames leave in one write
+ * ```ts
+ * import { WriteQueue } from "./write_queue.ts";
+ * import { Opcode } from "./frame.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const writes: Uint8Array[] = [];
+ * const queue = new WriteQueue({
+ *   readable: new ReadableStream(),
+ *   writable: new WritableStream({ write: (chunk) => void writes.push(chunk) }),
+ * }, { mask: false, maxBufferedBytes: 1024, listener: { transportEnded() {} } });
+ * queue.sendFrame(Opcode.Text, new Uint8Array([0x48]), false);
+ * queue.sendFrame(Opcode.Text, new Uint8Array([0x69]), false);
+ * await queue.whenDrained();
+ * assertEquals(writes, [new Uint8Array([0x81, 0x01, 0x48, 0x81, 0x01, 0x69])]);
+ * ```
+ */
+export class WriteQueue implements FrameSink {
+  readonly #transport: Transport;
+  readonly #writer: ByteWriter;
+  readonly #mask: boolean;
+  readonly #reuseWrites: boolean;
+  readonly #maxBufferedBytes: number;
+  readonly #listener: WriteFailureListener;
+
+  // Bytes waiting for the transport, and who waits for them to drain.
+  #outgoing: Uint8Array[] = [];
+  // Small frames are encoded straight into one buffer, written as one chunk.
+  #batch: Uint8Array | undefined;
+  #batchUsed = 0;
+  #outgoingBytes = 0;
+  // Bytes ever queued and ever written, and who waits for a position.
+  #queuedBytesTotal = 0;
+  #writtenBytesTotal = 0;
+  #writtenWaiters: { position: number; resolve: () => void }[] = [];
+  #flushing = false;
+  #queuedSinceCheck = false;
+  #quietHops = 0;
+  #drainWaiters: (() => void)[] = [];
+  #transportFailed = false;
+  #noDelaySet = false;
+  #closeQueued = false;
+  #ended = false;
+
+  /**
+   * Creates the queue of a socket's transport; it writes with
+   * `transport.write` when there is one, else it locks `transport.writable`.
+   *
+   * @param transport Where the bytes go.
+   * @param options Masking, the backpressure limit and the failure listener.
+   */
+  constructor(transport: Transport, options: WriteQueueOptions) {
+    this.#transport = transport;
+    this.#writer = byteWriterOf(transport);
+    this.#reuseWrites = reusesWrites(transport);
+    this.#mask = options.mask;
+    this.#maxBufferedBytes = options.maxBufferedBytes;
+    this.#listener = options.listener;
+  }
+
+  /** The bytes queued that the transport has not taken yet. */
+  get bufferedAmount(): number {
+    return this.#outgoingBytes;
+  }
+
+  /**
+   * Queues one frame, encoded after the frames queued before it.
+   *
+   * @param opcode The frame's opcode (a continuation for a later fragment).
+   * @param payload Its payload; never modified.
+   * @param rsv1 Whether it is compressed (the first frame of a message).
+   * @param fin Whether it is the last frame of its message.
+   * @returns `true` when the queued bytes view `payload` (a large unmasked
+   * payload is not copied): then it must stay unchanged until written.
+   */
+  sendFrame(
+    opcode: Opcode,
+    payload: Uint8Array,
+    rsv1: boolean,
+    fin = true,
+  ): boolean {
+    if (opcode === Opcode.Close) this.#closeQueued = true;
+    if (this.#transportFailed) return false;
+    if (!this.#noDelaySet && opcode !== Opcode.Close) this.#setNoDelay();
+    let viewsPayload = false;
+    const frame: Frame = { fin, rsv1, opcode, payload };
+    const size = frameHeaderLength(payload.length, this.#mask) + payload.length;
+    if (size < MERGE_LIMIT_BYTES) {
+      this.#encodeIntoBatch(frame, size);
+    } else {
+      this.#sealBatch();
+      viewsPayload = this.#queueLargeFrame(frame, size);
+    }
+    this.#queued(
+      size,
+      payload.length >= MERGE_LIMIT_BYTES || opcode === Opcode.Close,
+    );
+    return viewsPayload;
+  }
+
+  /**
+   * Queues bytes that are already whole frames (for example one frame
+   * encoded once for many sockets), after the frames queued before them.
+   * They are written as they are: never copied, masked, pooled or
+   * modified, so they must stay unchanged until written.
+   *
+   * @param bytes Whole, encoded frames (unmasked: a server's).
+   */
+  enqueueShared(bytes: Uint8Array): void {
+    if (this.#transportFailed) return;
+    if (!this.#noDelaySet) this.#setNoDelay();
+    this.#sealBatch();
+    this.#outgoing.push(bytes);
+    this.#queued(bytes.length, bytes.length >= MERGE_LIMIT_BYTES);
+  }
+
+  /**
+   * Resolves once the bytes queued are at most `maxBufferedBytes`, or at
+   * once (`undefined`) when they are already.
+   *
+   * @returns A promise to wait on, or `undefined`.
+   */
+  backpressure(): void | Promise<void> {
+    if (this.#outgoingBytes <= this.#maxBufferedBytes) return;
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /**
+   * Resolves once every byte queued so far has been written (or the
+   * transport failed, or the queue ended).
+   *
+   * @returns A promise of that.
+   */
+  whenWritten(): Promise<void> {
+    const position = this.#queuedBytesTotal;
+    if (this.#writtenBytesTotal >= position) return Promise.resolve();
+    return new Promise((resolve) =>
+      this.#writtenWaiters.push({ position, resolve })
+    );
+  }
+
+  /**
+   * Resolves once nothing is queued or being written, or the queue ended.
+   *
+   * @returns A promise of that.
+   */
+  whenDrained(): Promise<void> {
+    const drained = () =>
+      this.#ended || (!this.#flushing && this.#outgoing.length === 0);
+    if (drained()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (drained()) resolve();
+        else this.#drainWaiters.push(check);
+      };
+      this.#drainWaiters.push(check);
+    });
+  }
+
+  /** The socket ended: every waiter is released. */
+  end(): void {
+    this.#ended = true;
+    this.#notifyDrained();
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    this.#notifyWritten(true);
+  }
+
+  /** Closes the writer (an in-memory transport's writable). */
+  closeWriter(): void {
+    this.#writer.close().catch(() => {});
+  }
+
+  #setNoDelay(): void {
+    this.#noDelaySet = true;
+    try {
+      this.#transport.setNoDelay?.(true);
+    } catch {
+      // Closed already: the write will say so.
+    }
+  }
+
+  // Counts a frame's bytes and starts a flush unless one is running: now,
+  // or once a few microtask hops pass without another frame.
+  #queued(size: number, now: boolean): void {
+    this.#outgoingBytes += size;
+    this.#queuedBytesTotal += size;
+    this.#queuedSinceCheck = true;
+    if (this.#flushing) return;
+    this.#flushing = true;
+    if (now) {
+      // A large frame leaves on its own anyway, and nothing follows a Close
+      // (RFC 6455 §5.5.1): no reason to wait for more frames.
+      void this.#flush();
+      return;
+    }
+    this.#quietHops = 0;
+    queueMicrotask(this.#flushWhenQuiet);
+  }
+
+  #encodeIntoBatch(frame: Frame, size: number): void {
+    let batch = this.#batch;
+    const used = this.#batchUsed;
+    if (batch === undefined || used + size > batch.length) {
+      if (used + size > MERGE_LIMIT_BYTES) {
+        this.#sealBatch();
+        batch = this.#newBatch(size);
+      } else {
+        const grown = this.#newBatch(
+          Math.min(MERGE_LIMIT_BYTES, (used + size) * 2),
+        );
+        if (batch !== undefined) {
+          grown.set(batch.subarray(0, used));
+          returnPooled(batch);
+        }
+        batch = grown;
+      }
+      this.#batch = batch;
+    }
+    this.#batchUsed = encodeFrameInto(
+      batch,
+      this.#batchUsed,
+      frame,
+      this.#mask,
+    );
+  }
+
+  // Queues a frame of at least MERGE_LIMIT_BYTES; true when the queued
+  // bytes view its payload.
+  #queueLargeFrame(frame: Frame, size: number): boolean {
+    const payload = frame.payload;
+    const outgoing = this.#outgoing;
+    const headerLength = size - payload.length;
+    if (
+      !this.#mask && !frame.rsv1 && headroomViews.has(payload) &&
+      payload.byteOffset >= headerLength
+    ) {
+      // A message received as a view after its frame's header: our header
+      // goes in front of it, and the frame leaves whole, without a copy.
+      const bytes = new Uint8Array(
+        payload.buffer,
+        payload.byteOffset - headerLength,
+        size,
+      );
+      encodeFrameHeader(bytes, frame);
+      outgoing.push(bytes);
+      return true;
+    }
+    if (this.#mask && this.#reuseWrites) {
+      // RFC 6455 §5.3: the client masks a copy; the copy's buffer is reused
+      // once written. Frames that queue behind a write in flight are masked
+      // into one buffer, so they leave in one write.
+      const last = outgoing[outgoing.length - 1];
+      if (
+        last !== undefined && last.byteOffset === 0 && isPooled(last) &&
+        last.buffer.byteLength - last.length >= size
+      ) {
+        const grown = new Uint8Array(last.buffer, 0, last.length + size);
+        encodeFrameInto(grown, last.length, frame, true);
+        outgoing[outgoing.length - 1] = grown;
+      } else {
+        const capacity = this.#flushing
+          ? Math.max(size, Math.min(size * 4, MAX_QUEUED_WRITE_BYTES))
+          : size;
+        const bytes = takePooled(capacity).subarray(0, size);
+        encodeFrameInto(bytes, 0, frame, true);
+        outgoing.push(bytes);
+      }
+      return false;
+    }
+    let viewsPayload = false;
+    for (const chunk of encodeFrame(frame, this.#mask)) {
+      outgoing.push(chunk);
+      if (chunk === payload) viewsPayload = true;
+    }
+    return viewsPayload;
+  }
+
+  #notifyWritten(all: boolean): void {
+    const waiters = this.#writtenWaiters;
+    while (
+      waiters.length > 0 &&
+      (all || waiters[0].position <= this.#writtenBytesTotal)
+    ) {
+      waiters.shift()!.resolve();
+    }
+  }
+
+  // Frames written in the same turn leave in one TCP write: the flush waits
+  // until a few microtask hops pass without a new frame (a pipe hands its
+  // messages over a few hops apart), then writes them together.
+  readonly #flushWhenQuiet = (): void => {
+    if (this.#closeQueued) {
+      // Nothing follows a Close: no reason to wait for more frames.
+      void this.#flush();
+      return;
+    }
+    if (this.#queuedSinceCheck) {
+      this.#queuedSinceCheck = false;
+      this.#quietHops = 0;
+    } else if (++this.#quietHops >= QUIET_HOPS_BEFORE_FLUSH) {
+      void this.#flush();
+      return;
+    }
+    queueMicrotask(this.#flushWhenQuiet);
+  };
+
+  // A buffer to encode small frames into: from the pool when the transport
+  // takes each write's bytes before it resolves (see reusesWrites).
+  #newBatch(size: number): Uint8Array {
+    if (this.#reuseWrites) return takePooled(size);
+    return new Uint8Array(Math.max(MIN_POOLED_BYTES, size));
+  }
+
+  // Moves the frames encoded into the batch buffer to the outgoing chunks.
+  #sealBatch(): void {
+    if (this.#batchUsed === 0) return;
+    this.#outgoing.push(this.#batch!.subarray(0, this.#batchUsed));
+    this.#batch = undefined;
+    this.#batchUsed = 0;
+  }
+
+  // Writes what is queued; frames queued while a write is in flight leave
+  // together in the next write.
+  async #flush(): Promise<void> {
+    try {
+      while (true) {
+        this.#sealBatch();
+        if (this.#outgoing.length === 0) break;
+        const chunks = this.#outgoing;
+        this.#outgoing = [];
+        for (const bytes of chunks) {
+          await this.#writer.write(bytes);
+          if (this.#reuseWrites) returnPooled(bytes);
+          this.#outgoingBytes -= bytes.length;
+          this.#writtenBytesTotal += bytes.length;
+          if (this.#writtenWaiters.length > 0) this.#notifyWritten(false);
+          if (this.#outgoingBytes <= this.#maxBufferedBytes) {
+            this.#notifyDrained();
+          }
+        }
+      }
+    } catch (error) {
+      this.#transportFailed = true;
+      this.#outgoing = [];
+      this.#batch = undefined;
+      this.#batchUsed = 0;
+      this.#outgoingBytes = 0;
+      this.#notifyWritten(true);
+      this.#listener.transportEnded(error);
+    } finally {
+      this.#flushing = false;
+      this.#notifyDrained();
+    }
+  }
+
+  #notifyDrained(): void {
+    const waiters = this.#drainWaiters;
+    if (waiters.length === 0) return;
+    if (
+      (this.#outgoing.length > 0 || this.#batchUsed > 0) &&
+      this.#outgoingBytes > this.#maxBufferedBytes
+    ) return;
+    this.#drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
