@@ -101,10 +101,18 @@ export class FrameDecoder {
     this.#allowRsv1 = options.allowRsv1 ?? false;
   }
 
-  /** Whether the decoder holds part of a frame (bytes of an unfinished frame). */
+  /**
+   * Whether the bytes so far end inside a frame: the decoder holds part of
+   * one ({@linkcode FrameDecoder.decode}), or the last
+   * {@linkcode FrameDecoder.decodeInPlace} call left one's first bytes
+   * unused.
+   */
   get hasPartialFrame(): boolean {
-    return this.#headerBytes > 0 || this.#partial !== undefined;
+    return this.#headerBytes > 0 || this.#partial !== undefined ||
+      this.#unusedBytes > 0;
   }
+  // The bytes the last decodeInPlace call left unused (an incomplete frame).
+  #unusedBytes = 0;
 
   /**
    * Decodes every complete frame in `chunk`, keeping an incomplete tail for
@@ -217,6 +225,7 @@ export class FrameDecoder {
       onFrame(frame);
       offset += frameLength;
     }
+    this.#unusedBytes = length - offset;
     return offset;
   }
 

@@ -728,3 +728,23 @@ Deno.test("shared frames reach the peer in order with the socket's own messages,
   assertEquals((await reader.read()).done, true);
   await server.closed;
 });
+
+Deno.test("the peer ending the connection inside a frame fails the socket with 1006 and says so", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "client",
+    transport: peer.transport,
+  });
+  // Half of a text frame "Hello" (its header and "He"), then FIN.
+  peer.send([0x81, 0x05, 0x48, 0x65]);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  peer.transport.close();
+  const result = await socket.closed;
+  assertEquals([result.closeCode, result.wasClean], [1006, false]);
+  const error = await assertRejects(
+    () => socket.readable.getReader().read(),
+    WebSocketError,
+  );
+  assertEquals(error.closeCode, 1006);
+  assertEquals(error.message, "the connection ended inside a frame");
+});

@@ -725,6 +725,8 @@ function decodeInPlaceChunks(
     const bytes = concat([rest, chunk]);
     const used = decoder.decodeInPlace(bytes, (frame) => frames.push(frame));
     rest = bytes.subarray(used);
+    // The bytes so far end inside a frame exactly when some are left.
+    assertEquals(decoder.hasPartialFrame, rest.length > 0);
     const known = decoder.incompleteFrameBytes;
     if (rest.length === 0) assertEquals(known, 0);
     else if (known > 0) assert(known > rest.length);

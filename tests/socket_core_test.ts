@@ -616,9 +616,10 @@ Deno.test("the transport ending without a Close is reported as 1006, with its ca
   core.transportEnded(new Error("connection reset"));
   assertEquals(written(), new Uint8Array(0));
   assertEquals(events, ["failed 1006", 'ended 1006 "" false']);
+  // RFC 6455 §7.1.5: 1006; the bytes ended inside a frame, and it says so.
   assertEquals(
     errors[0].message,
-    "the connection ended without a Close frame: connection reset",
+    "the connection ended inside a frame: connection reset",
   );
 });
 
