@@ -170,6 +170,8 @@ export class WebSocketConnection {
       if (error && socket.#readableQueueEmpty()) {
         socket.#pendingReadableError = undefined;
         socket.#readableController.error(error);
+        // The application has every message from before a failure.
+        socket.#core.messagesRead();
         return;
       }
       const resume = socket.#resumeReading;
@@ -258,7 +260,20 @@ export class WebSocketConnection {
     }
 
     failed(error: WebSocketError): void {
-      this.#socket.#errorStreams(error);
+      const socket = this.#socket;
+      socket.#errorReadable(error);
+      socket.#resumeReading?.();
+      if (socket.#pendingReadableError === undefined) {
+        socket.#core.messagesRead();
+      }
+    }
+
+    stopSending(error: WebSocketError): void {
+      const socket = this.#socket;
+      if (!socket.#writableDone) {
+        socket.#writableDone = true;
+        socket.#writableController.error(error);
+      }
     }
 
     endWhenWritten(closeCode: number, reason: string, wasClean: boolean): void {
@@ -530,15 +545,6 @@ export class WebSocketConnection {
 
   #readableQueueEmpty(): boolean {
     return this.#readableController.desiredSize === READABLE_HIGH_WATER_BYTES;
-  }
-
-  #errorStreams(error: Error): void {
-    this.#errorReadable(error);
-    if (!this.#writableDone) {
-      this.#writableDone = true;
-      this.#writableController.error(error);
-    }
-    this.#resumeReading?.();
   }
 
   #ended(closeCode: number, reason: string, wasClean: boolean): void {

@@ -101,10 +101,18 @@ export class FrameDecoder {
     this.#allowRsv1 = options.allowRsv1 ?? false;
   }
 
-  /** Whether the decoder holds part of a frame (bytes of an unfinished frame). */
+  /**
+   * Whether the bytes so far end inside a frame: the decoder holds part of
+   * one ({@linkcode FrameDecoder.decode}), or the last
+   * {@linkcode FrameDecoder.decodeInPlace} call left one's first bytes
+   * unused.
+   */
   get hasPartialFrame(): boolean {
-    return this.#headerBytes > 0 || this.#partial !== undefined;
+    return this.#headerBytes > 0 || this.#partial !== undefined ||
+      this.#unusedBytes > 0;
   }
+  // The bytes the last decodeInPlace call left unused (an incomplete frame).
+  #unusedBytes = 0;
 
   /**
    * Decodes every complete frame in `chunk`, keeping an incomplete tail for
@@ -173,6 +181,9 @@ export class FrameDecoder {
    * The incomplete frame's header is validated as soon as it is complete,
    * so a bad or oversized frame fails before its payload is buffered.
    *
+   * The payload bytes of the incomplete frame are unmasked in place as they
+   * arrive and handed out as {@linkcode FrameDecoder.partialFrame}.
+   *
    * Do not mix with {@linkcode FrameDecoder.decode} on one decoder.
    *
    * @param bytes Bytes received; the decoder unmasks them in place.
@@ -185,6 +196,11 @@ export class FrameDecoder {
     let offset = 0;
     const length = bytes.length;
     this.#incompleteFrameBytes = 0;
+    this.#partialFrame = undefined;
+    // The payload bytes of the first frame handed out (and unmasked) by the
+    // last call, which left that frame incomplete.
+    let seen = this.#incompleteSeen;
+    this.#incompleteSeen = 0;
     while (length - offset >= 2) {
       const available = length - offset;
       const headerLength = headerLengthOf(bytes[offset + 1]);
@@ -193,19 +209,55 @@ export class FrameDecoder {
       const frameLength = headerLength + this.#partialLength;
       if (available < frameLength) {
         this.#incompleteFrameBytes = frameLength;
+        this.#handOutPartial(frame, bytes, offset + headerLength, seen);
         break;
       }
       const payload = bytes.subarray(
         offset + headerLength,
         offset + frameLength,
       );
-      if (this.#partialMasked) applyMask(payload, frameKey);
+      if (this.#partialMasked) {
+        applyMask(seen > 0 ? payload.subarray(seen) : payload, frameKey, seen);
+      }
+      seen = 0;
       frame.payload = payload;
       this.#lastFrameBytes = frameLength;
       onFrame(frame);
       offset += frameLength;
     }
+    this.#unusedBytes = length - offset;
     return offset;
+  }
+
+  /**
+   * The incomplete frame that the last {@linkcode FrameDecoder.decodeInPlace}
+   * call left, with as `payload` the bytes of it that arrived since the call
+   * before (unmasked in place: pass them back unchanged with the rest of the
+   * frame); `undefined` when no payload bytes of an incomplete frame
+   * arrived. Lets text be validated as it arrives (RFC 6455 §8.1).
+   */
+  get partialFrame(): Frame | undefined {
+    return this.#partialFrame;
+  }
+  #partialFrame: Frame | undefined;
+  // The payload bytes of the incomplete frame handed out so far.
+  #incompleteSeen = 0;
+
+  // Hands out the payload bytes of an incomplete frame that arrived since
+  // the last call (the first `seen` of them were handed out before).
+  #handOutPartial(
+    frame: Frame,
+    bytes: Uint8Array,
+    payloadStart: number,
+    seen: number,
+  ): void {
+    const arrived = bytes.length - payloadStart;
+    this.#incompleteSeen = arrived;
+    if (arrived === seen) return;
+    const fresh = bytes.subarray(payloadStart + seen);
+    if (this.#partialMasked) applyMask(fresh, frameKey, seen);
+    frame.payload = fresh;
+    this.#partialFrame = frame;
   }
 
   // Completes a header that began in an earlier chunk; returns the offset in

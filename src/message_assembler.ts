@@ -146,7 +146,13 @@ export class MessageAssembler {
   // costs a few hundred bytes, in every socket.
   #buffer = EMPTY;
   #length = 0;
+  // Whether the message being assembled is text (its bytes are validated).
+  #text = false;
+  // Validates the text message being assembled; made on first use.
   #validator: Utf8Validator | undefined;
+  // The bytes of the frame not complete yet that were validated already
+  // (see pushPartial).
+  #validatedBytes = 0;
   #closed = false;
 
   /**
@@ -172,6 +178,51 @@ export class MessageAssembler {
   }
 
   /**
+   * Takes the payload bytes that arrived so far of a frame that is not
+   * complete yet, so that text is validated as it arrives, also inside one
+   * frame (RFC 6455 §8.1: fail as soon as invalid data is seen). Each byte
+   * is validated once: the frame's {@linkcode MessageAssembler.push} later
+   * validates only the bytes after these.
+   *
+   * @example Fail inside a frame before it is complete
+   * ```ts
+   * import { MessageAssembler } from "./message_assembler.ts";
+   * import { Opcode } from "./frame.ts";
+   * import { assertThrows } from "@std/assert";
+   *
+   * const assembler = new MessageAssembler();
+   * const header = { fin: true, rsv1: false, opcode: Opcode.Text };
+   * assembler.pushPartial({ ...header, payload: new Uint8Array([0x48, 0x69]) });
+   * assertThrows(() =>
+   *   assembler.pushPartial({ ...header, payload: new Uint8Array([0xff]) })
+   * );
+   * ```
+   *
+   * @param frame The frame's header fields, with the payload bytes that
+   * arrived since the last call for this frame as `payload`.
+   * @throws {WebSocketError} 1007 when the text is no longer valid UTF-8.
+   */
+  pushPartial(frame: Frame): void {
+    if (this.#closed || frame.rsv1) return;
+    if (frame.opcode === Opcode.Text) {
+      // A text frame inside a fragmented message is refused once complete.
+      if (this.#opcode !== undefined) return;
+      if (this.#validatedBytes === 0) this.#textValidator().reset();
+    } else if (
+      frame.opcode !== Opcode.Continuation || !this.#text || this.#compressed
+    ) {
+      // Binary, control frames, compressed text (validated once inflated).
+      return;
+    }
+    this.#validator!.push(frame.payload, false);
+    this.#validatedBytes += frame.payload.length;
+  }
+
+  #textValidator(): Utf8Validator {
+    return this.#validator ??= new Utf8Validator();
+  }
+
+  /**
    * Takes the next frame.
    *
    * @param frame The next frame received.
@@ -184,6 +235,9 @@ export class MessageAssembler {
     // RFC 6455 §1.4, §5.5.1: nothing is processed after a Close frame.
     if (this.#closed) return undefined;
     const opcode = frame.opcode;
+    // The first bytes of a data frame may have been validated already.
+    const validated = this.#validatedBytes;
+    this.#validatedBytes = 0;
     if (opcode >= Opcode.Close) {
       if (opcode === Opcode.Close) {
         parseClosePayload(frame.payload);
@@ -211,13 +265,12 @@ export class MessageAssembler {
       }
       this.#compressed = frame.rsv1;
       if (frame.fin && !frame.rsv1) {
-        return this.#singleFrameMessage(opcode, frame.payload);
+        return this.#singleFrameMessage(opcode, frame.payload, validated);
       }
       this.#opcode = opcode;
       this.#length = 0;
-      this.#validator = opcode === Opcode.Text
-        ? new Utf8Validator()
-        : undefined;
+      this.#text = opcode === Opcode.Text;
+      if (this.#text && validated === 0) this.#textValidator().reset();
     }
     if (this.#compressed) {
       if (this.#inflater === undefined) {
@@ -230,18 +283,25 @@ export class MessageAssembler {
         frame.fin,
         this.#maxMessageBytes,
       ).then(
-        (inflated) => this.#appendFragment(inflated, frame.fin),
+        (inflated) => this.#appendFragment(inflated, frame.fin, 0),
       );
     }
-    return this.#appendFragment(frame.payload, frame.fin);
+    return this.#appendFragment(frame.payload, frame.fin, validated);
   }
 
-  // The common case: a whole message in one uncompressed frame.
-  #singleFrameMessage(opcode: Opcode, payload: Uint8Array): Message {
+  // The common case: a whole message in one uncompressed frame, of which
+  // the first `validated` bytes were validated as they arrived.
+  #singleFrameMessage(
+    opcode: Opcode,
+    payload: Uint8Array,
+    validated: number,
+  ): Message {
     this.#checkSize(payload.length);
-    return opcode === Opcode.Text
-      ? decodeUtf8(payload)
-      : payload as Uint8Array<ArrayBuffer>;
+    if (opcode !== Opcode.Text) return payload as Uint8Array<ArrayBuffer>;
+    if (validated > 0) {
+      this.#validator!.push(payload.subarray(validated), true);
+    }
+    return decodeUtf8(payload);
   }
 
   #checkSize(size: number): void {
@@ -254,17 +314,28 @@ export class MessageAssembler {
     }
   }
 
-  #appendFragment(bytes: Uint8Array, fin: boolean): Message | undefined {
+  // Appends a fragment (inflated, if compressed) of which the first
+  // `validated` bytes were validated as they arrived.
+  #appendFragment(
+    bytes: Uint8Array,
+    fin: boolean,
+    validated: number,
+  ): Message | undefined {
     const length = this.#length + bytes.length;
     this.#checkSize(length);
     // RFC 6455 §8.1: invalid UTF-8 fails the connection as soon as it is
     // seen, in the fragment where the sequence becomes invalid.
-    this.#validator?.push(bytes, fin);
+    if (this.#text) {
+      this.#validator!.push(
+        validated > 0 ? bytes.subarray(validated) : bytes,
+        fin,
+      );
+    }
     if (fin && this.#length === 0) {
       // One fragment holds the whole message: no copy needed.
       const opcode = this.#opcode ?? Opcode.Binary;
       this.#opcode = undefined;
-      this.#validator = undefined;
+      this.#text = false;
       return opcode === Opcode.Text
         ? decodeUtf8(bytes)
         : bytes as Uint8Array<ArrayBuffer>;
@@ -285,7 +356,7 @@ export class MessageAssembler {
 
     const opcode = this.#opcode;
     this.#opcode = undefined;
-    this.#validator = undefined;
+    this.#text = false;
     const data = this.#buffer.subarray(0, length);
     if (opcode === Opcode.Text) {
       const text = decodeUtf8(data);

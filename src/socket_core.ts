@@ -19,13 +19,9 @@ import {
   truncateCloseReason,
 } from "./close_payload.ts";
 import { type Frame, Opcode } from "./frame.ts";
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "./frame_decoder.ts";
-import {
-  DEFAULT_MAX_MESSAGE_BYTES,
-  type Message,
-  MessageAssembler,
-  type MessageInflater,
-} from "./message_assembler.ts";
+import { FrameReceiver } from "./frame_receiver.ts";
+import { KeepAlive } from "./keep_alive.ts";
+import type { Message, MessageInflater } from "./message_assembler.ts";
 import type {
   FrameSink,
   SocketCoreHost,
@@ -70,6 +66,9 @@ const CloseWait = {
   Failure: 3,
   // The peer's Close arrived: the application answering it.
   Answer: 4,
+  // We failed the connection: the application reading the messages before
+  // the failure (and answering them), before our Close is sent.
+  FailureHeld: 5,
 } as const;
 type CloseWait = typeof CloseWait[keyof typeof CloseWait];
 
@@ -98,6 +97,7 @@ type CloseWait = typeof CloseWait[keyof typeof CloseWait];
  *     message: (message) => void events.push(`message ${message}`),
  *     closeReceived: () => core.close(),
  *     failed: (error) => void events.push(`failed ${error.closeCode}`),
+ *     stopSending() {},
  *     endWhenWritten: (code, reason, clean) => core.end(code, reason, clean),
  *     ended: (code, _, clean) => void events.push(`ended ${code} ${clean}`),
  *     setTimer() {},
@@ -121,25 +121,16 @@ export class SocketCore {
   readonly #role: "client" | "server";
   readonly #sink: FrameSink;
   readonly #host: SocketCoreHost;
-  readonly #decoder: FrameDecoder;
-  readonly #assembler: MessageAssembler;
+  readonly #receiver: FrameReceiver;
   readonly #closeTimeoutMs: number;
-  readonly #pingIntervalMs: number;
-  readonly #pongTimeoutMs: number;
-
-  // The chunk being received: its frames, the next to assemble, the bytes
-  // the complete frames span and the decoder's error after them, if any.
-  readonly #frames: Frame[] = [];
-  #nextFrame = 0;
-  #bytes: Uint8Array = EMPTY_BYTES;
-  #used = 0;
-  #decodeError: unknown;
+  readonly #keepAlive: KeepAlive;
 
   #closeSent: CloseInfo | undefined;
   #closeReceived: CloseInfo | undefined;
   #closeWait: CloseWait | undefined;
   #failure: WebSocketError | undefined;
-  #awaitingPong = false;
+  // Whether the failure was sent: `writable` failed and our Close queued.
+  #failureSent = false;
   // The peer's direction ended (EOF) after its Close; ours is still open.
   #inputEnded = false;
   #ended = false;
@@ -155,26 +146,23 @@ export class SocketCore {
     this.#sink = init.sink;
     this.#host = init.host;
     this.#closeTimeoutMs = init.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    this.#pingIntervalMs = init.pingIntervalMs ?? 0;
-    this.#pongTimeoutMs = init.pongTimeoutMs ?? this.#pingIntervalMs;
-    const maxMessageBytes = init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    let maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    // Without compression a frame can't be larger than its message: refuse
-    // it from its header instead of buffering it first.
-    if (!init.inflater) {
-      maxFrameBytes = Math.min(maxFrameBytes, maxMessageBytes);
-    }
-    this.#decoder = new FrameDecoder({
+    const pingIntervalMs = init.pingIntervalMs ?? 0;
+    this.#keepAlive = new KeepAlive(
+      init.sink,
+      init.host,
+      pingIntervalMs,
+      init.pongTimeoutMs ?? pingIntervalMs,
+    );
+    const host = init.host;
+    this.#receiver = new FrameReceiver({
       role: init.role,
-      maxFrameBytes,
-      allowRsv1: init.inflater !== undefined,
-    });
-    this.#assembler = new MessageAssembler({
-      maxMessageBytes,
+      maxMessageBytes: init.maxMessageBytes,
+      maxFrameBytes: init.maxFrameBytes,
       inflater: init.inflater,
+      onMessage: (message, bytes) => host.message(message, bytes),
       onControlFrame: (frame) => this.#onControlFrame(frame),
     });
-    this.#schedulePing();
+    this.#keepAlive.schedule();
   }
 
   /** Our Close, once sent (or queued): no data frame may follow it. */
@@ -212,7 +200,7 @@ export class SocketCore {
    * before the first. The driver sizes its reads by it.
    */
   get lastFrameBytes(): number {
-    return this.#decoder.lastFrameBytes;
+    return this.#receiver.lastFrameBytes;
   }
 
   /**
@@ -220,7 +208,7 @@ export class SocketCore {
    * left, once its header is complete; else 0.
    */
   get incompleteFrameBytes(): number {
-    return this.#decoder.incompleteFrameBytes;
+    return this.#receiver.incompleteFrameBytes;
   }
 
   // ---- receiving --------------------------------------------------------
@@ -241,24 +229,9 @@ export class SocketCore {
    */
   receive(bytes: Uint8Array): number | Promise<Message | undefined> {
     // RFC 6455 §5.5.1, §7.1.1: nothing after the peer's Close is processed,
-    // not even bytes that are no frame at all.
-    if (this.#closeReceived) return bytes.length;
-    const frames = this.#frames;
-    frames.length = 0;
-    this.#nextFrame = 0;
-    this.#bytes = bytes;
-    this.#decodeError = undefined;
-    try {
-      this.#used = this.#decoder.decodeInPlace(
-        bytes,
-        (frame) => void frames.push(frame),
-      );
-    } catch (error) {
-      // Frames before the bad one are still delivered, in order.
-      this.#used = 0;
-      this.#decodeError = error;
-    }
-    return this.#assemble();
+    // not even bytes that are no frame at all; §7.1.7: nor after a failure.
+    if (this.#closeReceived || this.#failure) return bytes.length;
+    return this.#receiver.receive(bytes);
   }
 
   /**
@@ -272,23 +245,10 @@ export class SocketCore {
   resumeReceive(
     message: Message | undefined,
   ): number | Promise<Message | undefined> {
-    if (message !== undefined) this.#host.message(message, this.#bytes);
-    return this.#assemble();
-  }
-
-  #assemble(): number | Promise<Message | undefined> {
-    const frames = this.#frames;
-    const bytes = this.#bytes;
-    while (this.#nextFrame < frames.length) {
-      const result = this.#assembler.push(frames[this.#nextFrame++]);
-      if (result instanceof Promise) return result;
-      if (result !== undefined) this.#host.message(result, bytes);
-    }
-    this.#bytes = EMPTY_BYTES;
-    // Bytes after a Close in the same chunk are ignored, even invalid ones.
-    if (this.#closeReceived) return bytes.length;
-    if (this.#decodeError !== undefined) throw this.#decodeError;
-    return this.#used;
+    // RFC 6455 §7.1.7: nothing is processed after a failure (keep-alive's,
+    // while the frame was inflated).
+    if (this.#failure) return this.#receiver.abandon();
+    return this.#receiver.resume(message);
   }
 
   #onControlFrame(frame: Frame): void {
@@ -303,11 +263,7 @@ export class SocketCore {
       case Opcode.Pong:
         // RFC 6455 §5.5.3: a Pong answers our Ping (an unsolicited one is
         // a heartbeat and is not answered).
-        if (this.#awaitingPong) {
-          this.#awaitingPong = false;
-          this.#host.clearTimer("pong");
-          this.#schedulePing();
-        }
+        this.#keepAlive.pongReceived();
         break;
       case Opcode.Close:
         this.#onClose(parseClosePayload(frame.payload));
@@ -360,12 +316,14 @@ export class SocketCore {
     }
     // RFC 6455 §7.1.5: no Close frame was received: 1006.
     const detail = cause instanceof Error ? `: ${cause.message}` : "";
-    const message = this.#decoder.hasPartialFrame
+    const message = this.#receiver.hasPartialFrame
       ? `the connection ended inside a frame${detail}`
       : `the connection ended without a Close frame${detail}`;
-    this.#host.failed(
-      new WebSocketError(message, { closeCode: CloseCode.AbnormalClosure }),
-    );
+    const error = new WebSocketError(message, {
+      closeCode: CloseCode.AbnormalClosure,
+    });
+    this.#host.failed(error);
+    this.#host.stopSending(error);
     this.end(CloseCode.AbnormalClosure, "", false);
   }
 
@@ -442,11 +400,16 @@ export class SocketCore {
    * Sends our Close unless it was sent (RFC 6455 §5.5.1): the requested
    * code, else the peer's code when answering its Close, else 1000. Then
    * waits for the peer's Close, up to the close timeout, or completes the
-   * handshake when it arrived already.
+   * handshake when it arrived already. After a failure, the failure's
+   * Close is sent instead, now (see {@linkcode SocketCore.fail}).
    *
    * @param request The Close to send (see {@linkcode closeRequest}).
    */
   close(request?: CloseInfo): void {
+    if (this.#failure) {
+      this.#sendFailure();
+      return;
+    }
     if (this.#closeSent || this.#ended) return;
     const received = this.#closeReceived;
     let info: CloseInfo;
@@ -459,7 +422,7 @@ export class SocketCore {
       ? EMPTY_BYTES
       : encodeClosePayload(info.closeCode, info.reason);
     this.#sink.sendFrame(Opcode.Close, payload, false);
-    this.#stopKeepAlive();
+    this.#keepAlive.stop();
     if (received) {
       this.#closeHandshakeDone();
     } else {
@@ -489,25 +452,55 @@ export class SocketCore {
     }
   }
 
-  #setCloseTimer(wait: CloseWait): void {
+  #setCloseTimer(wait: CloseWait, delayMs = this.#closeTimeoutMs): void {
     this.#closeWait = wait;
-    this.#host.setTimer("close", this.#closeTimeoutMs);
+    this.#host.setTimer("close", delayMs);
   }
 
   /**
-   * Fails the connection (RFC 6455 §7.1.7): the streams fail with `error`,
-   * a Close with its code is sent when the code may be sent, and the
-   * connection ends once that Close has left (or the close timeout passed).
+   * Fails the connection (RFC 6455 §7.1.7). Nothing more is received. The
+   * messages that arrived whole before the failure still reach the
+   * application first, and what it writes in answer to them is still sent:
+   * our Close (with the error's code, when that code may be sent) waits
+   * until one task after the application has read them (see
+   * {@linkcode SocketCore.messagesRead}), or until it closes (see
+   * {@linkcode SocketCore.close}), or the close timeout. The connection ends
+   * once that Close has left (or the close timeout passed again).
    *
    * @param error Why, with the close code (1006 when it has none).
    */
   fail(error: WebSocketError): void {
     if (this.#ended || this.#failure) return;
     this.#failure = error;
+    this.#keepAlive.stop();
+    // Set first: the host may report at once that no message is waiting.
+    this.#setCloseTimer(CloseWait.FailureHeld);
     this.#host.failed(error);
+  }
+
+  /**
+   * The application has read every message handed out before a failure
+   * (or stopped reading): our Close is sent one task later, so that what
+   * it writes in answer within this task (a pipe, a read loop, a message
+   * handler) goes first. Does nothing without a failure, or once the
+   * failure was sent (at the close timeout: its wait for the end stays).
+   */
+  messagesRead(): void {
+    if (this.#failure && !this.#failureSent && !this.#ended) {
+      this.#setCloseTimer(CloseWait.FailureHeld, 0);
+    }
+  }
+
+  // Fails `writable`, sends Close with the failure's code when it may be
+  // sent (after the frames already queued), then ends the connection.
+  #sendFailure(): void {
+    if (this.#ended || this.#failureSent) return;
+    this.#failureSent = true;
+    const error = this.#failure!;
+    this.#host.stopSending(error);
     const code = error.closeCode ?? CloseCode.AbnormalClosure;
+    const reason = truncateCloseReason(error.message);
     if (!this.#closeSent && isValidCloseCode(code)) {
-      const reason = truncateCloseReason(error.message);
       this.#closeSent = { closeCode: code, reason };
       this.#sink.sendFrame(
         Opcode.Close,
@@ -515,10 +508,9 @@ export class SocketCore {
         false,
       );
     }
-    this.#stopKeepAlive();
     // Give the Close frame a bounded chance to leave, then end.
     this.#setCloseTimer(CloseWait.Failure);
-    this.#host.endWhenWritten(code, truncateCloseReason(error.message), false);
+    this.#host.endWhenWritten(code, reason, false);
   }
 
   /**
@@ -532,7 +524,7 @@ export class SocketCore {
   end(closeCode: number, reason: string, wasClean: boolean): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#stopKeepAlive();
+    this.#keepAlive.stop();
     if (this.#closeWait !== undefined) {
       this.#closeWait = undefined;
       this.#host.clearTimer("close");
@@ -548,39 +540,14 @@ export class SocketCore {
    * @param kind Which one.
    */
   onTimer(kind: TimerKind): void {
-    if (kind === "ping") this.#sendKeepAlivePing();
-    else if (kind === "pong") this.#pongLate();
-    else this.#closeTimeout();
-  }
-
-  #schedulePing(): void {
-    if (this.#pingIntervalMs <= 0 || this.#closeSent || this.#ended) return;
-    this.#host.setTimer("ping", this.#pingIntervalMs);
-  }
-
-  #sendKeepAlivePing(): void {
-    if (this.#closeSent || this.#ended) return;
-    this.#sink.sendFrame(Opcode.Ping, new Uint8Array(0), false);
-    this.#awaitingPong = true;
-    this.#host.setTimer("pong", this.#pongTimeoutMs);
-  }
-
-  #pongLate(): void {
-    if (!this.#awaitingPong) return;
-    this.#awaitingPong = false;
-    this.fail(
-      new WebSocketError(
-        `the peer stopped answering pings: no Pong within ${this.#pongTimeoutMs} ms`,
-        { closeCode: CloseCode.AbnormalClosure },
-      ),
-    );
-  }
-
-  #stopKeepAlive(): void {
-    if (this.#pingIntervalMs <= 0) return;
-    this.#awaitingPong = false;
-    this.#host.clearTimer("ping");
-    this.#host.clearTimer("pong");
+    if (kind === "close") {
+      this.#closeTimeout();
+    } else if (kind === "ping") {
+      if (!this.#closeSent && !this.#ended) this.#keepAlive.pingDue();
+    } else {
+      const late = this.#keepAlive.pongDue();
+      if (late) this.fail(late);
+    }
   }
 
   #closeTimeout(): void {
@@ -605,6 +572,9 @@ export class SocketCore {
       }
       case CloseWait.Answer:
         this.close();
+        break;
+      case CloseWait.FailureHeld:
+        this.#sendFailure();
         break;
     }
   }

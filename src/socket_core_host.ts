@@ -61,10 +61,18 @@ export interface SocketCoreHost {
    */
   closeReceived(info: CloseInfo): void;
   /**
-   * The connection failed (or ended without a Close): the application's
-   * streams fail with `error`. The end follows.
+   * The connection failed (or ended without a Close): no message follows,
+   * and `readable` fails with `error` once the application has read the
+   * messages before it. The driver reports that moment (at once when none
+   * are waiting) with {@linkcode SocketCore.messagesRead}; until then the
+   * application may still send its answers to them.
    */
   failed(error: WebSocketError): void;
+  /**
+   * No more messages may be sent after a failure: `writable` fails with
+   * `error`. Our Close (if any) and the end follow.
+   */
+  stopSending(error: WebSocketError): void;
   /**
    * Once the frames queued have been written (or could not be), call
    * {@linkcode SocketCore.end} with these arguments.

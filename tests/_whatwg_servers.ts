@@ -239,3 +239,76 @@ export async function readClientFrame(
   }
   return { opcode: bytes[0] & 0x0f, payload };
 }
+
+/**
+ * Reads every frame a client sends until the connection ends (or `ms`
+ * pass), described: `text <text>`, `Close <code>`, `opcode <n>`; then `end`
+ * when the connection ended. For the small frames the tests expect.
+ */
+export async function readClientFramesToEnd(
+  conn: Deno.Conn,
+  ms = 3000,
+): Promise<string[]> {
+  const received: number[] = [];
+  const buffer = new Uint8Array(4096);
+  let ended = false;
+  const timer = setTimeout(() => conn.close(), ms);
+  try {
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      received.push(...buffer.subarray(0, n));
+    }
+    ended = true;
+  } catch {
+    // Closed by the timer, or reset.
+  } finally {
+    clearTimeout(timer);
+  }
+  const frames: string[] = [];
+  let at = 0;
+  while (received.length - at >= 6) {
+    const length = received[at + 1] & 0x7f;
+    if (length > 125) throw new RangeError("small frames only");
+    const mask = received.slice(at + 2, at + 6);
+    const payload = new Uint8Array(
+      received.slice(at + 6, at + 6 + length).map((b, i) => b ^ mask[i % 4]),
+    );
+    const opcode = received[at] & 0x0f;
+    frames.push(
+      opcode === 0x1
+        ? `text ${new TextDecoder().decode(payload)}`
+        : opcode === 0x8 && length >= 2
+        ? `Close ${(payload[0] << 8) | payload[1]}`
+        : `opcode ${opcode}`,
+    );
+    at += 6 + length;
+  }
+  if (ended) frames.push("end");
+  return frames;
+}
+
+/**
+ * A raw server playing Autobahn case 3.2 to each client: a text "Hello", a
+ * text with RSV2 set (no extension gives it a meaning: RFC 6455 §5.2) and a
+ * ping, in one TCP write. `peerSaw` gets, per connection, what the client
+ * sent back (see {@linkcode readClientFramesToEnd}).
+ */
+export function startTextThenViolationServer(): {
+  url: string;
+  peerSaw: string[][];
+  shutdown(): Promise<void>;
+} {
+  const peerSaw: string[][] = [];
+  const server = startRawServer(async (conn) => {
+    await conn.write(
+      new Uint8Array([
+        ...serverTextFrame("Hello"),
+        ...[0xa1, 0x05, ...new TextEncoder().encode("World")],
+        ...[0x89, 0x04, ...new TextEncoder().encode("ping")],
+      ]),
+    );
+    peerSaw.push(await readClientFramesToEnd(conn));
+  });
+  return { ...server, peerSaw };
+}

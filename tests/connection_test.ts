@@ -622,6 +622,92 @@ Deno.test("a Close is written at once, with the frames queued before it in the s
   assertEquals((await socket.closed).wasClean, true);
 });
 
+// What a client socket wrote, frame by frame: `text <text>` or `close <code>`.
+function clientFramesWritten(written: Uint8Array[]): string[] {
+  const decoder = new FrameDecoder({ role: "server" });
+  const frames: string[] = [];
+  decoder.decode(concat(written), (frame) => {
+    frames.push(
+      frame.opcode === 0x1
+        ? `text ${new TextDecoder().decode(frame.payload)}`
+        : frame.opcode === 0x8
+        ? `close ${(frame.payload[0] << 8) | frame.payload[1]}`
+        : `opcode ${frame.opcode}`,
+    );
+  });
+  return frames;
+}
+
+// Two texts, a text with RSV2 (a protocol error: RFC 6455 §5.2) and a ping,
+// as a server sends them.
+const TWO_TEXTS_THEN_A_VIOLATION = [
+  ...[0x81, 0x03, ...new TextEncoder().encode("one")],
+  ...[0x81, 0x03, ...new TextEncoder().encode("two")],
+  ...[0xa1, 0x03, ...new TextEncoder().encode("bad")],
+  ...[0x89, 0x00],
+];
+
+Deno.test("a failure waits for the application: a pipe started after the violation still echoes the messages before it, then Close 1002, nothing after", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "client",
+    transport: peer.transport,
+  });
+  peer.send(TWO_TEXTS_THEN_A_VIOLATION);
+  // The application starts its echo once all of it has been received.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const piped = await socket.readable.pipeTo(socket.writable).then(
+    () => "done",
+    (error) => `${error.name} ${error.closeCode}`,
+  );
+  assertEquals(piped, "WebSocketError 1002");
+  const result = await socket.closed;
+  assertEquals([result.closeCode, result.wasClean], [1002, false]);
+  // RFC 6455 §7.1.7: the Close comes last; the ping is never answered.
+  assertEquals(clientFramesWritten(peer.written), [
+    "text one",
+    "text two",
+    "close 1002",
+  ]);
+});
+
+Deno.test("a failure the application does not read fails at closeTimeoutMs, and its messages stay readable before the error", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "client",
+    transport: peer.transport,
+    closeTimeoutMs: 50,
+  });
+  peer.send(TWO_TEXTS_THEN_A_VIOLATION);
+  const result = await socket.closed;
+  assertEquals([result.closeCode, result.wasClean], [1002, false]);
+  assertEquals(clientFramesWritten(peer.written), ["close 1002"]);
+  const reader = socket.readable.getReader();
+  assertEquals((await reader.read()).value, "one");
+  assertEquals((await reader.read()).value, "two");
+  const error = await assertRejects(() => reader.read(), WebSocketError);
+  assertEquals(error.closeCode, 1002);
+});
+
+Deno.test("close() while a failure waits for the application sends the failure's Close at once", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "client",
+    transport: peer.transport,
+    closeTimeoutMs: 5000,
+  });
+  peer.send(TWO_TEXTS_THEN_A_VIOLATION);
+  const reader = socket.readable.getReader();
+  assertEquals((await reader.read()).value, "one");
+  // The connection has failed: the code asked for gives way to 1002.
+  socket.close({ closeCode: 4000 });
+  const result = await socket.closed;
+  assertEquals([result.closeCode, result.wasClean], [1002, false]);
+  assertEquals(clientFramesWritten(peer.written), ["close 1002"]);
+  assertEquals((await reader.read()).value, "two");
+  await assertRejects(() => reader.read(), WebSocketError);
+});
+
 Deno.test("shared frames reach the peer in order with the socket's own messages, and a closing socket takes none", async () => {
   const { client, server } = socketPair({ closeTimeoutMs: 100 });
   const shared = new Uint8Array([
@@ -641,4 +727,24 @@ Deno.test("shared frames reach the peer in order with the socket's own messages,
   assertEquals(enqueueSharedFrames(server, shared), undefined);
   assertEquals((await reader.read()).done, true);
   await server.closed;
+});
+
+Deno.test("the peer ending the connection inside a frame fails the socket with 1006 and says so", async () => {
+  const peer = rawPeer();
+  const socket = new WebSocketConnection({
+    role: "client",
+    transport: peer.transport,
+  });
+  // Half of a text frame "Hello" (its header and "He"), then FIN.
+  peer.send([0x81, 0x05, 0x48, 0x65]);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  peer.transport.close();
+  const result = await socket.closed;
+  assertEquals([result.closeCode, result.wasClean], [1006, false]);
+  const error = await assertRejects(
+    () => socket.readable.getReader().read(),
+    WebSocketError,
+  );
+  assertEquals(error.closeCode, 1006);
+  assertEquals(error.message, "the connection ended inside a frame");
 });

@@ -725,6 +725,8 @@ function decodeInPlaceChunks(
     const bytes = concat([rest, chunk]);
     const used = decoder.decodeInPlace(bytes, (frame) => frames.push(frame));
     rest = bytes.subarray(used);
+    // The bytes so far end inside a frame exactly when some are left.
+    assertEquals(decoder.hasPartialFrame, rest.length > 0);
     const known = decoder.incompleteFrameBytes;
     if (rest.length === 0) assertEquals(known, 0);
     else if (known > 0) assert(known > rest.length);
@@ -786,3 +788,57 @@ for (const input of invalidInputs) {
     );
   });
 }
+
+Deno.test("FrameDecoder.decodeInPlace hands out an incomplete frame's payload as it arrives, unmasked, each byte once", () => {
+  const random = seededRandom(6455);
+  for (const masked of [false, true]) {
+    for (let run = 0; run < 50; run++) {
+      const payload = randomBytes(1 + Math.floor(random() * 3000), random);
+      const wire = frameBytes({
+        opcode: 0x1,
+        fin: false,
+        payload,
+        maskKey: masked ? randomBytes(4, random) : undefined,
+      });
+      const decoder = new FrameDecoder({
+        role: masked ? "server" : "client",
+      });
+      const partials: Uint8Array[] = [];
+      const frames: Frame[] = [];
+      let rest: Uint8Array = new Uint8Array(0);
+      for (const chunk of randomChunks(wire, random, 700)) {
+        // The socket passes the incomplete frame again with more bytes.
+        const bytes = concat([rest, chunk]);
+        const used = decoder.decodeInPlace(bytes, (f) => frames.push(f));
+        rest = bytes.subarray(used);
+        const partial = decoder.partialFrame;
+        if (partial !== undefined) {
+          assertEquals([partial.opcode, partial.fin], [0x1, false]);
+          partials.push(partial.payload.slice());
+        }
+      }
+      assertEquals(frames.length, 1);
+      assertEquals(frames[0].payload, payload);
+      // What arrived before the frame was complete, in order, each byte
+      // once: a prefix of the payload.
+      const early = concat(partials);
+      assert(early.length < payload.length);
+      assertEquals(early, payload.subarray(0, early.length));
+    }
+  }
+});
+
+Deno.test("FrameDecoder.partialFrame is undefined when no payload bytes of an incomplete frame arrived", () => {
+  const decoder = new FrameDecoder({ role: "client" });
+  const wire = frameBytes({ opcode: 0x1, payload: "Hello" });
+  // A whole frame, then only a header.
+  decoder.decodeInPlace(wire.slice(), () => {});
+  assertEquals(decoder.partialFrame, undefined);
+  decoder.decodeInPlace(wire.slice(0, 2), () => {});
+  assertEquals(decoder.partialFrame, undefined);
+  // Two payload bytes, then the same two again (nothing new).
+  decoder.decodeInPlace(wire.slice(0, 4), () => {});
+  assertEquals(decoder.partialFrame?.payload, utf8("He"));
+  decoder.decodeInPlace(wire.slice(0, 4), () => {});
+  assertEquals(decoder.partialFrame, undefined);
+});

@@ -796,3 +796,70 @@ Deno.test("random bytes through FrameDecoder and MessageAssembler only ever fail
   assertEquals([...codes.keys()].sort(), [1002, 1007, 1009]);
   assert(messages > 200, `${messages} messages`);
 });
+
+Deno.test("MessageAssembler.pushPartial fails invalid UTF-8 inside one frame before the frame is complete (Autobahn 6.4.3, 6.4.4)", () => {
+  const payload = concat([
+    utf8("κόσμε"),
+    bytes(0xf4, 0x90, 0x80, 0x80),
+    utf8("edited"),
+  ]);
+  const kosme = utf8("κόσμε").length;
+  // 6.4.3: the valid part, then the invalid code point; 6.4.4: the valid
+  // part and F4 (still valid), then 90.
+  for (const cut of [kosme, kosme + 1]) {
+    const assembler = new MessageAssembler();
+    assembler.pushPartial(frame(TEXT, payload.subarray(0, cut)));
+    assertWebSocketError(
+      thrownBy(() =>
+        assembler.pushPartial(frame(TEXT, payload.subarray(cut, kosme + 2)))
+      ),
+      1007,
+      /UTF-8/,
+    );
+  }
+});
+
+Deno.test("MessageAssembler.pushPartial: the frame's push validates the rest, a code point may straddle them", () => {
+  const text = "Hello, wörld ✓ 😀 κόσμε";
+  const payload = utf8(text);
+  for (let cut = 0; cut <= payload.length; cut++) {
+    // A single-frame message, and the first and last frames of a
+    // fragmented one, each arriving in two pieces.
+    const assembler = new MessageAssembler();
+    if (cut > 0) assembler.pushPartial(frame(TEXT, payload.subarray(0, cut)));
+    assertEquals(assembler.push(frame(TEXT, payload)), text);
+    if (cut > 0) {
+      assembler.pushPartial(frame(TEXT, payload.subarray(0, cut), false));
+    }
+    assertEquals(assembler.push(frame(TEXT, payload, false)), undefined);
+    if (cut > 0) {
+      assembler.pushPartial(frame(CONTINUATION, payload.subarray(0, cut)));
+    }
+    assertEquals(assembler.push(frame(CONTINUATION, payload)), text + text);
+  }
+  // A code point cut at the end of the frame is invalid at its push.
+  const assembler = new MessageAssembler();
+  assembler.pushPartial(frame(TEXT, bytes(0x41, 0xe2)));
+  assertWebSocketError(
+    thrownBy(() => assembler.push(frame(TEXT, bytes(0x41, 0xe2, 0x82)))),
+    1007,
+  );
+});
+
+Deno.test("MessageAssembler.pushPartial leaves binary, compressed and control frames alone", () => {
+  const invalid = bytes(0xff, 0xfe);
+  const assembler = new MessageAssembler({
+    inflater: { inflate: (payload) => Promise.resolve(payload) },
+  });
+  assembler.pushPartial(frame(BINARY, invalid));
+  assertEquals(assembler.push(frame(BINARY, invalid)), invalid);
+  // Compressed text is validated once inflated, not on the wire.
+  assembler.pushPartial(frame(TEXT, invalid, true, true));
+  assembler.pushPartial(frame(0x9, invalid));
+  assertEquals(assembler.push(frame(BINARY, invalid, false)), undefined);
+  assembler.pushPartial(frame(CONTINUATION, invalid));
+  assertEquals(
+    assembler.push(frame(CONTINUATION, invalid)),
+    bytes(0xff, 0xfe, 0xff, 0xfe),
+  );
+});

@@ -36,6 +36,9 @@ interface HarnessOptions
   // Whether the write queue is drained the moment the core asks: then
   // endWhenWritten ends the socket at once.
   drained?: boolean;
+  // Whether the application has messages left to read when the socket
+  // fails; else the host reports at once that it has read them all.
+  unread?: boolean;
 }
 
 // A core with a recording sink and host, and a fake clock for its timers.
@@ -44,10 +47,13 @@ function harness(role: "client" | "server", options: HarnessOptions = {}) {
   const events: string[] = [];
   const messages: Message[] = [];
   const errors: WebSocketError[] = [];
+  // The errors `writable` failed with.
+  const sendingStopped: WebSocketError[] = [];
   const timers = new Map<TimerKind, number>();
   const clock = { now: 0 };
   const pendingEnds: (() => void)[] = [];
-  const { answerAtOnce = true, drained = true, ...init } = options;
+  const { answerAtOnce = true, drained = true, unread = false, ...init } =
+    options;
   const core: SocketCore = new SocketCore({
     role,
     ...init,
@@ -78,6 +84,10 @@ function harness(role: "client" | "server", options: HarnessOptions = {}) {
       failed(error) {
         errors.push(error);
         events.push(`failed ${error.closeCode}`);
+        if (!unread) core.messagesRead();
+      },
+      stopSending(error) {
+        sendingStopped.push(error);
       },
       endWhenWritten(closeCode, reason, wasClean) {
         events.push(`endWhenWritten ${closeCode}`);
@@ -120,6 +130,7 @@ function harness(role: "client" | "server", options: HarnessOptions = {}) {
     events,
     messages,
     errors,
+    sendingStopped,
     timers,
     advance,
     written,
@@ -378,7 +389,7 @@ Deno.test("keep-alive stops once our Close is sent", () => {
 // ---- failing the connection (RFC 6455 §7.1.7) ---------------------------------
 
 Deno.test("fail with 1002: messages before the violation are handed out first, then a Close 1002 with the reason goes out", () => {
-  const { core, events, written } = harness("server");
+  const { core, events, written, advance } = harness("server");
   const chunk = concat([
     fromClient({ opcode: Opcode.Text, payload: "first" }),
     // An unmasked frame from a client (RFC 6455 §5.1).
@@ -388,6 +399,8 @@ Deno.test("fail with 1002: messages before the violation are handed out first, t
   assertWebSocketError(error, 1002);
   assertEquals(events, ['message "first"']);
   core.readFailed(error);
+  // One task after the application has read them: the Close.
+  advance(0);
   const reason = (error as WebSocketError).message;
   assertEquals(
     written(),
@@ -420,6 +433,7 @@ Deno.test("fail with 1007 for invalid UTF-8 and 1009 for a message over the limi
   );
   assertWebSocketError(utf8Error, 1007);
   invalid.core.readFailed(utf8Error);
+  invalid.advance(0);
   assertEquals(closeOf(invalid.written())[0], 1007);
 
   const large = harness("server", { maxMessageBytes: 4 });
@@ -428,19 +442,22 @@ Deno.test("fail with 1007 for invalid UTF-8 and 1009 for a message over the limi
   );
   assertWebSocketError(sizeError, 1009);
   large.core.readFailed(sizeError);
+  large.advance(0);
   assertEquals(closeOf(large.written())[0], 1009);
   assertEquals(large.events[0], "failed 1009");
 });
 
 Deno.test("fail with 1011: a long reason is cut to 123 bytes at a character boundary", () => {
-  const { core, events, written, pendingEnds, timers } = harness("server", {
-    drained: false,
-  });
+  const { core, events, written, pendingEnds, timers, advance } = harness(
+    "server",
+    { drained: false },
+  );
   core.fail(
     new WebSocketError(`expected to cope, found ${"é".repeat(100)}`, {
       closeCode: 1011,
     }),
   );
+  advance(0);
   const [code, reason] = closeOf(written());
   assertEquals(code, 1011);
   assert(utf8(reason).length <= 123);
@@ -465,6 +482,132 @@ Deno.test("fail: the close timeout ends the socket when our Close cannot leave",
   assertEquals(events.at(-1), 'ended 1002 "expected x, found y" false');
 });
 
+// ---- a failure waits for the application (RFC 6455 §7.1.7) ------------------
+
+// A text "first", then an unmasked frame from a client (RFC 6455 §5.1);
+// fresh each time, as the core unmasks what it receives in place.
+function firstThenAViolation(): Uint8Array {
+  return concat([
+    fromClient({ opcode: Opcode.Text, payload: "first" }),
+    frameBytes({ opcode: Opcode.Text, payload: "bad" }),
+  ]);
+}
+
+Deno.test("a failure waits for the application to read: what it sends meanwhile goes first, our Close one task after it read the last message", () => {
+  const { core, events, written, advance, timers, sendingStopped } = harness(
+    "server",
+    { unread: true },
+  );
+  core.readFailed(thrownBy(() => core.receive(firstThenAViolation())));
+  assertEquals(events, ['message "first"', "failed 1002"]);
+  // Held up to the close timeout while "first" waits to be read.
+  assertEquals(written(), new Uint8Array(0));
+  assertEquals(timers.get("close"), 5000);
+  advance(4999);
+  assertEquals(written(), new Uint8Array(0));
+  assertEquals(sendingStopped, []);
+  // The application reads it and answers within the same task.
+  core.messagesRead();
+  core.send(Opcode.Text, utf8("echo"), false);
+  assertEquals(written(), bytes(0x81, 0x04, ...utf8("echo")));
+  advance(0);
+  assertEquals(sendingStopped.map((error) => error.closeCode), [1002]);
+  assertEquals(closeOf(written())[0], 1002);
+  assertEquals(events.slice(2), [
+    "endWhenWritten 1002",
+    `ended 1002 "${sendingStopped[0].message}" false`,
+  ]);
+});
+
+Deno.test("a failure the application does not read is sent at the close timeout, and reading later keeps the wait to end", () => {
+  const { core, events, written, advance, timers } = harness("server", {
+    unread: true,
+    drained: false,
+    closeTimeoutMs: 100,
+  });
+  core.readFailed(thrownBy(() => core.receive(firstThenAViolation())));
+  advance(99);
+  assertEquals(written(), new Uint8Array(0));
+  advance(1);
+  assertEquals(closeOf(written())[0], 1002);
+  assertEquals(events.at(-1), "endWhenWritten 1002");
+  // The Close cannot leave; reading now does not restart anything.
+  core.messagesRead();
+  assertEquals(timers.get("close"), 200);
+  advance(100);
+  assertEquals(events.at(-1)?.startsWith("ended 1002"), true);
+});
+
+Deno.test("close() while a failure waits sends the failure's Close at once, not the code asked for", () => {
+  const { core, written, sendingStopped } = harness("server", { unread: true });
+  core.readFailed(thrownBy(() => core.receive(firstThenAViolation())));
+  core.close({ closeCode: 4000, reason: "" });
+  assertEquals(closeOf(written())[0], 1002);
+  assertEquals(sendingStopped.length, 1);
+  // Once: a second close sends nothing more.
+  core.close();
+  assertEquals(written(), new Uint8Array(0));
+});
+
+Deno.test("nothing is processed after a failure: a Ping is not answered, a Close not seen, bytes that are no frame ignored", () => {
+  const { core, events, written } = harness("server", { unread: true });
+  core.fail(new WebSocketError("expected x, found y", { closeCode: 1002 }));
+  const ping = fromClient({ opcode: Opcode.Ping, payload: "p" });
+  assertEquals(core.receive(ping), ping.length);
+  const close = fromClient({ opcode: Opcode.Close, payload: bytes(3, 0xe8) });
+  assertEquals(core.receive(close), close.length);
+  assertEquals(core.receive(bytes(0xff, 0xff, 0xff)), 3);
+  assertEquals(written(), new Uint8Array(0));
+  assertEquals(core.closeReceived, undefined);
+  assertEquals(events, ["failed 1002"]);
+});
+
+// A client's deflater (compressing every message) and a server's inflater,
+// with context takeover.
+function deflatePair() {
+  const params = {
+    serverNoContextTakeover: false,
+    clientNoContextTakeover: false,
+    serverMaxWindowBits: 15,
+    clientMaxWindowBits: 15,
+  };
+  return {
+    sender: createMessageDeflate(params, "client", { threshold: 0 }),
+    receiver: createMessageDeflate(params, "server"),
+  };
+}
+
+Deno.test("a failure while a message is inflated drops it and the rest of its chunk", async () => {
+  const { sender, receiver } = deflatePair();
+  const { core, events } = harness("server", {
+    inflater: receiver.inflater,
+    unread: true,
+  });
+  const compressed = await sender.deflate(utf8("squeezed"))!;
+  const chunk = concat([
+    fromClient({ opcode: Opcode.Text, rsv1: true, payload: compressed }),
+    fromClient({ opcode: Opcode.Text, payload: "plain" }),
+  ]);
+  const inflating = core.receive(chunk);
+  if (typeof inflating === "number") throw new Error("expected a promise");
+  core.fail(new WebSocketError("expected x, found y", { closeCode: 1006 }));
+  assertEquals(core.resumeReceive(await inflating), chunk.length);
+  assertEquals(events, ["failed 1006"]);
+  sender.close();
+  receiver.close();
+});
+
+Deno.test("invalid UTF-8 early in a text frame fails before the frame is complete (RFC 6455 §8.1)", () => {
+  const { core } = harness("server");
+  const frame = fromClient({
+    opcode: Opcode.Text,
+    payload: concat([utf8("ok"), bytes(0xff), new Uint8Array(100)]),
+  });
+  // The header, "ok" and the invalid byte: 3 of the 103 payload bytes.
+  const error = thrownBy(() => core.receive(frame.subarray(0, 8 + 3)));
+  assertWebSocketError(error, 1007);
+});
+
 Deno.test("the transport ending without a Close is reported as 1006, with its cause; no Close is sent", () => {
   const { core, events, errors, written } = harness("server");
   const partial = fromClient({ opcode: Opcode.Binary, payload: "12345678" });
@@ -473,10 +616,25 @@ Deno.test("the transport ending without a Close is reported as 1006, with its ca
   core.transportEnded(new Error("connection reset"));
   assertEquals(written(), new Uint8Array(0));
   assertEquals(events, ["failed 1006", 'ended 1006 "" false']);
+  // RFC 6455 §7.1.5: 1006; the bytes ended inside a frame, and it says so.
   assertEquals(
     errors[0].message,
-    "the connection ended without a Close frame: connection reset",
+    "the connection ended inside a frame: connection reset",
   );
+});
+
+Deno.test("the transport ending between frames is reported as ended without a Close frame, and writable fails with the same error", () => {
+  const { core, events, errors, sendingStopped } = harness("server");
+  const whole = fromClient({ opcode: Opcode.Binary, payload: "12345678" });
+  assertEquals(core.receive(whole), whole.length);
+  core.transportEnded();
+  assertEquals(events, [
+    "message 8 bytes",
+    "failed 1006",
+    'ended 1006 "" false',
+  ]);
+  assertEquals(errors[0].message, "the connection ended without a Close frame");
+  assertEquals(sendingStopped, errors);
 });
 
 Deno.test("send() emits whole messages and fragments, and refuses data once our Close is sent", () => {
@@ -493,14 +651,7 @@ Deno.test("send() emits whole messages and fragments, and refuses data once our 
 });
 
 Deno.test("a compressed message is handed back as a promise to await, and the frames after it follow in order", async () => {
-  const params = {
-    serverNoContextTakeover: false,
-    clientNoContextTakeover: false,
-    serverMaxWindowBits: 15,
-    clientMaxWindowBits: 15,
-  };
-  const sender = createMessageDeflate(params, "client", { threshold: 0 });
-  const receiver = createMessageDeflate(params, "server");
+  const { sender, receiver } = deflatePair();
   const { core, events } = harness("server", { inflater: receiver.inflater });
   const compressed = await sender.deflate(utf8("squeezed"))!;
   const chunk = concat([

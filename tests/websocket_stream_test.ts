@@ -21,6 +21,7 @@ import {
   serverTextFrame,
   startEchoServer,
   startRawServer,
+  startTextThenViolationServer,
   type TestServer,
 } from "./_whatwg_servers.ts";
 
@@ -928,4 +929,55 @@ Deno.test("WebSocketError: the constructor fills closeCode and reason like the b
   ]);
   assert(ours.every((e) => e.isDOMException && e.name === "WebSocketError"));
   if (builtInAvailable) assertEquals(ours, describe(builtIn));
+});
+
+Deno.test("WebSocketStream: messages that arrived before a protocol error are read, and echoed, before the failure", async () => {
+  // Autobahn 3.2 as a client.
+  const server = startTextThenViolationServer();
+  const peerSaw = server.peerSaw;
+  try {
+    const results = await both(async (impl) => {
+      const wss = impl.create(server.url);
+      const { readable, writable } = await bounded(wss.opened, "opened");
+      const reader = readable.getReader();
+      const writer = writable.getWriter();
+      const read: string[] = [];
+      let failure = "";
+      // The application echoes each message with a read loop.
+      try {
+        while (true) {
+          const { value, done } = await bounded(reader.read(), "a message");
+          if (done) break;
+          read.push(String(value));
+          await writer.write(value);
+        }
+      } catch (error) {
+        failure = await rejection(Promise.reject(error));
+      }
+      return { read, failure, closed: await rejection(wss.closed) };
+    });
+    await server.shutdown();
+    // The text arrived whole before the violation: it is read first, then
+    // readable fails (RFC 6455 §7.1.7: fail the connection; WHATWG: an
+    // unclean close, so the WebSocketError has close code 1006).
+    assertEquals(results.wstream, {
+      read: ["Hello"],
+      failure: "WebSocketError closeCode=1006",
+      closed: "WebSocketError closeCode=1006",
+    });
+    // The echo goes out before our Close 1002, nothing after it, and the
+    // ping after the violation is never answered.
+    assertEquals(peerSaw.at(-1), ["text Hello", "Close 1002", "end"]);
+    // The built-in reads the text too, but its write of the echo fails
+    // (BadResource), and it ends the connection with no Close frame.
+    assertBuiltIn(results.builtIn, {
+      read: ["Hello"],
+      failure: "BadResource",
+      closed: "WebSocketError closeCode=null",
+    });
+    assertEquals(peerSaw.length, builtInAvailable ? 2 : 1);
+    if (builtInAvailable) assertEquals(peerSaw[0], ["end"]);
+  } finally {
+    await server.shutdown();
+  }
 });

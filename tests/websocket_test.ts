@@ -17,6 +17,7 @@ import {
   serverTextFrame,
   startEchoServer,
   startRawServer,
+  startTextThenViolationServer,
   type TestServer,
 } from "./_whatwg_servers.ts";
 
@@ -952,4 +953,44 @@ Deno.test("WebSocket.fromConnection: server shutdown closes the WebSocket with 1
     recorder.log.at(-1),
     'close 1001 "server shutting down" clean rs=3',
   );
+});
+
+Deno.test("WebSocket: a message received before a protocol error is dispatched, and its echo sent, before error and close (HTML: its task was queued first)", async () => {
+  // Autobahn 3.2 as a client.
+  const server = startTextThenViolationServer();
+  const peerSaw = server.peerSaw;
+  try {
+    const results = await both(async (impl) => {
+      const ws = impl.create(server.url);
+      const recorder = record(ws);
+      // The application echoes each message from its handler.
+      ws.onmessage = (event) => ws.send(event.data);
+      await bounded(recorder.closed, "the close event");
+      return recorder.log;
+    });
+    await server.shutdown();
+    // HTML "fail the WebSocket connection": the message's task was queued
+    // when it was received, before the failure, so it is dispatched while
+    // the state is still OPEN, and send() in its handler sends; then error
+    // and close (1006: no Close frame was received, RFC 6455 §7.1.5).
+    assertEquals(results.wstream, [
+      "open rs=1",
+      'message text "Hello"',
+      "error rs=3",
+      'close 1006 "" unclean rs=3',
+    ]);
+    // RFC 6455 §7.1.7: the echo, then our Close 1002, then nothing.
+    assertEquals(peerSaw[1], ["text Hello", "Close 1002", "end"]);
+    // The built-in dispatches and echoes the message too, then reports code
+    // 0 and ends the connection without a Close frame.
+    assertEquals(results.builtIn, [
+      "open rs=1",
+      'message text "Hello"',
+      "error rs=3",
+      'close 0 "" unclean rs=3',
+    ]);
+    assertEquals(peerSaw[0], ["text Hello", "end"]);
+  } finally {
+    await server.shutdown();
+  }
 });

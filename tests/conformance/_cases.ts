@@ -20,6 +20,7 @@ import {
   bytesOf,
   closeCodeOf,
   closePayload,
+  delay,
   EXPECT_MS,
   OP,
   type RawFrame,
@@ -69,6 +70,29 @@ export interface CaseGroup {
 /** The echo every case expects unless it says otherwise. */
 export async function echo(socket: WebSocketConnection): Promise<void> {
   await socket.readable.pipeTo(socket.writable).catch(() => {});
+}
+
+/** How long {@linkcode lateEcho} waits before it reads. */
+export const LATE_ECHO_MS = 100;
+
+/**
+ * An application that sets itself up before it reads (or, on a client, gets
+ * its socket after the peer's first bytes came with the handshake's answer,
+ * as Autobahn's fuzzing server sends them): it starts reading only after
+ * {@linkcode LATE_ECHO_MS}, when a case's bytes have all arrived and a
+ * violation among them has been found. Then it echoes each message with a
+ * read loop (a write a few microtasks after each read, not inside it as a
+ * pipe does).
+ */
+export async function lateEcho(socket: WebSocketConnection): Promise<void> {
+  await delay(LATE_ECHO_MS);
+  const writer = socket.writable.getWriter();
+  try {
+    for await (const message of socket.readable) await writer.write(message);
+    await writer.close();
+  } catch {
+    // The connection failed: `closed` says how.
+  }
 }
 
 /** A certificate for running cases over TLS. */
@@ -362,7 +386,8 @@ export async function expectQuiet(peer: RawPeer, ms: number): Promise<void> {
 
 interface Tally {
   passed: number;
-  nonStrict: number;
+  /** The ids of the cases that passed non-strict. */
+  nonStrict: string[];
   total: number;
 }
 
@@ -372,13 +397,14 @@ const tallies = new Map<string, Tally>();
 export function record(
   group: CaseGroup,
   role: Role,
+  testCase: Case,
   outcome: "pass" | "non-strict" | "fail",
 ): void {
   const key = `${group.id}\t${group.name}\t${role}`;
-  const tally = tallies.get(key) ?? { passed: 0, nonStrict: 0, total: 0 };
+  const tally = tallies.get(key) ?? { passed: 0, nonStrict: [], total: 0 };
   tally.total++;
   if (outcome !== "fail") tally.passed++;
-  if (outcome === "non-strict") tally.nonStrict++;
+  if (outcome === "non-strict") tally.nonStrict.push(testCase.id);
   tallies.set(key, tally);
 }
 
@@ -391,7 +417,11 @@ export function resultTable(): string {
       name.padEnd(26),
       role.padEnd(6),
       `${tally.passed}/${tally.total}`.padStart(9),
-      tally.nonStrict ? `(${tally.nonStrict} non-strict)` : "",
+      tally.nonStrict.length > 0
+        ? `(${tally.nonStrict.length} non-strict: ${
+          tally.nonStrict.join(", ")
+        })`
+        : "",
     ].join("  ");
   });
   let passed = 0;

@@ -51,10 +51,11 @@ for (const group of groups) {
             record(
               group,
               role,
+              testCase,
               outcome === "non-strict" ? "non-strict" : "pass",
             );
           } catch (error) {
-            record(group, role, "fail");
+            record(group, role, testCase, "fail");
             throw error;
           }
         });
