@@ -21,6 +21,14 @@ import type {
   ConnectionInit,
   MessageDeflate,
 } from "./socket_options.ts";
+import {
+  type FragmentTarget,
+  isStreamedMessage,
+  resolveOutgoingFrameBytes,
+  sendInFragments,
+  sendStreamedMessage,
+  type StreamedMessage,
+} from "./message_stream_sender.ts";
 import { StreamByteReader, type Transport } from "./transport.ts";
 import { WebSocketError } from "./websocket_error.ts";
 import {
@@ -52,6 +60,33 @@ const textEncoder = new TextEncoder();
 function sizeOf(chunk: string | { byteLength: number }): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
 }
+
+// A message sent from a stream counts as filling `writable`'s queue: a pipe
+// reads the next message only once it is sent.
+function outgoingSizeOf(chunk: OutgoingMessage): number {
+  if (typeof chunk === "string") return chunk.length;
+  const size = (chunk as { byteLength?: number }).byteLength;
+  return size ?? Number.MAX_SAFE_INTEGER;
+}
+
+/**
+ * What `writable` sends: a `string` as a text message, any `BufferSource`
+ * as a binary one, and a {@linkcode StreamedMessage} (a `ReadableStream`
+ * of strings or bytes, a `Blob`, or a `MessageStream`) as one message in
+ * fragments.
+ *
+ * @example
+ * ```ts
+ * import type { OutgoingMessage } from "@wstream/wstream";
+ *
+ * const messages: OutgoingMessage[] = [
+ *   "text",
+ *   new Uint8Array([1, 2]),
+ *   ReadableStream.from(["one ", "message"]),
+ * ];
+ * ```
+ */
+export type OutgoingMessage = string | BufferSource | StreamedMessage;
 
 function toBytes(chunk: BufferSource): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
@@ -149,8 +184,12 @@ export function enqueueSharedFrames(
 export class WebSocketConnection {
   /** The messages received. Closes when the peer's Close arrives. */
   readonly readable: ReadableStream<Message>;
-  /** Messages to send: `string` as text, any `BufferSource` as binary. */
-  readonly writable: WritableStream<string | BufferSource>;
+  /**
+   * Messages to send: `string` as text, any `BufferSource` as binary, a
+   * `ReadableStream` of strings or bytes, a `Blob` or a `MessageStream` as
+   * one message in fragments (see {@linkcode sendStreamedMessage}).
+   */
+  readonly writable: WritableStream<OutgoingMessage>;
   /** The negotiated subprotocol, "" when none. */
   readonly protocol: string;
   /** The negotiated extensions (`Sec-WebSocket-Extensions`), "" when none. */
@@ -164,6 +203,7 @@ export class WebSocketConnection {
   readonly #core: SocketCore;
   readonly #queue: WriteQueue;
   readonly #deflate: MessageDeflate | undefined;
+  readonly #maxOutgoingFrameBytes: number;
 
   #readableController!: ReadableStreamDefaultController<Message>;
   #readableDone = false;
@@ -218,8 +258,7 @@ export class WebSocketConnection {
     }
   };
 
-  static readonly #Sink = class
-    implements UnderlyingSink<string | BufferSource> {
+  static readonly #Sink = class implements UnderlyingSink<OutgoingMessage> {
     readonly #socket: WebSocketConnection;
 
     constructor(socket: WebSocketConnection) {
@@ -230,7 +269,7 @@ export class WebSocketConnection {
       this.#socket.#writableController = controller;
     }
 
-    write(chunk: string | BufferSource): void | Promise<void> {
+    write(chunk: OutgoingMessage): void | Promise<void> {
       return this.#socket.#sendMessage(chunk);
     }
 
@@ -364,6 +403,9 @@ export class WebSocketConnection {
     this.protocol = init.protocol ?? "";
     this.extensions = init.extensions ?? "";
     this.#deflate = init.deflate;
+    this.#maxOutgoingFrameBytes = resolveOutgoingFrameBytes(
+      init.maxOutgoingFrameBytes,
+    );
     const maxBufferedBytes = init.maxBufferedBytes ??
       DEFAULT_MAX_BUFFERED_BYTES;
     const host = new WebSocketConnection.#Host(this);
@@ -377,9 +419,9 @@ export class WebSocketConnection {
       new WebSocketConnection.#Source(this),
       { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
     );
-    this.writable = new WritableStream<string | BufferSource>(
+    this.writable = new WritableStream<OutgoingMessage>(
       new WebSocketConnection.#Sink(this),
-      { highWaterMark: maxBufferedBytes, size: sizeOf },
+      { highWaterMark: maxBufferedBytes, size: outgoingSizeOf },
     );
     // Last: it may set the keep-alive timer.
     this.#core = new SocketCore({
@@ -452,7 +494,7 @@ export class WebSocketConnection {
 
   // ---- sending ----------------------------------------------------------
 
-  #sendMessage(chunk: string | BufferSource): void | Promise<void> {
+  #sendMessage(chunk: OutgoingMessage): void | Promise<void> {
     const core = this.#core;
     core.assertSendable();
     let opcode: Opcode;
@@ -463,29 +505,77 @@ export class WebSocketConnection {
     } else if (isBufferSource(chunk)) {
       opcode = Opcode.Binary;
       bytes = toBytes(chunk);
+    } else if (isStreamedMessage(chunk)) {
+      return this.#sendInFragments((target) =>
+        sendStreamedMessage(
+          target,
+          chunk,
+          this.#deflate,
+          this.#maxOutgoingFrameBytes,
+        )
+      );
     } else {
       throw new TypeError(
-        `expected a string or a BufferSource to send, found ${
+        `expected a string, a BufferSource, a ReadableStream, a Blob or a MessageStream to send, found ${
           chunk === null ? "null" : typeof chunk
         }`,
       );
     }
-    const queue = this.#queue;
     const deflated = this.#deflate?.deflate(bytes);
     if (deflated instanceof Promise) {
       return deflated.then((compressed) => {
         if (!core.sendable) return;
-        core.send(opcode, compressed, true);
-        return queue.backpressure();
+        return this.#sendPayload(opcode, compressed, true);
       });
     }
-    if (deflated !== undefined) core.send(opcode, deflated, true);
-    else if (core.send(opcode, bytes, false)) {
+    if (deflated !== undefined) {
+      return this.#sendPayload(opcode, deflated, true);
+    }
+    return this.#sendPayload(opcode, bytes, false);
+  }
+
+  #sendPayload(
+    opcode: Opcode,
+    payload: Uint8Array,
+    rsv1: boolean,
+  ): void | Promise<void> {
+    const maxFrameBytes = this.#maxOutgoingFrameBytes;
+    if (payload.length > maxFrameBytes) {
+      return this.#sendInFragments((target) =>
+        sendInFragments(target, opcode, payload, rsv1, maxFrameBytes)
+      );
+    }
+    const queue = this.#queue;
+    if (this.#core.send(opcode, payload, rsv1) && !rsv1) {
       // The frame views the caller's bytes: the write completes only once
       // they are written, so the caller may reuse its buffer right after.
       return queue.whenWritten().then(() => queue.backpressure());
     }
     return queue.backpressure();
+  }
+
+  // Runs `send`, which queues one message's fragments one after the other;
+  // the hub's frames wait meanwhile (see WriteQueue.holdShared).
+  async #sendInFragments(
+    send: (target: FragmentTarget) => Promise<void>,
+  ): Promise<void> {
+    const core = this.#core;
+    const queue = this.#queue;
+    queue.holdShared(true);
+    try {
+      await send({
+        get sendable() {
+          return core.sendable;
+        },
+        send: (opcode, payload, rsv1, fin) =>
+          core.send(opcode, payload, rsv1, fin),
+        fail: (error) => core.fail(error),
+        backpressure: () => queue.backpressure(),
+        whenWritten: () => queue.whenWritten(),
+      });
+    } finally {
+      queue.holdShared(false);
+    }
   }
 
   // ---- closing ----------------------------------------------------------
