@@ -76,7 +76,7 @@ export {
   type WebSocketServer,
 } from "./src/server.ts";
 export type { Socket } from "./src/socket.ts";
-export type { MessageStream } from "./src/message_stream.ts";
+export type { MessageOf, MessageStream } from "./src/message_stream.ts";
 export {
   DEFAULT_MAX_OUTGOING_FRAME_BYTES,
   type StreamedMessage,

@@ -13,6 +13,11 @@ import { isValidCloseCode } from "./close_code.ts";
 import { closeRequest } from "./close_payload.ts";
 import { Opcode } from "./frame.ts";
 import type { Message } from "./message_assembler.ts";
+import type { MessageStream } from "./message_stream.ts";
+import {
+  type MessageStreamOwner,
+  MessageStreamReceiver,
+} from "./message_stream_receiver.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
 import { SocketCore } from "./socket_core.ts";
 import type { SocketCoreHost, TimerKind } from "./socket_core_host.ts";
@@ -24,10 +29,11 @@ import type {
 import {
   type FragmentTarget,
   isStreamedMessage,
+  type OutgoingMessage,
+  outgoingSizeOf,
   resolveOutgoingFrameBytes,
   sendInFragments,
   sendStreamedMessage,
-  type StreamedMessage,
 } from "./message_stream_sender.ts";
 import { StreamByteReader, type Transport } from "./transport.ts";
 import { WebSocketError } from "./websocket_error.ts";
@@ -39,6 +45,7 @@ import {
 } from "./write_queue.ts";
 
 export type { Transport } from "./transport.ts";
+export type { OutgoingMessage } from "./message_stream_sender.ts";
 export type {
   CloseResult,
   ConnectionInit,
@@ -61,33 +68,6 @@ function sizeOf(chunk: string | { byteLength: number }): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
 }
 
-// A message sent from a stream counts as filling `writable`'s queue: a pipe
-// reads the next message only once it is sent.
-function outgoingSizeOf(chunk: OutgoingMessage): number {
-  if (typeof chunk === "string") return chunk.length;
-  const size = (chunk as { byteLength?: number }).byteLength;
-  return size ?? Number.MAX_SAFE_INTEGER;
-}
-
-/**
- * What `writable` sends: a `string` as a text message, any `BufferSource`
- * as a binary one, and a {@linkcode StreamedMessage} (a `ReadableStream`
- * of strings or bytes, a `Blob`, or a `MessageStream`) as one message in
- * fragments.
- *
- * @example
- * ```ts
- * import type { OutgoingMessage } from "@wstream/wstream";
- *
- * const messages: OutgoingMessage[] = [
- *   "text",
- *   new Uint8Array([1, 2]),
- *   ReadableStream.from(["one ", "message"]),
- * ];
- * ```
- */
-export type OutgoingMessage = string | BufferSource | StreamedMessage;
-
 function toBytes(chunk: BufferSource): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
   if (ArrayBuffer.isView(chunk)) {
@@ -100,6 +80,9 @@ function isBufferSource(chunk: unknown): chunk is BufferSource {
   return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
     chunk instanceof SharedArrayBuffer;
 }
+
+// Any socket, whatever its readable yields.
+type AnySocket = WebSocketConnection<Message | MessageStream>;
 
 // The write queue of a socket that may still send, else undefined; set by
 // WebSocketConnection's static block.
@@ -181,9 +164,15 @@ export function enqueueSharedFrames(
  * assertEquals((await socket.closed).closeCode, 1000);
  * ```
  */
-export class WebSocketConnection {
-  /** The messages received. Closes when the peer's Close arrives. */
-  readonly readable: ReadableStream<Message>;
+export class WebSocketConnection<
+  M extends Message | MessageStream = Message,
+> {
+  /**
+   * The messages received: whole (`Message`), or as streams
+   * (`MessageStream`) with the `messages: "stream"` option. Closes when the
+   * peer's Close arrives.
+   */
+  readonly readable: ReadableStream<M>;
   /**
    * Messages to send: `string` as text, any `BufferSource` as binary, a
    * `ReadableStream` of strings or bytes, a `Blob` or a `MessageStream` as
@@ -206,6 +195,8 @@ export class WebSocketConnection {
   readonly #maxOutgoingFrameBytes: number;
 
   #readableController!: ReadableStreamDefaultController<Message>;
+  // The `messages: "stream"` mode's readable, else undefined.
+  readonly #receiver: MessageStreamReceiver | undefined;
   #readableDone = false;
   // An error for `readable` that waits until the messages received before
   // it have been read.
@@ -226,9 +217,9 @@ export class WebSocketConnection {
   // and shared methods, where closures would cost a few hundred bytes per
   // socket, idle or not.
   static readonly #Source = class implements UnderlyingDefaultSource<Message> {
-    readonly #socket: WebSocketConnection;
+    readonly #socket: AnySocket;
 
-    constructor(socket: WebSocketConnection) {
+    constructor(socket: AnySocket) {
       this.#socket = socket;
     }
 
@@ -244,24 +235,18 @@ export class WebSocketConnection {
         socket.#readableController.error(error);
         return;
       }
-      const resume = socket.#resumeReading;
-      socket.#resumeReading = undefined;
-      resume?.();
+      socket.#wakeReads();
     }
 
     cancel(): void {
-      // The application wants no more messages: start closing.
-      const socket = this.#socket;
-      socket.#readableDone = true;
-      socket.#resumeReading?.();
-      socket.#core.close();
+      this.#socket.#cancelReadable();
     }
   };
 
   static readonly #Sink = class implements UnderlyingSink<OutgoingMessage> {
-    readonly #socket: WebSocketConnection;
+    readonly #socket: AnySocket;
 
-    constructor(socket: WebSocketConnection) {
+    constructor(socket: AnySocket) {
       this.#socket = socket;
     }
 
@@ -293,10 +278,14 @@ export class WebSocketConnection {
   };
 
   static readonly #Host = class
-    implements SocketCoreHost, WriteFailureListener, ReadLoopOwner {
-    readonly #socket: WebSocketConnection;
+    implements
+      SocketCoreHost,
+      WriteFailureListener,
+      ReadLoopOwner,
+      MessageStreamOwner {
+    readonly #socket: AnySocket;
 
-    constructor(socket: WebSocketConnection) {
+    constructor(socket: AnySocket) {
       this.#socket = socket;
     }
 
@@ -315,12 +304,29 @@ export class WebSocketConnection {
       socket.#readableController.enqueue(message);
     }
 
+    fragment(
+      text: boolean,
+      payload: Uint8Array,
+      first: boolean,
+      fin: boolean,
+      bytes: Uint8Array,
+    ): void {
+      const socket = this.#socket;
+      if (payload.buffer === bytes.buffer) socket.#reads.lent = true;
+      socket.#receiver!.fragment(text, payload, first, fin);
+    }
+
+    resumeReading(): void {
+      this.#socket.#wakeReads();
+    }
+
+    readableCancelled(): void {
+      this.#socket.#cancelReadable();
+    }
+
     closeReceived(): void {
       const socket = this.#socket;
-      if (!socket.#readableDone) {
-        socket.#readableDone = true;
-        socket.#readableController.close();
-      }
+      socket.#closeReadable();
       if (socket.#core.closeSent === undefined) socket.#answerClose();
     }
 
@@ -375,8 +381,10 @@ export class WebSocketConnection {
 
     readPaused(): boolean {
       const socket = this.#socket;
-      return socket.#readableController.desiredSize! <= 0 &&
-        !socket.#readableDone;
+      if (socket.#readableDone) return false;
+      return socket.#receiver
+        ? socket.#receiver.readPaused()
+        : socket.#readableController.desiredSize! <= 0;
     }
 
     waitForReader(): Promise<void> {
@@ -385,7 +393,7 @@ export class WebSocketConnection {
     }
   };
 
-  static #fireTimer(socket: WebSocketConnection, kind: TimerKind): void {
+  static #fireTimer(socket: AnySocket, kind: TimerKind): void {
     if (kind === "ping") socket.#pingTimer = undefined;
     else if (kind === "pong") socket.#pongTimer = undefined;
     else socket.#closeTimer = undefined;
@@ -415,10 +423,15 @@ export class WebSocketConnection {
       listener: host,
     });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
-    this.readable = new ReadableStream<Message>(
-      new WebSocketConnection.#Source(this),
-      { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
-    );
+    if (init.messages === "stream") {
+      this.#receiver = new MessageStreamReceiver(host);
+      this.readable = this.#receiver.readable as ReadableStream<M>;
+    } else {
+      this.readable = new ReadableStream<Message>(
+        new WebSocketConnection.#Source(this),
+        { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
+      ) as ReadableStream<M>;
+    }
     this.writable = new WritableStream<OutgoingMessage>(
       new WebSocketConnection.#Sink(this),
       { highWaterMark: maxBufferedBytes, size: outgoingSizeOf },
@@ -434,6 +447,7 @@ export class WebSocketConnection {
       closeTimeoutMs: init.closeTimeoutMs,
       pingIntervalMs: init.pingIntervalMs,
       pongTimeoutMs: init.pongTimeoutMs,
+      messages: init.messages,
     });
     const transport = init.transport;
     this.#reads = new ReadLoop(
@@ -617,8 +631,30 @@ export class WebSocketConnection {
   #errorReadable(error: Error): void {
     if (this.#readableDone) return;
     this.#readableDone = true;
-    if (this.#readableQueueEmpty()) this.#readableController.error(error);
+    if (this.#receiver) this.#receiver.error(error);
+    else if (this.#readableQueueEmpty()) this.#readableController.error(error);
     else this.#pendingReadableError = error;
+  }
+
+  // The application reads again: so may the read loop.
+  #wakeReads(): void {
+    const resume = this.#resumeReading;
+    this.#resumeReading = undefined;
+    resume?.();
+  }
+
+  // The application wants no more messages: start closing.
+  #cancelReadable(): void {
+    this.#readableDone = true;
+    this.#wakeReads();
+    this.#core.close();
+  }
+
+  #closeReadable(): void {
+    if (this.#readableDone) return;
+    this.#readableDone = true;
+    if (this.#receiver) this.#receiver.close();
+    else this.#readableController.close();
   }
 
   #readableQueueEmpty(): boolean {
@@ -640,8 +676,7 @@ export class WebSocketConnection {
     this.#deflate?.close?.();
     if (!this.#readableDone) {
       if (wasClean || this.#core.closeReceived) {
-        this.#readableDone = true;
-        this.#readableController.close();
+        this.#closeReadable();
       } else {
         this.#errorReadable(
           new WebSocketError(

@@ -99,6 +99,18 @@ export interface MessageAssemblerOptions {
 /** The default {@linkcode MessageAssemblerOptions.maxMessageBytes}: 64 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES: number = 64 * 1024 * 1024;
 
+/**
+ * Takes each data frame's payload as it arrives, instead of whole messages
+ * (the `messages: "stream"` mode): inflated, size-checked and, for text,
+ * UTF-8 validated first.
+ */
+export type FragmentListener = (
+  text: boolean,
+  payload: Uint8Array,
+  first: boolean,
+  fin: boolean,
+) => void;
+
 const MIN_MESSAGE_BUFFER_BYTES = 1024;
 const EMPTY = new Uint8Array(0);
 // A buffer up to this size is kept for the next fragmented message.
@@ -148,17 +160,25 @@ export class MessageAssembler {
   #length = 0;
   #validator: Utf8Validator | undefined;
   #closed = false;
+  readonly #onFragment: FragmentListener | undefined;
+  #firstFragment = false;
 
   /**
    * Creates an assembler.
    *
    * @param options Limits, the control frame callback and the inflater.
+   * @param onFragment Set to get payloads as they arrive (then `push`
+   * returns no messages).
    */
-  constructor(options: MessageAssemblerOptions = {}) {
+  constructor(
+    options: MessageAssemblerOptions = {},
+    onFragment?: FragmentListener,
+  ) {
     this.#maxMessageBytes = options.maxMessageBytes ??
       DEFAULT_MAX_MESSAGE_BYTES;
     this.#onControlFrame = options.onControlFrame;
     this.#inflater = options.inflater;
+    this.#onFragment = onFragment;
   }
 
   /** Whether a Close frame has been received: later frames are ignored. */
@@ -210,7 +230,8 @@ export class MessageAssembler {
         );
       }
       this.#compressed = frame.rsv1;
-      if (frame.fin && !frame.rsv1) {
+      this.#firstFragment = true;
+      if (frame.fin && !frame.rsv1 && !this.#onFragment) {
         return this.#singleFrameMessage(opcode, frame.payload);
       }
       this.#opcode = opcode;
@@ -244,6 +265,19 @@ export class MessageAssembler {
       : payload as Uint8Array<ArrayBuffer>;
   }
 
+  // Stream mode: the checked payload goes out as it is.
+  #handOut(bytes: Uint8Array, length: number, fin: boolean): undefined {
+    const first = this.#firstFragment;
+    this.#firstFragment = false;
+    const text = this.#opcode === Opcode.Text;
+    this.#length = length;
+    if (fin) {
+      this.#opcode = undefined;
+      this.#validator = undefined;
+    }
+    this.#onFragment!(text, bytes, first, fin);
+  }
+
   #checkSize(size: number): void {
     if (size > this.#maxMessageBytes) {
       this.#opcode = undefined;
@@ -260,6 +294,7 @@ export class MessageAssembler {
     // RFC 6455 §8.1: invalid UTF-8 fails the connection as soon as it is
     // seen, in the fragment where the sequence becomes invalid.
     this.#validator?.push(bytes, fin);
+    if (this.#onFragment) return this.#handOut(bytes, length, fin);
     if (fin && this.#length === 0) {
       // One fragment holds the whole message: no copy needed.
       const opcode = this.#opcode ?? Opcode.Binary;

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { Message } from "./message_assembler.ts";
+
 /**
  * One message as it arrives (or as it is sent): its type, and its payload as
  * a stream, text as strings and binary as bytes.
@@ -27,27 +29,48 @@
  *
  * Sending: write one to `writable` (or just a `ReadableStream` or `Blob`).
  *
- * @example Send a message from a stream, its type given
+ * @example Receive each message as a stream, and echo it as one
  * ```ts
- * import { connect, type MessageStream, serve } from "@wstream/wstream";
+ * import { connect, serve } from "@wstream/wstream";
  * import { assertEquals } from "@std/assert";
  *
  * await using server = serve(
- *   { port: 0, hostname: "127.0.0.1" },
+ *   { port: 0, hostname: "127.0.0.1", messages: "stream" },
+ *   // Each message goes back as a stream, never held whole.
  *   (socket) => socket.readable.pipeTo(socket.writable),
  * );
- * const socket = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+ * const socket = await connect(`ws://127.0.0.1:${server.addr.port}/`, {
+ *   messages: "stream",
+ * });
  * const writer = socket.writable.getWriter();
- * const message: MessageStream = {
- *   type: "text",
- *   stream: ReadableStream.from(["Hel", "lo"]),
- * };
- * await writer.write(message);
+ * await writer.write(ReadableStream.from(["Hel", "lo"]));
  * const reader = socket.readable.getReader();
- * assertEquals((await reader.read()).value, "Hello");
+ * const message = (await reader.read()).value!;
+ * if (message.type !== "text") throw new Error("expected a text message");
+ * assertEquals((await Array.fromAsync(message.stream)).join(""), "Hello");
  * await writer.close();
  * ```
  */
 export type MessageStream =
   | { readonly type: "text"; readonly stream: ReadableStream<string> }
   | { readonly type: "binary"; readonly stream: ReadableStream<Uint8Array> };
+
+/**
+ * What a socket's `readable` yields for the given options: a
+ * {@linkcode MessageStream} with `messages: "stream"`, else a whole
+ * `Message` (text as `string`, binary as `Uint8Array`).
+ *
+ * @example
+ * ```ts
+ * import type { Message, MessageOf, MessageStream } from "@wstream/wstream";
+ *
+ * const whole: MessageOf<{ maxMessageBytes: 1024 }> = "text" satisfies Message;
+ * const streamed: MessageOf<{ messages: "stream" }> = {
+ *   type: "binary",
+ *   stream: ReadableStream.from([new Uint8Array([1])]),
+ * } satisfies MessageStream;
+ * ```
+ */
+export type MessageOf<Options> = Options extends { messages: "stream" }
+  ? MessageStream
+  : Message;

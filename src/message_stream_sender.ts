@@ -49,6 +49,48 @@ export type StreamedMessage =
   | Blob
   | MessageStream;
 
+/**
+ * What `writable` sends: a `string` as a text message, any `BufferSource`
+ * as a binary one, and a {@linkcode StreamedMessage} (a `ReadableStream`
+ * of strings or bytes, a `Blob`, or a `MessageStream`) as one message in
+ * fragments.
+ *
+ * @example
+ * ```ts
+ * import type { OutgoingMessage } from "@wstream/wstream";
+ *
+ * const messages: OutgoingMessage[] = [
+ *   "text",
+ *   new Uint8Array([1, 2]),
+ *   ReadableStream.from(["one ", "message"]),
+ * ];
+ * ```
+ */
+export type OutgoingMessage = string | BufferSource | StreamedMessage;
+
+/**
+ * The size a socket's `writable` counts a message as: a string's length, a
+ * buffer's bytes, and for a message sent from a stream, more than any limit
+ * (so a pipe reads the next message only once this one is sent).
+ *
+ * @example
+ * ```ts
+ * import { outgoingSizeOf } from "./message_stream_sender.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(outgoingSizeOf("abc"), 3);
+ * assertEquals(outgoingSizeOf(new Blob([])), Number.MAX_SAFE_INTEGER);
+ * ```
+ *
+ * @param chunk A message written to `writable`.
+ * @returns Its size for the queue.
+ */
+export function outgoingSizeOf(chunk: OutgoingMessage): number {
+  if (typeof chunk === "string") return chunk.length;
+  if (isStreamedMessage(chunk)) return Number.MAX_SAFE_INTEGER;
+  return chunk.byteLength;
+}
+
 /** What the sender drives: the socket's core and write queue. */
 export interface FragmentTarget {
   /** Whether data frames may still be sent (no Close sent, not ended). */

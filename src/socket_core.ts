@@ -58,6 +58,11 @@ export interface SocketCoreInit {
   pingIntervalMs?: number;
   /** Fail (1006) when a keep-alive Ping's Pong is this late. */
   pongTimeoutMs?: number;
+  /**
+   * `"stream"`: payloads go to {@linkcode SocketCoreHost.fragment} as they
+   * arrive, instead of whole messages to `message`. Default `"whole"`.
+   */
+  messages?: "whole" | "stream";
 }
 
 // What the close timer is waiting for, so its expiry does the right thing.
@@ -169,11 +174,17 @@ export class SocketCore {
       maxFrameBytes,
       allowRsv1: init.inflater !== undefined,
     });
-    this.#assembler = new MessageAssembler({
-      maxMessageBytes,
-      inflater: init.inflater,
-      onControlFrame: (frame) => this.#onControlFrame(frame),
-    });
+    this.#assembler = new MessageAssembler(
+      {
+        maxMessageBytes,
+        inflater: init.inflater,
+        onControlFrame: (frame) => this.#onControlFrame(frame),
+      },
+      init.messages === "stream"
+        ? (text, payload, first, fin) =>
+          this.#host.fragment!(text, payload, first, fin, this.#bytes)
+        : undefined,
+    );
     this.#schedulePing();
   }
 
