@@ -586,6 +586,7 @@ export class WebSocketConnection<
         fail: (error) => core.fail(error),
         backpressure: () => queue.backpressure(),
         whenWritten: () => queue.whenWritten(),
+        ended: this.closed,
       });
     } finally {
       queue.holdShared(false);

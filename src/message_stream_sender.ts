@@ -112,6 +112,11 @@ export interface FragmentTarget {
   backpressure(): void | Promise<void>;
   /** Resolves once everything queued so far is written. */
   whenWritten(): Promise<void>;
+  /**
+   * Resolves when the socket has ended, so a source that never yields
+   * again is not waited for past it.
+   */
+  readonly ended?: Promise<unknown>;
 }
 
 /**
@@ -376,10 +381,15 @@ export async function sendStreamedMessage(
     deflate?.deflateFragment?.bind(deflate),
     maxFrameBytes,
   );
+  // Settles (as a done read) when the socket ends before the source yields.
+  const ended = target.ended?.then(
+    () => ({ done: true, ended: true } as const),
+  );
   try {
     let next = reader.read();
     while (true) {
-      const result = await next;
+      const result = await (ended ? Promise.race([next, ended]) : next);
+      if ("ended" in result) assertStillSendable(target);
       if (result.done) break;
       sender.add(result.value);
       next = reader.read();

@@ -450,3 +450,25 @@ Deno.test("a socket from upgrade() refuses a stream with a TypeError that says w
   assertEquals(await Array.fromAsync(client.readable), []);
   await client.closed;
 });
+
+Deno.test("a source that stops yielding is cancelled once the socket ends, and the write rejects", async () => {
+  const { client, server } = socketPair({ closeTimeoutMs: 100 });
+  let cancelled = false;
+  const idle = new ReadableStream<string>({
+    start(controller) {
+      controller.enqueue("only this");
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  const writer = server.writable.getWriter();
+  const sent = writer.write(idle);
+  sent.catch(() => {});
+  await delay(20);
+  client.close();
+  await within(3000, server.closed);
+  await within(3000, assertRejects(() => sent, TypeError));
+  assert(cancelled, "the source was cancelled");
+  await client.closed;
+});
