@@ -89,7 +89,11 @@ export class MessageStreamReceiver {
       pull: () => this.#nextWanted(),
       cancel: () => {
         this.#done = true;
-        this.#dropCurrent(undefined);
+        this.#dropCurrent(
+          new TypeError(
+            "readable was cancelled: the rest of this message was dropped",
+          ),
+        );
         owner.readableCancelled();
       },
     }, { highWaterMark: 0 });

@@ -344,3 +344,16 @@ Deno.test("the WHATWG WebSocket still gets a streamed message whole", async () =
   await new Promise((resolve) => ws.onclose = resolve);
   assertInstanceOf(ws, WhatwgWebSocket);
 });
+
+Deno.test("cancelling readable inside a message errors that message's stream (no reader is left waiting)", async () => {
+  const { server, send } = rawFedServer();
+  send(0x2, new Uint8Array([1]), false);
+  const reader = server.readable.getReader();
+  const message = await nextMessage(reader);
+  const payload = (message.stream as ReadableStream<Uint8Array>).getReader();
+  assertEquals((await payload.read()).value, new Uint8Array([1]));
+  const pending = payload.read();
+  await reader.cancel();
+  await within(3000, assertRejects(() => pending, TypeError, "cancelled"));
+  await server.closed;
+});
