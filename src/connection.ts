@@ -193,6 +193,8 @@ export class WebSocketConnection<
   readonly #queue: WriteQueue;
   readonly #deflate: MessageDeflate | undefined;
   readonly #maxOutgoingFrameBytes: number;
+  // Stops the message being sent from a stream, when the socket ends.
+  #stopSending: (() => void) | undefined;
 
   #readableController!: ReadableStreamDefaultController<Message>;
   // The `messages: "stream"` mode's readable, else undefined.
@@ -586,7 +588,7 @@ export class WebSocketConnection<
         fail: (error) => core.fail(error),
         backpressure: () => queue.backpressure(),
         whenWritten: () => queue.whenWritten(),
-        ended: this.closed,
+        stopWhenEnded: (stop) => this.#stopSending = stop,
       });
     } finally {
       queue.holdShared(false);
@@ -672,6 +674,7 @@ export class WebSocketConnection<
   }
 
   #ended(closeCode: number, reason: string, wasClean: boolean): void {
+    this.#stopSending?.();
     if (this.#answerTimer !== undefined) clearTimeout(this.#answerTimer);
     this.#answerTimer = undefined;
     this.#deflate?.close?.();

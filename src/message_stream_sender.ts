@@ -113,10 +113,12 @@ export interface FragmentTarget {
   /** Resolves once everything queued so far is written. */
   whenWritten(): Promise<void>;
   /**
-   * Resolves when the socket has ended, so a source that never yields
-   * again is not waited for past it.
+   * Sets (or, with `undefined`, clears) what to call when the socket ends,
+   * so a source that never yields again is not waited for past it. (One
+   * slot, not a promise: a reaction per message on a long-lived promise
+   * would keep every message's reader until the socket ends.)
    */
-  readonly ended?: Promise<unknown>;
+  stopWhenEnded?(stop: (() => void) | undefined): void;
 }
 
 /**
@@ -381,15 +383,17 @@ export async function sendStreamedMessage(
     deflate?.deflateFragment?.bind(deflate),
     maxFrameBytes,
   );
-  // Settles (as a done read) when the socket ends before the source yields.
-  const ended = target.ended?.then(
-    () => ({ done: true, ended: true } as const),
-  );
+  // A read the socket's end interrupts comes back done; sending the last
+  // frame then fails as the socket is closed.
+  target.stopWhenEnded?.(() => {
+    reader.cancel(
+      new TypeError("the WebSocket ended before the message was sent"),
+    ).catch(() => {});
+  });
   try {
     let next = reader.read();
     while (true) {
-      const result = await (ended ? Promise.race([next, ended]) : next);
-      if ("ended" in result) assertStillSendable(target);
+      const result = await next;
       if (result.done) break;
       sender.add(result.value);
       next = reader.read();
@@ -414,6 +418,7 @@ export async function sendStreamedMessage(
     target.fail(failure);
     throw failure;
   } finally {
+    target.stopWhenEnded?.(undefined);
     reader.releaseLock();
   }
 }
