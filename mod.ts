@@ -52,6 +52,7 @@ export {
   type CloseResult,
   type ConnectionInit,
   type MessageDeflate,
+  type OutgoingMessage,
   type Transport,
   WebSocketConnection,
   type WebSocketOptions,
@@ -78,6 +79,11 @@ export {
   type WebSocketServer,
 } from "./src/server.ts";
 export type { Socket } from "./src/socket.ts";
+export type { MessageOf, MessageStream } from "./src/message_stream.ts";
+export {
+  DEFAULT_MAX_OUTGOING_FRAME_BYTES,
+  type StreamedMessage,
+} from "./src/message_stream_sender.ts";
 export {
   upgrade,
   type UpgradeOptions,

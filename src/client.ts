@@ -7,6 +7,7 @@
  */
 
 import { WebSocketConnection, type WebSocketOptions } from "./connection.ts";
+import type { MessageOf } from "./message_stream.ts";
 import {
   buildClientRequest,
   generateKey,
@@ -192,15 +193,17 @@ export function parseWebSocketUrl(url: string | URL): URL {
  * await server.shutdown();
  * ```
  *
+ * @typeParam Options The options' type: `messages: "stream"` in it makes
+ * `readable` yield {@linkcode MessageStream}s.
  * @param url A `ws:` or `wss:` URL (`http:` and `https:` are mapped).
  * @param options Subprotocols, headers, proxy, redirects, abort signal,
  * timeouts and socket options.
  * @returns The open socket.
  */
-export async function connect(
+export async function connect<Options extends ConnectOptions = ConnectOptions>(
   url: string | URL,
-  options: ConnectOptions = {},
-): Promise<WebSocketConnection> {
+  options: Options = {} as Options,
+): Promise<WebSocketConnection<MessageOf<Options>>> {
   // Everything that can be refused is refused before any I/O.
   let target = parseWebSocketUrl(url);
   const protocols = typeof options.protocols === "string"
@@ -306,7 +309,7 @@ export async function connect(
         options,
       );
       signal.throwIfAborted();
-      return new WebSocketConnection({
+      return new WebSocketConnection<MessageOf<Options>>({
         ...pickSocketOptions(options),
         transport: conn,
         role: "client",

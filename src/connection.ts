@@ -19,6 +19,11 @@ import {
   type PreparedQueueState,
   providePreparedQueues,
 } from "./prepared_queue.ts";
+import type { MessageStream } from "./message_stream.ts";
+import {
+  type MessageStreamOwner,
+  MessageStreamReceiver,
+} from "./message_stream_receiver.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
 import { SocketCore } from "./socket_core.ts";
 import type { SocketCoreHost, TimerKind } from "./socket_core_host.ts";
@@ -27,6 +32,15 @@ import type {
   ConnectionInit,
   MessageDeflate,
 } from "./socket_options.ts";
+import {
+  type FragmentTarget,
+  isStreamedMessage,
+  type OutgoingMessage,
+  outgoingSizeOf,
+  resolveOutgoingFrameBytes,
+  sendInFragments,
+  sendStreamedMessage,
+} from "./message_stream_sender.ts";
 import { StreamByteReader, type Transport } from "./transport.ts";
 import { WebSocketError } from "./websocket_error.ts";
 import {
@@ -37,6 +51,7 @@ import {
 } from "./write_queue.ts";
 
 export type { Transport } from "./transport.ts";
+export type { OutgoingMessage } from "./message_stream_sender.ts";
 export type {
   CloseResult,
   ConnectionInit,
@@ -71,6 +86,9 @@ function isBufferSource(chunk: unknown): chunk is BufferSource {
   return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
     chunk instanceof SharedArrayBuffer;
 }
+
+// Any socket, whatever its readable yields.
+type AnySocket = WebSocketConnection<Message | MessageStream>;
 
 // The topic hub's way in, without a public member (see prepared_queue.ts).
 export { enqueueSharedFrames } from "./prepared_queue.ts";
@@ -109,11 +127,21 @@ export { enqueueSharedFrames } from "./prepared_queue.ts";
  * assertEquals((await socket.closed).closeCode, 1000);
  * ```
  */
-export class WebSocketConnection {
-  /** The messages received. Closes when the peer's Close arrives. */
-  readonly readable: ReadableStream<Message>;
-  /** Messages to send: `string` as text, any `BufferSource` as binary. */
-  readonly writable: WritableStream<string | BufferSource>;
+export class WebSocketConnection<
+  M extends Message | MessageStream = Message,
+> {
+  /**
+   * The messages received: whole (`Message`), or as streams
+   * (`MessageStream`) with the `messages: "stream"` option. Closes when the
+   * peer's Close arrives.
+   */
+  readonly readable: ReadableStream<M>;
+  /**
+   * Messages to send: `string` as text, any `BufferSource` as binary, a
+   * `ReadableStream` of strings or bytes, a `Blob` or a `MessageStream` as
+   * one message in fragments (see {@linkcode sendStreamedMessage}).
+   */
+  readonly writable: WritableStream<OutgoingMessage>;
   /** The negotiated subprotocol, "" when none. */
   readonly protocol: string;
   /** The negotiated extensions (`Sec-WebSocket-Extensions`), "" when none. */
@@ -128,12 +156,18 @@ export class WebSocketConnection {
   readonly #queue: WriteQueue;
   readonly #deflate: MessageDeflate | undefined;
   readonly #maxBufferedBytes: number;
-  // Own messages being compressed, and the hub's queue (made on first use):
-  // prepared messages wait for those to keep their place.
+  readonly #maxOutgoingFrameBytes: number;
+  // Own messages being compressed or sent in fragments, and the hub's queue
+  // (made on first use): prepared messages wait for those to keep their place.
   #deflatesPending = 0;
+  #sendingFragments = false;
   #prepared: PreparedQueue | undefined;
+  // Stops the message being sent from a stream, when the socket ends.
+  #stopSending: (() => void) | undefined;
 
   #readableController!: ReadableStreamDefaultController<Message>;
+  // The `messages: "stream"` mode's readable, else undefined.
+  readonly #receiver: MessageStreamReceiver | undefined;
   #readableDone = false;
   // An error for `readable` that waits until the messages received before
   // it have been read.
@@ -154,9 +188,9 @@ export class WebSocketConnection {
   // and shared methods, where closures would cost a few hundred bytes per
   // socket, idle or not.
   static readonly #Source = class implements UnderlyingDefaultSource<Message> {
-    readonly #socket: WebSocketConnection;
+    readonly #socket: AnySocket;
 
-    constructor(socket: WebSocketConnection) {
+    constructor(socket: AnySocket) {
       this.#socket = socket;
     }
 
@@ -174,25 +208,18 @@ export class WebSocketConnection {
         socket.#core.messagesRead();
         return;
       }
-      const resume = socket.#resumeReading;
-      socket.#resumeReading = undefined;
-      resume?.();
+      socket.#wakeReads();
     }
 
     cancel(): void {
-      // The application wants no more messages: start closing.
-      const socket = this.#socket;
-      socket.#readableDone = true;
-      socket.#resumeReading?.();
-      socket.#core.close();
+      this.#socket.#cancelReadable();
     }
   };
 
-  static readonly #Sink = class
-    implements UnderlyingSink<string | BufferSource> {
-    readonly #socket: WebSocketConnection;
+  static readonly #Sink = class implements UnderlyingSink<OutgoingMessage> {
+    readonly #socket: AnySocket;
 
-    constructor(socket: WebSocketConnection) {
+    constructor(socket: AnySocket) {
       this.#socket = socket;
     }
 
@@ -200,7 +227,7 @@ export class WebSocketConnection {
       this.#socket.#writableController = controller;
     }
 
-    write(chunk: string | BufferSource): void | Promise<void> {
+    write(chunk: OutgoingMessage): void | Promise<void> {
       return this.#socket.#sendMessage(chunk);
     }
 
@@ -228,10 +255,11 @@ export class WebSocketConnection {
       SocketCoreHost,
       WriteFailureListener,
       ReadLoopOwner,
-      PreparedQueueState {
-    readonly #socket: WebSocketConnection;
+      PreparedQueueState,
+      MessageStreamOwner {
+    readonly #socket: AnySocket;
 
-    constructor(socket: WebSocketConnection) {
+    constructor(socket: AnySocket) {
       this.#socket = socket;
     }
 
@@ -250,12 +278,29 @@ export class WebSocketConnection {
       socket.#readableController.enqueue(message);
     }
 
+    fragment(
+      text: boolean,
+      payload: Uint8Array,
+      first: boolean,
+      fin: boolean,
+      bytes: Uint8Array,
+    ): void {
+      const socket = this.#socket;
+      if (payload.buffer === bytes.buffer) socket.#reads.lent = true;
+      socket.#receiver!.fragment(text, payload, first, fin);
+    }
+
+    resumeReading(): void {
+      this.#socket.#wakeReads();
+    }
+
+    readableCancelled(): void {
+      this.#socket.#cancelReadable();
+    }
+
     closeReceived(): void {
       const socket = this.#socket;
-      if (!socket.#readableDone) {
-        socket.#readableDone = true;
-        socket.#readableController.close();
-      }
+      socket.#closeReadable();
       if (socket.#core.closeSent === undefined) socket.#answerClose();
     }
 
@@ -323,8 +368,10 @@ export class WebSocketConnection {
 
     readPaused(): boolean {
       const socket = this.#socket;
-      return socket.#readableController.desiredSize! <= 0 &&
-        !socket.#readableDone;
+      if (socket.#readableDone) return false;
+      return socket.#receiver
+        ? socket.#receiver.readPaused()
+        : socket.#readableController.desiredSize! <= 0;
     }
 
     waitForReader(): Promise<void> {
@@ -336,12 +383,13 @@ export class WebSocketConnection {
       return this.#socket.#core.sendable;
     }
 
-    get deflating(): boolean {
-      return this.#socket.#deflatesPending > 0;
+    get busy(): boolean {
+      const socket = this.#socket;
+      return socket.#deflatesPending > 0 || socket.#sendingFragments;
     }
   };
 
-  static #fireTimer(socket: WebSocketConnection, kind: TimerKind): void {
+  static #fireTimer(socket: AnySocket, kind: TimerKind): void {
     if (kind === "ping") socket.#pingTimer = undefined;
     else if (kind === "pong") socket.#pongTimer = undefined;
     else socket.#closeTimer = undefined;
@@ -359,6 +407,9 @@ export class WebSocketConnection {
     this.protocol = init.protocol ?? "";
     this.extensions = init.extensions ?? "";
     this.#deflate = init.deflate;
+    this.#maxOutgoingFrameBytes = resolveOutgoingFrameBytes(
+      init.maxOutgoingFrameBytes,
+    );
     const maxBufferedBytes = this.#maxBufferedBytes = init.maxBufferedBytes ??
       DEFAULT_MAX_BUFFERED_BYTES;
     const host = new WebSocketConnection.#Host(this);
@@ -368,13 +419,18 @@ export class WebSocketConnection {
       listener: host,
     });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
-    this.readable = new ReadableStream<Message>(
-      new WebSocketConnection.#Source(this),
-      { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
-    );
-    this.writable = new WritableStream<string | BufferSource>(
+    if (init.messages === "stream") {
+      this.#receiver = new MessageStreamReceiver(host);
+      this.readable = this.#receiver.readable as ReadableStream<M>;
+    } else {
+      this.readable = new ReadableStream<Message>(
+        new WebSocketConnection.#Source(this),
+        { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
+      ) as ReadableStream<M>;
+    }
+    this.writable = new WritableStream<OutgoingMessage>(
       new WebSocketConnection.#Sink(this),
-      { highWaterMark: maxBufferedBytes, size: sizeOf },
+      { highWaterMark: maxBufferedBytes, size: outgoingSizeOf },
     );
     // Last: it may set the keep-alive timer.
     this.#core = new SocketCore({
@@ -387,6 +443,7 @@ export class WebSocketConnection {
       closeTimeoutMs: init.closeTimeoutMs,
       pingIntervalMs: init.pingIntervalMs,
       pongTimeoutMs: init.pongTimeoutMs,
+      messages: init.messages,
     });
     const transport = init.transport;
     this.#reads = new ReadLoop(
@@ -456,7 +513,7 @@ export class WebSocketConnection {
 
   // ---- sending ----------------------------------------------------------
 
-  #sendMessage(chunk: string | BufferSource): void | Promise<void> {
+  #sendMessage(chunk: OutgoingMessage): void | Promise<void> {
     const core = this.#core;
     core.assertSendable();
     let opcode: Opcode;
@@ -467,37 +524,91 @@ export class WebSocketConnection {
     } else if (isBufferSource(chunk)) {
       opcode = Opcode.Binary;
       bytes = toBytes(chunk);
+    } else if (isStreamedMessage(chunk)) {
+      return this.#sendInFragments((target) =>
+        sendStreamedMessage(
+          target,
+          chunk,
+          this.#deflate,
+          this.#maxOutgoingFrameBytes,
+        )
+      );
     } else {
       throw new TypeError(
-        `expected a string or a BufferSource to send, found ${
+        `expected a string, a BufferSource, a ReadableStream, a Blob or a MessageStream to send, found ${
           chunk === null ? "null" : typeof chunk
         }`,
       );
     }
-    const queue = this.#queue;
     const deflated = this.#deflate?.deflate(bytes);
     if (deflated instanceof Promise) {
       this.#deflatesPending++;
       return deflated.then((compressed) => {
         this.#deflatesPending--;
         if (!core.sendable) return;
-        core.send(opcode, compressed, true);
+        const sent = this.#sendPayload(opcode, compressed, true);
         // Hub messages that came meanwhile follow it.
         this.#prepared?.release();
-        return queue.backpressure();
+        return sent;
       }, (error) => {
         this.#deflatesPending--;
         this.#prepared?.release();
         throw error;
       });
     }
-    if (deflated !== undefined) core.send(opcode, deflated, true);
-    else if (core.send(opcode, bytes, false)) {
+    if (deflated !== undefined) {
+      return this.#sendPayload(opcode, deflated, true);
+    }
+    return this.#sendPayload(opcode, bytes, false);
+  }
+
+  #sendPayload(
+    opcode: Opcode,
+    payload: Uint8Array,
+    rsv1: boolean,
+  ): void | Promise<void> {
+    const maxFrameBytes = this.#maxOutgoingFrameBytes;
+    if (payload.length > maxFrameBytes) {
+      return this.#sendInFragments((target) =>
+        sendInFragments(target, opcode, payload, rsv1, maxFrameBytes)
+      );
+    }
+    const queue = this.#queue;
+    if (this.#core.send(opcode, payload, rsv1) && !rsv1) {
       // The frame views the caller's bytes: the write completes only once
       // they are written, so the caller may reuse its buffer right after.
       return queue.whenWritten().then(() => queue.backpressure());
     }
     return queue.backpressure();
+  }
+
+  // Runs `send`, which queues one message's fragments one after the other;
+  // the hub's frames wait meanwhile (see WriteQueue.holdShared).
+  async #sendInFragments(
+    send: (target: FragmentTarget) => Promise<void>,
+  ): Promise<void> {
+    const core = this.#core;
+    const queue = this.#queue;
+    queue.holdShared(true);
+    this.#sendingFragments = true;
+    try {
+      await send({
+        get sendable() {
+          return core.sendable;
+        },
+        send: (opcode, payload, rsv1, fin) =>
+          core.send(opcode, payload, rsv1, fin),
+        fail: (error) => core.fail(error),
+        backpressure: () => queue.backpressure(),
+        whenWritten: () => queue.whenWritten(),
+        stopWhenEnded: (stop) => this.#stopSending = stop,
+      });
+    } finally {
+      queue.holdShared(false);
+      this.#sendingFragments = false;
+      // Hub messages that came meanwhile follow the message's last fragment.
+      this.#prepared?.release();
+    }
   }
 
   // ---- closing ----------------------------------------------------------
@@ -539,8 +650,30 @@ export class WebSocketConnection {
   #errorReadable(error: Error): void {
     if (this.#readableDone) return;
     this.#readableDone = true;
-    if (this.#readableQueueEmpty()) this.#readableController.error(error);
+    if (this.#receiver) this.#receiver.error(error);
+    else if (this.#readableQueueEmpty()) this.#readableController.error(error);
     else this.#pendingReadableError = error;
+  }
+
+  // The application reads again: so may the read loop.
+  #wakeReads(): void {
+    const resume = this.#resumeReading;
+    this.#resumeReading = undefined;
+    resume?.();
+  }
+
+  // The application wants no more messages: start closing.
+  #cancelReadable(): void {
+    this.#readableDone = true;
+    this.#wakeReads();
+    this.#core.close();
+  }
+
+  #closeReadable(): void {
+    if (this.#readableDone) return;
+    this.#readableDone = true;
+    if (this.#receiver) this.#receiver.close();
+    else this.#readableController.close();
   }
 
   #readableQueueEmpty(): boolean {
@@ -548,13 +681,13 @@ export class WebSocketConnection {
   }
 
   #ended(closeCode: number, reason: string, wasClean: boolean): void {
+    this.#stopSending?.();
     if (this.#answerTimer !== undefined) clearTimeout(this.#answerTimer);
     this.#answerTimer = undefined;
     this.#deflate?.close?.();
     if (!this.#readableDone) {
       if (wasClean || this.#core.closeReceived) {
-        this.#readableDone = true;
-        this.#readableController.close();
+        this.#closeReadable();
       } else {
         this.#errorReadable(
           new WebSocketError(

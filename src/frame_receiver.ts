@@ -9,6 +9,7 @@ import type { Frame } from "./frame.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "./frame_decoder.ts";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
+  type FragmentListener,
   type Message,
   MessageAssembler,
   type MessageInflater,
@@ -30,6 +31,12 @@ export interface FrameReceiverInit {
   onMessage: (message: Message, bytes: Uint8Array) => void;
   /** Takes each control frame (Ping, Pong, Close), in order. */
   onControlFrame: (frame: Frame) => void;
+  /**
+   * Set for the `messages: "stream"` mode: takes each data frame's checked
+   * payload as it arrives (with the chunk it was decoded from) instead of
+   * whole messages to `onMessage`.
+   */
+  onFragment?: (...args: [...Parameters<FragmentListener>, Uint8Array]) => void;
 }
 
 /**
@@ -89,11 +96,18 @@ export class FrameReceiver {
       maxFrameBytes,
       allowRsv1: init.inflater !== undefined,
     });
-    this.#assembler = new MessageAssembler({
-      maxMessageBytes,
-      inflater: init.inflater,
-      onControlFrame: init.onControlFrame,
-    });
+    const onFragment = init.onFragment;
+    this.#assembler = new MessageAssembler(
+      {
+        maxMessageBytes,
+        inflater: init.inflater,
+        onControlFrame: init.onControlFrame,
+      },
+      onFragment
+        ? (text, payload, first, fin) =>
+          onFragment(text, payload, first, fin, this.#bytes)
+        : undefined,
+    );
     this.#onMessage = init.onMessage;
   }
 

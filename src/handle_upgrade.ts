@@ -20,6 +20,7 @@ import {
   NodeSocketTransport,
 } from "./node_socket_transport.ts";
 import { runHandler, type WebSocketHandler } from "./socket_handler.ts";
+import type { MessageOf } from "./message_stream.ts";
 
 /**
  * The part of a `node:http` `IncomingMessage` that {@linkcode handleUpgrade}
@@ -92,18 +93,20 @@ const taken = new WeakSet<object>();
  * @param request The `IncomingMessage` of the `upgrade` event.
  * @param socket The socket of the `upgrade` event.
  * @param head The bytes of the `upgrade` event (read after the head).
+ * @typeParam Options The options' type: `messages: "stream"` in it makes
+ * the socket's `readable` yield {@linkcode MessageStream}s.
  * @param options The handshake policy and socket options.
  * @param handler Called with the accepted socket and a `Request` made from
  * the upgrade request.
  * @returns When the socket has ended and the handler has returned, or the
  * request was refused.
  */
-export async function handleUpgrade(
+export async function handleUpgrade<Options extends HandshakeOptions>(
   request: UpgradeRequest,
   socket: UpgradeSocket,
   head: Uint8Array,
-  options: HandshakeOptions,
-  handler: WebSocketHandler,
+  options: Options,
+  handler: WebSocketHandler<MessageOf<Options>>,
 ): Promise<void> {
   const misuse = checkSocket(socket);
   if (misuse !== undefined) {
@@ -127,7 +130,9 @@ export async function handleUpgrade(
       head.length > 0 ? head.slice() : new Uint8Array(0),
       state,
     );
-    if (upgraded) await runHandler(handler, state, () => false);
+    if (upgraded) {
+      await runHandler(handler as WebSocketHandler, state, () => false);
+    }
   } catch (error) {
     console.error("wstream: handleUpgrade() failed:", error);
     if (transport) closeQuietly(transport);

@@ -32,6 +32,8 @@ const SOCKET_OPTION_NAMES = [
   "pingIntervalMs",
   "pongTimeoutMs",
   "maxBufferedBytes",
+  "maxOutgoingFrameBytes",
+  "messages",
 ] as const satisfies readonly (keyof WebSocketOptions)[];
 
 /**
@@ -54,7 +56,9 @@ const SOCKET_OPTION_NAMES = [
 export function pickSocketOptions(options: WebSocketOptions): WebSocketOptions {
   const picked: WebSocketOptions = {};
   for (const name of SOCKET_OPTION_NAMES) {
-    if (options[name] !== undefined) picked[name] = options[name];
+    if (options[name] !== undefined) {
+      (picked as Record<string, unknown>)[name] = options[name];
+    }
   }
   return picked;
 }

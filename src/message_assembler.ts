@@ -99,6 +99,18 @@ export interface MessageAssemblerOptions {
 /** The default {@linkcode MessageAssemblerOptions.maxMessageBytes}: 64 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES: number = 64 * 1024 * 1024;
 
+/**
+ * Takes each data frame's payload as it arrives, instead of whole messages
+ * (the `messages: "stream"` mode): inflated, size-checked and, for text,
+ * UTF-8 validated first.
+ */
+export type FragmentListener = (
+  text: boolean,
+  payload: Uint8Array,
+  first: boolean,
+  fin: boolean,
+) => void;
+
 const MIN_MESSAGE_BUFFER_BYTES = 1024;
 const EMPTY = new Uint8Array(0);
 // A buffer up to this size is kept for the next fragmented message.
@@ -154,17 +166,25 @@ export class MessageAssembler {
   // (see pushPartial).
   #validatedBytes = 0;
   #closed = false;
+  readonly #onFragment: FragmentListener | undefined;
+  #firstFragment = false;
 
   /**
    * Creates an assembler.
    *
    * @param options Limits, the control frame callback and the inflater.
+   * @param onFragment Set to get payloads as they arrive (then `push`
+   * returns no messages).
    */
-  constructor(options: MessageAssemblerOptions = {}) {
+  constructor(
+    options: MessageAssemblerOptions = {},
+    onFragment?: FragmentListener,
+  ) {
     this.#maxMessageBytes = options.maxMessageBytes ??
       DEFAULT_MAX_MESSAGE_BYTES;
     this.#onControlFrame = options.onControlFrame;
     this.#inflater = options.inflater;
+    this.#onFragment = onFragment;
   }
 
   /** Whether a Close frame has been received: later frames are ignored. */
@@ -264,7 +284,8 @@ export class MessageAssembler {
         );
       }
       this.#compressed = frame.rsv1;
-      if (frame.fin && !frame.rsv1) {
+      this.#firstFragment = true;
+      if (frame.fin && !frame.rsv1 && !this.#onFragment) {
         return this.#singleFrameMessage(opcode, frame.payload, validated);
       }
       this.#opcode = opcode;
@@ -304,6 +325,19 @@ export class MessageAssembler {
     return decodeUtf8(payload);
   }
 
+  // Stream mode: the checked payload goes out as it is.
+  #handOut(bytes: Uint8Array, length: number, fin: boolean): undefined {
+    const first = this.#firstFragment;
+    this.#firstFragment = false;
+    const text = this.#opcode === Opcode.Text;
+    this.#length = length;
+    if (fin) {
+      this.#opcode = undefined;
+      this.#text = false;
+    }
+    this.#onFragment!(text, bytes, first, fin);
+  }
+
   #checkSize(size: number): void {
     if (size > this.#maxMessageBytes) {
       this.#opcode = undefined;
@@ -331,6 +365,7 @@ export class MessageAssembler {
         fin,
       );
     }
+    if (this.#onFragment) return this.#handOut(bytes, length, fin);
     if (fin && this.#length === 0) {
       // One fragment holds the whole message: no copy needed.
       const opcode = this.#opcode ?? Opcode.Binary;

@@ -713,8 +713,10 @@ class ZlibDeflater {
     this.#noContextTakeover = noContextTakeover;
   }
 
-  deflate(message: Uint8Array): Promise<Uint8Array> {
-    return this.#serializer.run(() => this.#deflate(message));
+  // `fin` false: a piece of a message sent in fragments (RFC 7692 §6.1),
+  // flushed but kept whole, and the context kept for the next piece.
+  deflate(message: Uint8Array, fin = true): Promise<Uint8Array> {
+    return this.#serializer.run(() => this.#deflate(message, fin));
   }
 
   close(): void {
@@ -726,7 +728,7 @@ class ZlibDeflater {
     this.#zlib = undefined;
   }
 
-  #deflate(message: Uint8Array): Promise<Uint8Array> {
+  #deflate(message: Uint8Array, fin: boolean): Promise<Uint8Array> {
     // After a failure the peer's inflater no longer matches our context.
     if (this.#failure) return Promise.reject(this.#failure);
     const stream = this.#zlib ??= withErrorGuard(zlib.createDeflateRaw({
@@ -777,6 +779,9 @@ class ZlibDeflater {
         // without the error and emitting "error" next: onError settles.
         if (stream.destroyed) return;
         cleanUp();
+        // A piece ending in a sync flush may stay whole: an empty stored
+        // block mid-message is valid DEFLATE.
+        if (!fin) return resolve(concat(chunks, length));
         // RFC 7692 §7.1.1: no context takeover, every message on its own.
         if (this.#noContextTakeover) stream.reset();
         resolve(withoutSyncFlushTail(concat(chunks, length)));
@@ -836,6 +841,9 @@ export function createMessageDeflate(
     deflate(message: Uint8Array): Promise<Uint8Array> | undefined {
       if (message.length < threshold) return undefined;
       return deflater.deflate(message);
+    },
+    deflateFragment(bytes: Uint8Array, fin: boolean): Promise<Uint8Array> {
+      return deflater.deflate(bytes, fin);
     },
     close(): void {
       deflater.close();

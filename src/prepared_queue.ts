@@ -152,8 +152,11 @@ export interface PreparedSender {
 export interface PreparedQueueState {
   /** Whether messages may still be sent (no Close sent, not ended). */
   readonly sendable: boolean;
-  /** Whether a message of the socket's own is being compressed. */
-  readonly deflating: boolean;
+  /**
+   * Whether a message of the socket's own is being compressed or sent in
+   * fragments (RFC 6455 §5.4: no other message between its fragments).
+   */
+  readonly busy: boolean;
 }
 
 /** How a {@linkcode PreparedQueue} frames messages for its socket. */
@@ -189,7 +192,7 @@ export interface PreparedQueueOptions {
  *   readable: new ReadableStream(),
  *   writable: new WritableStream({ write: (chunk) => void writes.push(chunk) }),
  * }, { mask: false, maxBufferedBytes: 1024, listener: { transportEnded() {} } });
- * const state = { sendable: true, deflating: false };
+ * const state = { sendable: true, busy: false };
  * const prepared = new PreparedQueue(queue, state, {
  *   mask: false,
  *   windowBits: 0,
@@ -227,7 +230,7 @@ export class PreparedQueue implements PreparedSender {
 
   /**
    * Queues `message`, or holds it while the socket compresses a message of
-   * its own; see {@linkcode PreparedSender.queue}.
+   * its own or sends one in fragments; see {@linkcode PreparedSender.queue}.
    *
    * @param message The message.
    * @param limit The bytes that may wait.
@@ -240,7 +243,7 @@ export class PreparedQueue implements PreparedSender {
       this.#queue.bufferedAmount + this.#heldBytes >
         (limit ?? this.#options.maxBufferedBytes)
     ) return QueueResult.Full;
-    if (state.deflating) {
+    if (state.busy) {
       this.#held.push(message);
       this.#heldBytes += message.frame.length;
     } else {
@@ -250,12 +253,13 @@ export class PreparedQueue implements PreparedSender {
   }
 
   /**
-   * The socket's own compressed message was queued (or failed): the held
-   * messages follow it, unless another is still being compressed, or the
+   * The socket's own compressed or fragmented message was queued (or
+   * failed): the held messages follow it, unless the socket is still busy
+   * with another, or the
    * socket is closing (RFC 6455 §5.5.1: no data frame after a Close).
    */
   release(): void {
-    if (this.#held.length === 0 || this.#state.deflating) return;
+    if (this.#held.length === 0 || this.#state.busy) return;
     const held = this.#held;
     this.#held = [];
     this.#heldBytes = 0;

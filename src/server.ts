@@ -24,6 +24,7 @@ import {
   runHandler,
   type WebSocketHandler,
 } from "./socket_handler.ts";
+import type { MessageOf } from "./message_stream.ts";
 
 export type { WebSocketHandler } from "./socket_handler.ts";
 
@@ -131,17 +132,19 @@ export interface WebSocketServer extends AsyncDisposable {
  * await server.shutdown();
  * ```
  *
+ * @typeParam Options The options' type: `messages: "stream"` in it makes
+ * the sockets' `readable` yield {@linkcode MessageStream}s.
  * @param options Where to listen, the handshake policy and socket options.
  * @param handler Called with each accepted WebSocket.
  * @returns The running server.
  */
-export function serve(
-  options: ServeOptions,
-  handler: WebSocketHandler,
+export function serve<Options extends ServeOptions>(
+  options: Options,
+  handler: WebSocketHandler<MessageOf<Options>>,
 ): WebSocketServer {
   // Checks the compression options now rather than at the first client.
   resolveCompression(options.compression);
-  return new Server(options, handler);
+  return new Server(options, handler as WebSocketHandler);
 }
 
 // One accepted TCP connection, from accept to its end.

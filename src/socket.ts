@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { CloseResult } from "./connection.ts";
+import type { CloseResult, OutgoingMessage } from "./connection.ts";
 import type { Message } from "./message_assembler.ts";
 
 /**
@@ -29,8 +29,12 @@ import type { Message } from "./message_assembler.ts";
 export interface Socket {
   /** The messages received (text as `string`, binary as `Uint8Array`). */
   readonly readable: ReadableStream<Message>;
-  /** Messages to send: `string` as text, any `BufferSource` as binary. */
-  readonly writable: WritableStream<string | BufferSource>;
+  /**
+   * Messages to send: `string` as text, any `BufferSource` as binary; a
+   * stream, `Blob` or `MessageStream` as one message in fragments (not on a
+   * socket from `upgrade()`, which refuses them with a `TypeError`).
+   */
+  readonly writable: WritableStream<OutgoingMessage>;
   /** The negotiated subprotocol, "" when none. */
   readonly protocol: string;
   /** The negotiated extensions (`Sec-WebSocket-Extensions`), "" when none. */

@@ -54,6 +54,11 @@ export interface SocketCoreInit {
   pingIntervalMs?: number;
   /** Fail (1006) when a keep-alive Ping's Pong is this late. */
   pongTimeoutMs?: number;
+  /**
+   * `"stream"`: payloads go to {@linkcode SocketCoreHost.fragment} as they
+   * arrive, instead of whole messages to `message`. Default `"whole"`.
+   */
+  messages?: "whole" | "stream";
 }
 
 // What the close timer is waiting for, so its expiry does the right thing.
@@ -161,6 +166,10 @@ export class SocketCore {
       inflater: init.inflater,
       onMessage: (message, bytes) => host.message(message, bytes),
       onControlFrame: (frame) => this.#onControlFrame(frame),
+      onFragment: init.messages === "stream"
+        ? (text, payload, first, fin, bytes) =>
+          host.fragment!(text, payload, first, fin, bytes)
+        : undefined,
     });
     this.#keepAlive.schedule();
   }

@@ -54,6 +54,17 @@ export interface SocketCoreHost {
    */
   message(message: Message, bytes: Uint8Array): void;
   /**
+   * In the `messages: "stream"` mode, instead of `message`: a data frame's
+   * payload (checked: size, UTF-8), possibly a view of `bytes`.
+   */
+  fragment?(
+    text: boolean,
+    payload: Uint8Array,
+    first: boolean,
+    fin: boolean,
+    bytes: Uint8Array,
+  ): void;
+  /**
    * The peer's Close arrived: no message follows. While
    * {@linkcode SocketCore.closeSent} is unset, the driver answers it with
    * {@linkcode SocketCore.close}, now or once the application has finished

@@ -8,13 +8,17 @@
 import { CloseCode } from "./close_code.ts";
 import type { WebSocketConnection } from "./connection.ts";
 import type { HandshakeState } from "./handshake_responder.ts";
+import type { Message } from "./message_assembler.ts";
+import type { MessageStream } from "./message_stream.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
 /**
  * Handles one accepted WebSocket. When it throws (or rejects), its socket is
  * closed with 1011 and the error is logged; the server keeps serving.
  * (Errors the socket itself raised, e.g. a pipe broken by the peer failing
- * the connection or by `shutdown()`, are not logged.)
+ * the connection or by `shutdown()`, are not logged.) `M` is what the
+ * socket's `readable` yields: {@linkcode MessageStream} for a server with
+ * `messages: "stream"`.
  *
  * @example Route by path
  * ```ts
@@ -29,8 +33,8 @@ import { WebSocketError } from "./websocket_error.ts";
  * };
  * ```
  */
-export type WebSocketHandler = (
-  socket: WebSocketConnection,
+export type WebSocketHandler<M extends Message | MessageStream = Message> = (
+  socket: WebSocketConnection<M>,
   request: Request,
 ) => void | Promise<void>;
 

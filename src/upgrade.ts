@@ -9,7 +9,8 @@
 import { requireDeno } from "./runtime.ts";
 import { CloseCode } from "./close_code.ts";
 import { encodeClosePayload } from "./close_payload.ts";
-import type { CloseResult } from "./connection.ts";
+import type { CloseResult, OutgoingMessage } from "./connection.ts";
+import { isStreamedMessage } from "./message_stream_sender.ts";
 import {
   buildErrorResponse,
   HandshakeRejection,
@@ -363,12 +364,17 @@ function sizeOf(chunk: string | { byteLength: number }): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
 }
 
+// A stream is refused by the write: any size will do.
+function outgoingSizeOf(chunk: OutgoingMessage): number {
+  return isStreamedMessage(chunk) ? 0 : sizeOf(chunk);
+}
+
 // A wstream socket over Deno's server WebSocket: its events fill
 // `readable`, `writable` calls `send()` and waits while `bufferedAmount` is
 // over the limit (Deno has no write-done event: polled with a short timer).
 class DenoSocket implements Socket {
   readonly readable: ReadableStream<Message>;
-  readonly writable: WritableStream<string | BufferSource>;
+  readonly writable: WritableStream<OutgoingMessage>;
   readonly closed: Promise<CloseResult>;
   readonly #ws: WebSocket;
   readonly #maxMessageBytes: number;
@@ -445,7 +451,7 @@ class DenoSocket implements Socket {
         this.close();
       },
     }, { highWaterMark: 0, size: sizeOf });
-    this.writable = new WritableStream<string | BufferSource>({
+    this.writable = new WritableStream<OutgoingMessage>({
       start: () => opened,
       write: (chunk) => this.#send(chunk),
       close: () => this.close(),
@@ -457,7 +463,10 @@ class DenoSocket implements Socket {
             : {},
         );
       },
-    }, { highWaterMark: this.#maxBufferedBytes, size: sizeOf });
+    }, {
+      highWaterMark: this.#maxBufferedBytes,
+      size: outgoingSizeOf,
+    });
   }
 
   get protocol(): string {
@@ -503,8 +512,14 @@ class DenoSocket implements Socket {
     );
   }
 
-  #send(chunk: string | BufferSource): void | Promise<void> {
+  #send(chunk: OutgoingMessage): void | Promise<void> {
     const ws = this.#ws;
+    if (isStreamedMessage(chunk)) {
+      // Deno's WebSocket sends whole messages only.
+      throw new TypeError(
+        "expected a string or a BufferSource to send: a socket from upgrade() runs on Deno's built-in WebSocket, which cannot send a message in fragments; read the stream into one message first (e.g. `await new Response(stream).bytes()`), or accept the socket with serve() or handleUpgrade()",
+      );
+    }
     if (ws.readyState !== WebSocket.OPEN) {
       throw new TypeError(
         "expected an open WebSocket to send on, found it closing or closed",

@@ -130,6 +130,10 @@ export class WriteQueue implements FrameSink {
   #noDelaySet = false;
   #closeQueued = false;
   #ended = false;
+  // Shared frames that wait for a message sent in fragments to end (RFC
+  // 6455 §5.4: no data frame of another message between its fragments).
+  #heldShared: Uint8Array[] | undefined;
+  #heldSharedBytes = 0;
 
   /**
    * Creates the queue of a socket's transport; it writes with
@@ -149,7 +153,27 @@ export class WriteQueue implements FrameSink {
 
   /** The bytes queued that the transport has not taken yet. */
   get bufferedAmount(): number {
-    return this.#outgoingBytes;
+    return this.#outgoingBytes + this.#heldSharedBytes;
+  }
+
+  /**
+   * While a message goes out in fragments, holds the frames given to
+   * {@linkcode WriteQueue.enqueueShared}; they follow once it ends.
+   *
+   * @param hold `true` as the first fragment is queued, `false` after the
+   * last (or when the message is abandoned).
+   */
+  holdShared(hold: boolean): void {
+    if (hold) {
+      this.#heldShared ??= [];
+      return;
+    }
+    const held = this.#heldShared;
+    this.#heldShared = undefined;
+    this.#heldSharedBytes = 0;
+    // RFC 6455 §5.5.1: no data frame follows a Close.
+    if (this.#closeQueued) return;
+    for (const bytes of held ?? []) this.enqueueShared(bytes);
   }
 
   /**
@@ -197,6 +221,11 @@ export class WriteQueue implements FrameSink {
    */
   enqueueShared(bytes: Uint8Array): void {
     if (this.#transportFailed) return;
+    if (this.#heldShared) {
+      this.#heldShared.push(bytes);
+      this.#heldSharedBytes += bytes.length;
+      return;
+    }
     if (!this.#noDelaySet) this.#setNoDelay();
     this.#sealBatch();
     this.#outgoing.push(bytes);

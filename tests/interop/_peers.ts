@@ -111,6 +111,11 @@ export interface PythonPeerOptions {
    * frames of one message; default 1 (unfragmented).
    */
   fragments?: number;
+  /**
+   * Send those fragments from an async iterator (`send(async iterable)`),
+   * each frame as its chunk comes, instead of from a list.
+   */
+  streamed?: boolean;
 }
 
 /** What {@linkcode startPythonEchoServer} reports when a connection ends. */
@@ -203,6 +208,7 @@ export async function startPythonEchoServer(
   args.push("--compression", options.compression ?? "none");
   if (options.maxSize) args.push("--max-size", String(options.maxSize));
   args.push("--fragments", String(options.fragments ?? 1));
+  if (options.streamed) args.push("--streamed");
   const child = new Deno.Command(PYTHON, {
     args,
     stdin: "piped",
@@ -328,6 +334,7 @@ export async function runPythonClient(
     String(timeoutMs / 1000),
     "--fragments",
     String(options.fragments ?? 1),
+    ...(options.streamed ? ["--streamed"] : []),
   ];
   for (const protocol of options.protocols ?? []) {
     args.push("--subprotocol", protocol);

@@ -26,6 +26,21 @@ def split(message, parts):
     return [message[cuts[i]:cuts[i + 1]] for i in range(parts)]
 
 
+async def split_async(message, parts):
+    """The chunks of split(), as an async iterator that yields to the event
+    loop between chunks: websockets sends each as it comes (one frame per
+    chunk), the way a stream is sent."""
+    for chunk in split(message, parts) if parts > 1 else [message]:
+        yield chunk
+        await asyncio.sleep(0.005)
+
+
+def outgoing(message, parts, streamed):
+    """What to pass to send(): the message, its chunks, or an async
+    iterator of them."""
+    return split_async(message, parts) if streamed else split(message, parts)
+
+
 async def serve_until_stdin_closes(server, lifetime, name):
     """Announces the server's port, then serves until stdin closes (the
     parent test is done or gone) or `lifetime` seconds pass, so a server never

@@ -23,7 +23,7 @@ import sys
 
 import websockets
 
-from _common import split
+from _common import outgoing
 
 
 def parse_args():
@@ -35,6 +35,8 @@ def parse_args():
     parser.add_argument("--close-reason", default="")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--fragments", type=int, default=1)
+    parser.add_argument("--streamed", action="store_true",
+                        help="send the fragments from an async iterator")
     return parser.parse_args()
 
 
@@ -57,7 +59,7 @@ async def run(args):
         max_size=None,
     ) as websocket:
         for message in messages:
-            await websocket.send(split(message, args.fragments))
+            await websocket.send(outgoing(message, args.fragments, args.streamed))
         received = [encode(await websocket.recv()) for _ in messages]
         await websocket.close(args.close_code, args.close_reason)
         return {

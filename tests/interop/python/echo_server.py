@@ -18,7 +18,7 @@ import asyncio
 
 import websockets
 
-from _common import emit, serve_until_stdin_closes, split
+from _common import emit, outgoing, serve_until_stdin_closes
 
 
 def parse_args():
@@ -29,6 +29,8 @@ def parse_args():
     parser.add_argument("--max-size", type=int, default=0, help="0 = unlimited")
     parser.add_argument("--lifetime", type=float, default=60.0)
     parser.add_argument("--fragments", type=int, default=1)
+    parser.add_argument("--streamed", action="store_true",
+                        help="send the fragments from an async iterator")
     return parser.parse_args()
 
 
@@ -38,7 +40,7 @@ async def main():
     async def echo(websocket, path=None):
         try:
             async for message in websocket:
-                await websocket.send(split(message, args.fragments))
+                await websocket.send(outgoing(message, args.fragments, args.streamed))
         except websockets.ConnectionClosed:
             pass
         finally:

@@ -1,0 +1,130 @@
+// A 1 GiB message streamed from a file through our client to our server,
+// which streams it into a file, each in its own process: the bytes arrive
+// identical (SHA-256) and neither process's peak RSS grows with the message
+// (see PEAK_RSS_LIMIT for why the bound is not 64 MiB).
+// STREAM_TEST_MIB sets another size (e.g. 64 for a quick run).
+
+import { assert, assertEquals } from "@std/assert";
+import { spawnScript } from "./_deno_child.ts";
+
+const MIB = 1024 * 1024;
+const SIZE_MIB = Number(Deno.env.get("STREAM_TEST_MIB") ?? 1024);
+// The issue asks for 64 MiB; Deno 2.9.6 cannot get there: a process with
+// our module graph starts at ~53 MiB peak RSS, and Deno reading a 256 MiB
+// file through `FsFile.readable` alone (no WebSocket) peaks at ~62 MiB, the
+// dead 64 KiB chunks waiting for V8's external-memory GC. Measured here:
+// ~80 MiB for 64 MiB, 256 MiB and 1 GiB messages alike. So this checks
+// memory is bounded (well under the message), not the 64 MiB target.
+const PEAK_RSS_LIMIT = 112 * MIB;
+const PEER = new URL("./_stream_file_peer.ts", import.meta.url);
+
+// Writes `mib` MiB of pseudo-random bytes: one random MiB, each copy
+// stamped with its index, so a lost, doubled or reordered MiB changes the
+// hash.
+async function writeSource(path: string, mib: number): Promise<void> {
+  const block = new Uint8Array(MIB);
+  for (let i = 0; i < MIB; i += 65536) {
+    crypto.getRandomValues(block.subarray(i, i + 65536));
+  }
+  using file = await Deno.create(path);
+  for (let i = 0; i < mib; i++) {
+    new DataView(block.buffer).setUint32(0, i);
+    let written = 0;
+    while (written < MIB) written += await file.write(block.subarray(written));
+  }
+}
+
+async function sha256(path: string): Promise<string> {
+  const output = await new Deno.Command("sha256sum", { args: [path] }).output();
+  assert(output.success, new TextDecoder().decode(output.stderr));
+  return new TextDecoder().decode(output.stdout).split(" ")[0];
+}
+
+// The last JSON line a child printed.
+async function lastLine(
+  child: Deno.ChildProcess,
+): Promise<Record<string, number>> {
+  const output = await child.output();
+  const stdout = new TextDecoder().decode(output.stdout).trim();
+  assertEquals(
+    output.code,
+    0,
+    `${stdout}\n${new TextDecoder().decode(output.stderr)}`,
+  );
+  return JSON.parse(stdout.split("\n").at(-1)!);
+}
+
+Deno.test({
+  name:
+    `a ${SIZE_MIB} MiB message streams file to file through two processes: same SHA-256, peak RSS bounded (under 112 MiB) each`,
+  sanitizeResources: false,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wstream-large-" });
+  const source = `${dir}/source.bin`;
+  const target = `${dir}/target.bin`;
+  const children: Deno.ChildProcess[] = [];
+  // Bounded: the children are killed (by PID) after 60 s.
+  const killer = setTimeout(() => {
+    for (const child of children) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // exited
+      }
+    }
+  }, 60_000);
+  try {
+    await writeSource(source, SIZE_MIB);
+    const server = spawnScript(PEER, ["server", target]);
+    children.push(server);
+    // The first line is the port; the rest is read by lastLine().
+    const [portStream, rest] = server.stdout.tee();
+    const portReader = portStream.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let head = "";
+    while (!head.includes("\n")) {
+      const { value, done } = await portReader.read();
+      assert(!done, "the server exited before listening");
+      head += value;
+    }
+    portReader.cancel().catch(() => {});
+    const { port } = JSON.parse(head.split("\n")[0]);
+    const client = spawnScript(PEER, [
+      "client",
+      `ws://127.0.0.1:${port}/`,
+      source,
+    ]);
+    children.push(client);
+    const [clientResult, serverStatus, serverOut] = await Promise.all([
+      lastLine(client),
+      server.status,
+      new Response(rest).text(),
+      server.stderr.cancel(),
+    ]);
+    assertEquals(serverStatus.code, 0, serverOut);
+    const serverResult = JSON.parse(serverOut.trim().split("\n").at(-1)!);
+    assertEquals(clientResult.closeCode, 1000);
+    assertEquals(serverResult.bytes, SIZE_MIB * MIB);
+    const [sourceHash, targetHash] = await Promise.all([
+      sha256(source),
+      sha256(target),
+    ]);
+    assertEquals(targetHash, sourceHash);
+    console.log(
+      `peak RSS: client ${
+        (clientResult.peakRss / MIB).toFixed(1)
+      } MiB, server ${(serverResult.peakRss / MIB).toFixed(1)} MiB`,
+    );
+    assert(
+      clientResult.peakRss < PEAK_RSS_LIMIT,
+      `client peak RSS ${clientResult.peakRss} bytes`,
+    );
+    assert(
+      serverResult.peakRss < PEAK_RSS_LIMIT,
+      `server peak RSS ${serverResult.peakRss} bytes`,
+    );
+  } finally {
+    clearTimeout(killer);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
