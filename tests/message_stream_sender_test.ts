@@ -16,6 +16,7 @@ import {
   WebSocketConnection,
 } from "../src/connection.ts";
 import { upgrade } from "../src/upgrade.ts";
+import { Hub } from "../src/hub.ts";
 import type { Frame } from "../src/frame.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";
 import {
@@ -417,6 +418,40 @@ Deno.test("the hub's shared frames wait for a message sent in fragments to end",
   const reader = client.readable.getReader();
   assertEquals((await reader.read()).value, "abc");
   assertEquals((await reader.read()).value, "hub");
+  await writer.close();
+  await client.closed;
+});
+
+Deno.test("a hub message published mid-stream waits for the stream's last fragment", async () => {
+  const { client, server, serverEnd } = socketPair({
+    maxOutgoingFrameBytes: 1,
+  });
+  const hub = new Hub();
+  hub.subscribe(server, "news");
+  const writer = server.writable.getWriter();
+  const streamed = writer.write(slowStream(["a", "b", "c"], 10));
+  await delay(15);
+  // Small: it goes through the hub's prepared queue, not a shared frame.
+  hub.publish("news", "hub");
+  await streamed;
+  const reader = client.readable.getReader();
+  assertEquals((await reader.read()).value, "abc");
+  assertEquals((await reader.read()).value, "hub");
+  // RFC 6455 §5.4: no frame of another message between the fragments: the
+  // streamed message's frames (text, continuations, the last with FIN) come
+  // first, then the hub's single-frame message.
+  const frames = framesOf(serverEnd.written, "server").map((frame) => [
+    frame.opcode,
+    frame.fin,
+  ]);
+  const streamedFrames = frames.slice(0, -1);
+  assertEquals(streamedFrames[0], [1, false]);
+  assertEquals(streamedFrames.at(-1)?.[1], true);
+  assert(
+    streamedFrames.slice(1).every(([opcode]) => opcode === 0),
+    `expected only continuations after the first fragment, found ${frames}`,
+  );
+  assertEquals(frames.at(-1), [1, true]);
   await writer.close();
   await client.closed;
 });
