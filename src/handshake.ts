@@ -9,14 +9,12 @@
 import { encodeBase64 } from "./base64.ts";
 import { timingSafeEqual } from "@std/crypto/timing-safe-equal";
 import { WebSocketError } from "./websocket_error.ts";
+import { type HttpHead, isFieldValue, isToken } from "./http_head.ts";
 import {
-  type HttpHead,
-  isFieldValue,
-  isToken,
   parseRequestLine,
   parseStatusLine,
   type RequestLine,
-} from "./http_head.ts";
+} from "./http_start_line.ts";
 
 /** The GUID of RFC 6455 §1.3 appended to the key before hashing. */
 export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

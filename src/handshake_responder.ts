@@ -34,13 +34,11 @@ import {
 } from "./handshake_io.ts";
 import {
   DEFAULT_MAX_HEADER_BYTES,
-  type HttpHead,
-  HttpHeadError,
-  parseRequestLine,
   readHttpHead,
   type ReadHttpHeadOptions,
-  type RequestLine,
-} from "./http_head.ts";
+} from "./http_head_reader.ts";
+import { type HttpHead, HttpHeadError } from "./http_head.ts";
+import { parseRequestLine, type RequestLine } from "./http_start_line.ts";
 import { serializeResponse } from "./fallback_response.ts";
 
 /**

@@ -21,11 +21,8 @@ import { FrameDecoder } from "../src/frame_decoder.ts";
 import { encodeFrame } from "../src/frame_encoder.ts";
 import { type Message, MessageAssembler } from "../src/message_assembler.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
-import {
-  HttpHeadError,
-  parseHttpHead,
-  readHttpHead,
-} from "../src/http_head.ts";
+import { HttpHeadError, parseHttpHead } from "../src/http_head.ts";
+import { readHttpHead } from "../src/http_head_reader.ts";
 import {
   HandshakeRejection,
   validateClientRequest,
