@@ -10,10 +10,10 @@ import { WebSocketConnection, type WebSocketOptions } from "./connection.ts";
 import type { MessageOf } from "./message_stream.ts";
 import {
   buildClientRequest,
-  generateKey,
-  validateProtocols,
   validateServerResponse,
-} from "./handshake.ts";
+} from "./client_handshake.ts";
+import { generateKey } from "./handshake_key.ts";
+import { validateProtocols } from "./subprotocols.ts";
 import {
   createExtensionOffer,
   type ExtensionOptions,

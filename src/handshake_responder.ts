@@ -10,17 +10,16 @@
 
 import { WebSocketConnection, type WebSocketOptions } from "./connection.ts";
 import type { Transport } from "./connection.ts";
+import { buildErrorResponse } from "./http_error_response.ts";
 import {
-  buildErrorResponse,
   type ClientHandshake,
-  computeAccept,
   HandshakeRejection,
   isUpgradeRequest,
-  type ProtocolSelector,
-  selectSubprotocol,
   serverResponseHead,
   validateClientRequest,
-} from "./handshake.ts";
+} from "./server_handshake.ts";
+import { computeAccept } from "./handshake_key.ts";
+import { type ProtocolSelector, selectSubprotocol } from "./subprotocols.ts";
 import {
   type ExtensionOptions,
   negotiateServerExtensions,

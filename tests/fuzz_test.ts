@@ -26,8 +26,8 @@ import { readHttpHead } from "../src/http_head_reader.ts";
 import {
   HandshakeRejection,
   validateClientRequest,
-  validateServerResponse,
-} from "../src/handshake.ts";
+} from "../src/server_handshake.ts";
+import { validateServerResponse } from "../src/client_handshake.ts";
 import { createMessageDeflate } from "../src/permessage_deflate.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
