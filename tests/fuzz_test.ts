@@ -28,7 +28,7 @@ import {
   validateClientRequest,
 } from "../src/server_handshake.ts";
 import { validateServerResponse } from "../src/client_handshake.ts";
-import { createMessageDeflate } from "../src/permessage_deflate.ts";
+import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
 
