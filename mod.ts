@@ -104,7 +104,7 @@ export {
   type PublishOptions,
 } from "./src/hub.ts";
 export type { PreparedMessageOptions } from "./src/prepared_message.ts";
-export type { ProtocolSelector } from "./src/handshake.ts";
+export type { ProtocolSelector } from "./src/subprotocols.ts";
 export type { ExtensionOptions } from "./src/handshake_extensions.ts";
 export type { PerMessageDeflateOptions } from "./src/permessage_deflate.ts";
 export {

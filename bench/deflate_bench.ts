@@ -19,10 +19,8 @@
 import zlib from "node:zlib";
 import { Buffer } from "node:buffer";
 import { jsonLikeText } from "./_json_like_text.ts";
-import {
-  createMessageDeflate,
-  type NegotiatedDeflate,
-} from "../src/permessage_deflate.ts";
+import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
+import type { NegotiatedDeflate } from "../src/permessage_deflate.ts";
 
 const DEFAULT_PARAMS: NegotiatedDeflate = {
   serverNoContextTakeover: false,

@@ -10,10 +10,10 @@ import { WebSocketConnection, type WebSocketOptions } from "./connection.ts";
 import type { MessageOf } from "./message_stream.ts";
 import {
   buildClientRequest,
-  generateKey,
-  validateProtocols,
   validateServerResponse,
-} from "./handshake.ts";
+} from "./client_handshake.ts";
+import { generateKey } from "./handshake_key.ts";
+import { validateProtocols } from "./subprotocols.ts";
 import {
   createExtensionOffer,
   type ExtensionOptions,
@@ -29,14 +29,9 @@ import {
   isTransientStatus,
   WebSocketHandshakeError,
 } from "./handshake_error.ts";
-import {
-  DEFAULT_MAX_HEADER_BYTES,
-  type HttpHead,
-  HttpHeadError,
-  parseStatusLine,
-  readHttpHead,
-  type StatusLine,
-} from "./http_head.ts";
+import { DEFAULT_MAX_HEADER_BYTES, readHttpHead } from "./http_head_reader.ts";
+import { type HttpHead, HttpHeadError } from "./http_head.ts";
+import { parseStatusLine, type StatusLine } from "./http_start_line.ts";
 import { type ProxyServer, resolveProxy } from "./proxy.ts";
 import { hostPort, openTunnel } from "./proxy_tunnel.ts";
 import {

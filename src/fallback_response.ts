@@ -5,7 +5,7 @@
  * @module
  */
 
-import { statusText } from "./handshake.ts";
+import { statusText } from "./http_error_response.ts";
 
 /** Headers a fallback `Response` may not set: wstream frames the message. */
 const HOP_BY_HOP = new Set([

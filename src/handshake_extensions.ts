@@ -13,10 +13,10 @@ import {
   acceptDeflateOffer,
   acceptDeflateResponse,
   createDeflateOffer,
-  createMessageDeflate,
   type PerMessageDeflateOptions,
   resolveCompression,
 } from "./permessage_deflate.ts";
+import { createMessageDeflate } from "./permessage_deflate_codec.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
 /**

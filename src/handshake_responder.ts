@@ -10,17 +10,16 @@
 
 import { WebSocketConnection, type WebSocketOptions } from "./connection.ts";
 import type { Transport } from "./connection.ts";
+import { buildErrorResponse } from "./http_error_response.ts";
 import {
-  buildErrorResponse,
   type ClientHandshake,
-  computeAccept,
   HandshakeRejection,
   isUpgradeRequest,
-  type ProtocolSelector,
-  selectSubprotocol,
   serverResponseHead,
   validateClientRequest,
-} from "./handshake.ts";
+} from "./server_handshake.ts";
+import { computeAccept } from "./handshake_key.ts";
+import { type ProtocolSelector, selectSubprotocol } from "./subprotocols.ts";
 import {
   type ExtensionOptions,
   negotiateServerExtensions,
@@ -34,13 +33,11 @@ import {
 } from "./handshake_io.ts";
 import {
   DEFAULT_MAX_HEADER_BYTES,
-  type HttpHead,
-  HttpHeadError,
-  parseRequestLine,
   readHttpHead,
   type ReadHttpHeadOptions,
-  type RequestLine,
-} from "./http_head.ts";
+} from "./http_head_reader.ts";
+import { type HttpHead, HttpHeadError } from "./http_head.ts";
+import { parseRequestLine, type RequestLine } from "./http_start_line.ts";
 import { serializeResponse } from "./fallback_response.ts";
 
 /**

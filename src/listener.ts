@@ -6,7 +6,7 @@
  */
 
 import { requireDeno } from "./runtime.ts";
-import { buildErrorResponse } from "./handshake.ts";
+import { buildErrorResponse } from "./http_error_response.ts";
 import { closeQuietly, lingeringClose, writeAll } from "./handshake_io.ts";
 
 /** Where and how to listen. */

@@ -1,40 +1,17 @@
 /**
- * permessage-deflate (RFC 7692): negotiation of its four parameters and the
- * compression of messages, as pure code without sockets.
+ * permessage-deflate (RFC 7692): its options and the negotiation of its four
+ * parameters (§7.1), as pure code without sockets.
  *
- * Negotiation: a client sends {@linkcode createDeflateOffer} and checks the
- * answer with {@linkcode acceptDeflateResponse}; a server answers an offer
- * with {@linkcode acceptDeflateOffer}. Both sides then build the data path
- * with {@linkcode createMessageDeflate} from the agreed
+ * A client sends {@linkcode createDeflateOffer} and checks the answer with
+ * {@linkcode acceptDeflateResponse}; a server answers an offer with
+ * {@linkcode acceptDeflateOffer}. Both sides then build the data path with
+ * `createMessageDeflate` (in `permessage_deflate_codec.ts`) from the agreed
  * {@linkcode NegotiatedDeflate}.
- *
- * Engine: `node:zlib` streams, not `CompressionStream("deflate-raw")`.
- * `CompressionStream` cannot flush without ending its stream (no
- * `Z_SYNC_FLUSH`), so it cannot keep a context across messages (context
- * takeover, RFC 7692 §7.1.1), and it cannot set the window bits that
- * `client_max_window_bits` / `server_max_window_bits` impose on a sender. It
- * is not faster either: `deno task bench bench/deflate_bench.ts` (Deno
- * 2.9.6, 64 distinct 16 KiB JSON-like messages, a shared 2-CPU machine, so
- * the figures are rough) measured deflate at about 400 µs a message for
- * both, inflate at 120–180 µs for `DecompressionStream` against 80–120 µs
- * for a `node:zlib` inflater with context takeover, and a whole round trip
- * at par. Context takeover also makes the messages about 9 % smaller on the
- * wire (215,312 against 237,647 bytes for the 64 messages). Deno runs the
- * zlib work of these streams on the main thread, as it does for npm `ws`.
  *
  * @module
  */
 
-import type { MessageDeflate } from "./connection.ts";
-import type { MessageInflater } from "./message_assembler.ts";
-import zlib from "node:zlib";
-import type { Buffer } from "node:buffer";
 import { type ExtensionParam, parseExtensions } from "./extension_header.ts";
-import { WebSocketError } from "./websocket_error.ts";
-import {
-  allowSharedCompression,
-  withoutSyncFlushTail,
-} from "./shared_deflate.ts";
 
 /** The extension token (RFC 7692 §5). */
 export const PERMESSAGE_DEFLATE = "permessage-deflate";
@@ -147,11 +124,27 @@ export function resolveCompression(
   const options = compression === true || compression === undefined
     ? {}
     : compression;
-  checkOptions(options);
+  checkDeflateOptions(options);
   return options;
 }
 
-function checkOptions(options: PerMessageDeflateOptions): void {
+/**
+ * Checks permessage-deflate options: window bits are integers from 8 to 15
+ * (RFC 7692 §7.1.2), the threshold is at least 0 and the level is 0 to 9.
+ *
+ * @example
+ * ```ts
+ * import { checkDeflateOptions } from "./permessage_deflate.ts";
+ * import { assertThrows } from "@std/assert";
+ *
+ * checkDeflateOptions({ serverMaxWindowBits: 10, level: 9 });
+ * assertThrows(() => checkDeflateOptions({ clientMaxWindowBits: 16 }), RangeError);
+ * ```
+ *
+ * @param options The options to check.
+ * @throws {RangeError} When an option is out of range.
+ */
+export function checkDeflateOptions(options: PerMessageDeflateOptions): void {
   for (const key of ["serverMaxWindowBits", "clientMaxWindowBits"] as const) {
     const bits = options[key];
     if (
@@ -199,7 +192,7 @@ function checkOptions(options: PerMessageDeflateOptions): void {
  * @throws {RangeError} When an option is out of range.
  */
 export function createDeflateOffer(options: PerMessageDeflateOptions): string {
-  checkOptions(options);
+  checkDeflateOptions(options);
   const parts = [PERMESSAGE_DEFLATE];
   if (options.serverNoContextTakeover) parts.push("server_no_context_takeover");
   if (options.clientNoContextTakeover) parts.push("client_no_context_takeover");
@@ -325,7 +318,7 @@ export function acceptDeflateOffer(
   headerValue: string,
   options: PerMessageDeflateOptions,
 ): { response: string; params: NegotiatedDeflate } | undefined {
-  checkOptions(options);
+  checkDeflateOptions(options);
   let extensions;
   try {
     extensions = parseExtensions(headerValue);
@@ -421,7 +414,7 @@ export function acceptDeflateResponse(
   headerValue: string,
   options: PerMessageDeflateOptions,
 ): NegotiatedDeflate {
-  checkOptions(options);
+  checkDeflateOptions(options);
   let extensions;
   try {
     extensions = parseExtensions(headerValue);
@@ -476,387 +469,4 @@ export function acceptDeflateResponse(
     serverMaxWindowBits: response.serverMaxWindowBits ?? 15,
     clientMaxWindowBits: clientBits ?? options.clientMaxWindowBits ?? 15,
   };
-}
-
-// RFC 7692 §7.2.1 / §7.2.2: the end of a sync flush, removed by the sender
-// and appended by the receiver.
-const SYNC_FLUSH_TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
-
-// Inflater output comes in chunks of this size; the size limit is checked
-// after each, so at most this much is inflated past maxBytes.
-const INFLATE_CHUNK_BYTES = 64 * 1024;
-
-function closedError(): WebSocketError {
-  return new WebSocketError(
-    "permessage-deflate was closed (the connection ended)",
-    { closeCode: 1006 },
-  );
-}
-
-/** Runs async operations one after the other, so that misuse cannot interleave them. */
-class Serializer {
-  #tail: Promise<unknown> = Promise.resolve();
-  #pending = 0;
-
-  run<T>(operation: () => Promise<T>): Promise<T> {
-    const result = this.#pending === 0
-      ? operation()
-      : this.#tail.then(operation);
-    this.#pending++;
-    const settled = result.then(
-      () => this.#pending--,
-      () => this.#pending--,
-    );
-    this.#tail = settled;
-    return result;
-  }
-}
-
-/**
- * Joins zlib's output chunks. A lone chunk is returned as a view when it
- * fills most of zlib's output buffer, and copied otherwise, so that a small
- * message kept by the application does not keep a 64 KiB buffer alive.
- */
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
-  if (chunks.length === 1) {
-    const [chunk] = chunks;
-    return chunk.byteLength * 2 >= chunk.buffer.byteLength
-      ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-      : new Uint8Array(chunk);
-  }
-  const result = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    result.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return result;
-}
-
-/**
- * Keeps a zlib stream's late errors (after an operation settled, or after
- * close) from becoming uncaught: each operation listens for its own.
- */
-function withErrorGuard<T extends zlib.InflateRaw | zlib.DeflateRaw>(
-  stream: T,
-): T {
-  stream.on("error", () => {});
-  return stream;
-}
-
-class ZlibInflater implements MessageInflater {
-  readonly #windowBits: number;
-  readonly #noContextTakeover: boolean;
-  readonly #serializer = new Serializer();
-  #zlib: zlib.InflateRaw | undefined;
-  /** The peer ended its DEFLATE stream (a block with BFINAL set). */
-  #ended = false;
-  #messageBytes = 0;
-  #messageInputBytes = 0;
-  #failure: WebSocketError | undefined;
-  /** Fails the operation in flight, if any. */
-  #abort: ((error: WebSocketError) => void) | undefined;
-
-  constructor(windowBits: number, noContextTakeover: boolean) {
-    // A zlib peer asked for an 8-bit window compresses with 9 bits (zlib
-    // cannot do 8 in raw deflate, see ZlibDeflater), so inflate with at
-    // least 9: a larger inflate window accepts every smaller one.
-    this.#windowBits = Math.max(windowBits, 9);
-    this.#noContextTakeover = noContextTakeover;
-  }
-
-  inflate(
-    payload: Uint8Array,
-    fin: boolean,
-    maxBytes: number,
-  ): Promise<Uint8Array> {
-    return this.#serializer.run(() => this.#inflate(payload, fin, maxBytes));
-  }
-
-  close(): void {
-    if (this.#failure) return;
-    const error = closedError();
-    if (this.#abort) return this.#abort(error);
-    this.#failure = error;
-    this.#zlib?.close();
-    this.#zlib = undefined;
-  }
-
-  #inflate(
-    payload: Uint8Array,
-    fin: boolean,
-    maxBytes: number,
-  ): Promise<Uint8Array> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    this.#messageInputBytes += payload.length;
-    if (fin && this.#messageInputBytes === 0) {
-      // A message without a single compressed byte is empty; 00 00 ff ff
-      // alone would not inflate (RFC 7692 §7.2.3.6 sends 0x00 instead).
-      return Promise.resolve(new Uint8Array());
-    }
-    const stream = this.#zlib ??= withErrorGuard(zlib.createInflateRaw({
-      windowBits: this.#windowBits,
-      chunkSize: INFLATE_CHUNK_BYTES,
-      flush: zlib.constants.Z_SYNC_FLUSH,
-    }));
-    return new Promise((resolve, reject) => {
-      const chunks: Uint8Array[] = [];
-      let length = 0;
-      let settled = false;
-      const cleanUp = () => {
-        settled = true;
-        this.#abort = undefined;
-        stream.off("data", onData);
-        stream.off("error", onError);
-        stream.off("end", onEnd);
-      };
-      const fail = (error: WebSocketError) => {
-        cleanUp();
-        this.#failure = error;
-        this.#zlib = undefined;
-        stream.close();
-        reject(error);
-      };
-      const onData = (chunk: Buffer) => {
-        if (settled) return;
-        this.#messageBytes += chunk.length;
-        if (this.#messageBytes > maxBytes) {
-          // Stop here: closing the stream discards the input not yet inflated.
-          fail(
-            new WebSocketError(
-              `The compressed message inflates to more than maxMessageBytes (${maxBytes} bytes); raise maxMessageBytes to accept larger messages`,
-              { closeCode: 1009 },
-            ),
-          );
-          return;
-        }
-        chunks.push(chunk);
-        length += chunk.length;
-      };
-      const onError = (error: Error) => {
-        if (settled) return;
-        // RFC 7692 §6.2 / §8: data that does not inflate fails the connection.
-        fail(
-          new WebSocketError(
-            `Invalid permessage-deflate data: the compressed message does not inflate (${error.message})`,
-            { closeCode: 1002 },
-          ),
-        );
-      };
-      const onEnd = () => {
-        this.#ended = true;
-      };
-      this.#abort = fail;
-      stream.on("data", onData);
-      stream.on("error", onError);
-      stream.on("end", onEnd);
-      const done = (error?: Error | null) => {
-        if (settled) return;
-        if (error) return onError(error);
-        // zlib reports bad data by destroying the stream, calling this back
-        // without the error and emitting "error" next: onError settles.
-        if (stream.destroyed) return;
-        cleanUp();
-        if (fin) {
-          this.#messageBytes = 0;
-          this.#messageInputBytes = 0;
-          if (this.#ended) {
-            // RFC 7692 §7.2.3: after a block with BFINAL set, the next
-            // message starts a new DEFLATE stream.
-            this.#ended = false;
-            this.#zlib = undefined;
-            stream.close();
-          } else if (this.#noContextTakeover) {
-            // RFC 7692 §7.1.1: no context takeover, every message on its own.
-            stream.reset();
-          }
-        }
-        resolve(concat(chunks, length));
-      };
-      if (!fin) {
-        stream.write(payload, done);
-      } else if (payload.length <= INFLATE_CHUNK_BYTES) {
-        // RFC 7692 §7.2.2: append 00 00 ff ff to the message's payload.
-        const input = new Uint8Array(payload.length + 4);
-        input.set(payload);
-        input.set(SYNC_FLUSH_TAIL, payload.length);
-        stream.write(input, done);
-      } else {
-        stream.write(payload);
-        stream.write(SYNC_FLUSH_TAIL, done);
-      }
-    });
-  }
-}
-
-class ZlibDeflater {
-  readonly #windowBits: number;
-  readonly #strategy: number;
-  readonly #level: number;
-  readonly #noContextTakeover: boolean;
-  readonly #serializer = new Serializer();
-  #zlib: zlib.DeflateRaw | undefined;
-  #failure: WebSocketError | undefined;
-  /** Fails the operation in flight, if any. */
-  #abort: ((error: WebSocketError) => void) | undefined;
-
-  constructor(windowBits: number, noContextTakeover: boolean, level: number) {
-    // zlib cannot compress raw deflate with an 8-bit window (it rejects or
-    // silently uses 9, whose matches reach 512 bytes back: too far for a peer
-    // with a true 256-byte window). With 8 we use 9 and the Z_RLE strategy,
-    // whose matches all have distance 1, valid under any window.
-    this.#windowBits = Math.max(windowBits, 9);
-    this.#strategy = windowBits === 8
-      ? zlib.constants.Z_RLE
-      : zlib.constants.Z_DEFAULT_STRATEGY;
-    this.#level = level;
-    this.#noContextTakeover = noContextTakeover;
-  }
-
-  // `fin` false: a piece of a message sent in fragments (RFC 7692 §6.1),
-  // flushed but kept whole, and the context kept for the next piece.
-  deflate(message: Uint8Array, fin = true): Promise<Uint8Array> {
-    return this.#serializer.run(() => this.#deflate(message, fin));
-  }
-
-  close(): void {
-    if (this.#failure) return;
-    const error = closedError();
-    if (this.#abort) return this.#abort(error);
-    this.#failure = error;
-    this.#zlib?.close();
-    this.#zlib = undefined;
-  }
-
-  #deflate(message: Uint8Array, fin: boolean): Promise<Uint8Array> {
-    // After a failure the peer's inflater no longer matches our context.
-    if (this.#failure) return Promise.reject(this.#failure);
-    const stream = this.#zlib ??= withErrorGuard(zlib.createDeflateRaw({
-      windowBits: this.#windowBits,
-      strategy: this.#strategy,
-      level: this.#level,
-      // Every write ends with a sync flush: the message ends on a byte
-      // boundary with 00 00 ff ff (RFC 7692 §7.2.1).
-      flush: zlib.constants.Z_SYNC_FLUSH,
-    }));
-    return new Promise((resolve, reject) => {
-      const chunks: Uint8Array[] = [];
-      let length = 0;
-      let settled = false;
-      const cleanUp = () => {
-        settled = true;
-        this.#abort = undefined;
-        stream.off("data", onData);
-        stream.off("error", onError);
-      };
-      const onData = (chunk: Buffer) => {
-        chunks.push(chunk);
-        length += chunk.length;
-      };
-      const fail = (error: WebSocketError) => {
-        cleanUp();
-        this.#failure = error;
-        this.#zlib = undefined;
-        stream.close();
-        reject(error);
-      };
-      const onError = (error: Error) => {
-        if (settled) return;
-        fail(
-          new WebSocketError(
-            `permessage-deflate could not compress a message: ${error.message}`,
-            { closeCode: 1011 },
-          ),
-        );
-      };
-      this.#abort = fail;
-      stream.on("data", onData);
-      stream.on("error", onError);
-      stream.write(message, (error?: Error | null) => {
-        if (settled) return;
-        if (error) return onError(error);
-        // zlib reports bad data by destroying the stream, calling this back
-        // without the error and emitting "error" next: onError settles.
-        if (stream.destroyed) return;
-        cleanUp();
-        // A piece ending in a sync flush may stay whole: an empty stored
-        // block mid-message is valid DEFLATE.
-        if (!fin) return resolve(concat(chunks, length));
-        // RFC 7692 §7.1.1: no context takeover, every message on its own.
-        if (this.#noContextTakeover) stream.reset();
-        resolve(withoutSyncFlushTail(concat(chunks, length)));
-      });
-    });
-  }
-}
-
-/**
- * Builds both directions of permessage-deflate for one connection from the
- * agreed parameters: an inflater for what the peer sends and a deflater for
- * what this end sends, each keeping its context across messages unless no
- * context takeover was agreed for that direction, and each honouring the
- * window bits agreed for its sender.
- *
- * @example
- * ```ts
- * import { acceptDeflateOffer, createMessageDeflate } from "./permessage_deflate.ts";
- * import { assertEquals } from "@std/assert";
- *
- * const accepted = acceptDeflateOffer("permessage-deflate; client_max_window_bits", {})!;
- * const server = createMessageDeflate(accepted.params, "server", { threshold: 0 });
- * const payload = await server.deflate(new TextEncoder().encode("Hello"));
- * assertEquals(payload, new Uint8Array([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]));
- * ```
- *
- * @param params The agreed parameters.
- * @param role Which end this is.
- * @param options `threshold` and `level` (the negotiation options are
- * ignored here).
- * @returns The deflater and inflater of the connection.
- * @throws {RangeError} When an option or parameter is out of range.
- */
-export function createMessageDeflate(
-  params: NegotiatedDeflate,
-  role: "client" | "server",
-  options: PerMessageDeflateOptions = {},
-): MessageDeflate & { close(): void } {
-  checkOptions(options);
-  checkOptions({
-    serverMaxWindowBits: params.serverMaxWindowBits,
-    clientMaxWindowBits: params.clientMaxWindowBits,
-  });
-  const threshold = options.threshold ?? 1024;
-  const isServer = role === "server";
-  const deflater = new ZlibDeflater(
-    isServer ? params.serverMaxWindowBits : params.clientMaxWindowBits,
-    isServer ? params.serverNoContextTakeover : params.clientNoContextTakeover,
-    options.level ?? 6,
-  );
-  const inflater = new ZlibInflater(
-    isServer ? params.clientMaxWindowBits : params.serverMaxWindowBits,
-    isServer ? params.clientNoContextTakeover : params.serverNoContextTakeover,
-  );
-  const result = {
-    inflater,
-    deflate(message: Uint8Array): Promise<Uint8Array> | undefined {
-      if (message.length < threshold) return undefined;
-      return deflater.deflate(message);
-    },
-    deflateFragment(bytes: Uint8Array, fin: boolean): Promise<Uint8Array> {
-      return deflater.deflate(bytes, fin);
-    },
-    close(): void {
-      deflater.close();
-      inflater.close();
-    },
-  };
-  if (
-    isServer ? params.serverNoContextTakeover : params.clientNoContextTakeover
-  ) {
-    allowSharedCompression(
-      result,
-      isServer ? params.serverMaxWindowBits : params.clientMaxWindowBits,
-    );
-  }
-  return result;
 }

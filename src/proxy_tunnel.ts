@@ -11,12 +11,9 @@ import {
   WebSocketHandshakeError,
 } from "./handshake_error.ts";
 import { type ByteConn, writeAll } from "./handshake_io.ts";
-import {
-  DEFAULT_MAX_HEADER_BYTES,
-  HttpHeadError,
-  parseStatusLine,
-  readHttpHead,
-} from "./http_head.ts";
+import { DEFAULT_MAX_HEADER_BYTES, readHttpHead } from "./http_head_reader.ts";
+import { HttpHeadError } from "./http_head.ts";
+import { parseStatusLine } from "./http_start_line.ts";
 import type { ProxyServer } from "./proxy.ts";
 
 /** Limits for {@linkcode openTunnel}. */

@@ -82,7 +82,8 @@ export function allowSharedCompression(
  *
  * @example
  * ```ts
- * import { acceptDeflateOffer, createMessageDeflate } from "./permessage_deflate.ts";
+ * import { acceptDeflateOffer } from "./permessage_deflate.ts";
+ * import { createMessageDeflate } from "./permessage_deflate_codec.ts";
  * import { sharedDeflateWindowBits } from "./shared_deflate.ts";
  * import { assertEquals } from "@std/assert";
  *

@@ -11,12 +11,12 @@ import { CloseCode } from "./close_code.ts";
 import { encodeClosePayload } from "./close_payload.ts";
 import type { CloseResult, OutgoingMessage } from "./connection.ts";
 import { isStreamedMessage } from "./message_stream_sender.ts";
+import { buildErrorResponse } from "./http_error_response.ts";
 import {
-  buildErrorResponse,
   HandshakeRejection,
   isUpgradeRequest,
   validateClientRequest,
-} from "./handshake.ts";
+} from "./server_handshake.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from "./handshake_io.ts";
 import { notAnUpgrade, originAllowed } from "./handshake_responder.ts";
 import { headFromFields, HttpHeadError } from "./http_head.ts";

@@ -9,7 +9,7 @@
 import { connect, type ConnectOptions, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
 import type { Socket } from "./socket.ts";
-import { validateProtocols } from "./handshake.ts";
+import { validateProtocols } from "./subprotocols.ts";
 import {
   closeConnection,
   type CloseRequest,

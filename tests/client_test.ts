@@ -8,7 +8,7 @@ import {
 } from "@std/assert";
 import { connect, parseWebSocketUrl } from "../src/client.ts";
 import type { WebSocketConnection } from "../src/connection.ts";
-import { computeAccept } from "../src/handshake.ts";
+import { computeAccept } from "../src/handshake_key.ts";
 import { serve } from "../src/server.ts";
 import type { PerMessageDeflateOptions } from "../src/permessage_deflate.ts";
 import { WebSocketError } from "../src/websocket_error.ts";

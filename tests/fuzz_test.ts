@@ -21,17 +21,14 @@ import { FrameDecoder } from "../src/frame_decoder.ts";
 import { encodeFrame } from "../src/frame_encoder.ts";
 import { type Message, MessageAssembler } from "../src/message_assembler.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
-import {
-  HttpHeadError,
-  parseHttpHead,
-  readHttpHead,
-} from "../src/http_head.ts";
+import { HttpHeadError, parseHttpHead } from "../src/http_head.ts";
+import { readHttpHead } from "../src/http_head_reader.ts";
 import {
   HandshakeRejection,
   validateClientRequest,
-  validateServerResponse,
-} from "../src/handshake.ts";
-import { createMessageDeflate } from "../src/permessage_deflate.ts";
+} from "../src/server_handshake.ts";
+import { validateServerResponse } from "../src/client_handshake.ts";
+import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
 import { WebSocketConnection } from "../src/connection.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
 

@@ -10,20 +10,19 @@ import {
 import { decodeBase64 } from "@std/encoding/base64";
 import {
   buildClientRequest,
-  buildErrorResponse,
+  validateServerResponse,
+} from "../src/client_handshake.ts";
+import { buildErrorResponse } from "../src/http_error_response.ts";
+import {
   buildServerResponse,
-  computeAccept,
-  extensionNames,
-  generateKey,
   HandshakeRejection,
   isUpgradeRequest,
-  selectSubprotocol,
   serverResponseHead,
-  splitHeaderList,
   validateClientRequest,
-  validateProtocols,
-  validateServerResponse,
-} from "../src/handshake.ts";
+} from "../src/server_handshake.ts";
+import { computeAccept, generateKey } from "../src/handshake_key.ts";
+import { extensionNames, splitHeaderList } from "../src/header_list.ts";
+import { selectSubprotocol, validateProtocols } from "../src/subprotocols.ts";
 import { parseHttpHead } from "../src/http_head.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 

@@ -4,10 +4,9 @@ import {
   isFieldValue,
   isToken,
   parseHttpHead,
-  parseRequestLine,
-  parseStatusLine,
-  readHttpHead,
 } from "../src/http_head.ts";
+import { parseRequestLine, parseStatusLine } from "../src/http_start_line.ts";
+import { readHttpHead } from "../src/http_head_reader.ts";
 
 const encoder = new TextEncoder();
 const bytes = (text: string) => encoder.encode(text);

@@ -11,10 +11,8 @@ import {
 import { connect } from "../src/client.ts";
 import { type ConnectionInit, WebSocketConnection } from "../src/connection.ts";
 import type { MessageStream } from "../src/message_stream.ts";
-import {
-  acceptDeflateOffer,
-  createMessageDeflate,
-} from "../src/permessage_deflate.ts";
+import { acceptDeflateOffer } from "../src/permessage_deflate.ts";
+import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
 import { serve } from "../src/server.ts";
 import { WebSocket as WhatwgWebSocket } from "../src/websocket.ts";
 import { WebSocketError } from "../src/websocket_error.ts";

@@ -19,10 +19,8 @@ import { upgrade } from "../src/upgrade.ts";
 import { Hub } from "../src/hub.ts";
 import type { Frame } from "../src/frame.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";
-import {
-  acceptDeflateOffer,
-  createMessageDeflate,
-} from "../src/permessage_deflate.ts";
+import { acceptDeflateOffer } from "../src/permessage_deflate.ts";
+import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 import { concat } from "./_codec_util.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";

@@ -10,11 +10,11 @@ import {
   acceptDeflateOffer,
   acceptDeflateResponse,
   createDeflateOffer,
-  createMessageDeflate,
   type NegotiatedDeflate,
   type PerMessageDeflateOptions,
   resolveCompression,
 } from "../src/permessage_deflate.ts";
+import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
 import type { MessageInflater } from "../src/message_assembler.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 

@@ -7,10 +7,8 @@ import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
 import zlib from "node:zlib";
 import { Hub, WebSocketConnection } from "../mod.ts";
 import { PreparedMessage } from "../src/prepared_message.ts";
-import {
-  acceptDeflateOffer,
-  createMessageDeflate,
-} from "../src/permessage_deflate.ts";
+import { acceptDeflateOffer } from "../src/permessage_deflate.ts";
+import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
 import { delay } from "./_socket_util.ts";
 

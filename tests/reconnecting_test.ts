@@ -14,7 +14,7 @@ import {
   WebSocketError,
   WebSocketHandshakeError,
 } from "../mod.ts";
-import { computeAccept } from "../src/handshake.ts";
+import { computeAccept } from "../src/handshake_key.ts";
 import { rawListener, readHead, writeText } from "./_raw_listener.ts";
 import { within } from "./_socket_util.ts";
 

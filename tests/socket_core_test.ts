@@ -7,7 +7,7 @@ import { FrameDecoder } from "../src/frame_decoder.ts";
 import type { Frame } from "../src/frame.ts";
 import { encodeFrame } from "../src/frame_encoder.ts";
 import type { Message } from "../src/message_assembler.ts";
-import { createMessageDeflate } from "../src/permessage_deflate.ts";
+import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
 import { SocketCore, type SocketCoreInit } from "../src/socket_core.ts";
 import type { TimerKind } from "../src/socket_core_host.ts";
 import { WebSocketError } from "../src/websocket_error.ts";

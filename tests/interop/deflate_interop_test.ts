@@ -19,10 +19,8 @@ import { serve } from "../../src/server.ts";
 import type { PerMessageDeflateOptions } from "../../src/permessage_deflate.ts";
 import { encodeFrame } from "../../src/frame_encoder.ts";
 import { Opcode } from "../../src/frame.ts";
-import {
-  acceptDeflateResponse,
-  createMessageDeflate,
-} from "../../src/permessage_deflate.ts";
+import { acceptDeflateResponse } from "../../src/permessage_deflate.ts";
+import { createMessageDeflate } from "../../src/permessage_deflate_codec.ts";
 import {
   closeCodeOf,
   closePayload,
