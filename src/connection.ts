@@ -152,9 +152,9 @@ export class WebSocketConnection<
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
   // The underlying source of `readable`, and what the core and the write
-  // queue report to (the sink of `writable` is a ConnectionSink): each an object with one field
-  // and shared methods, where closures would cost a few hundred bytes per
-  // socket, idle or not.
+  // queue report to (the sink of `writable` is a ConnectionSink): each an
+  // object with one field and shared methods, where closures would cost a
+  // few hundred bytes per socket, idle or not.
   static readonly #Source = class implements UnderlyingDefaultSource<Message> {
     readonly #socket: AnySocket;
 
