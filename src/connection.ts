@@ -9,16 +9,11 @@
  * @module
  */
 
-import { isValidCloseCode } from "./close_code.ts";
 import { closeRequest } from "./close_payload.ts";
-import { Opcode } from "./frame.ts";
 import type { Message } from "./message_assembler.ts";
 import { sharedDeflateWindowBits } from "./shared_deflate.ts";
-import {
-  PreparedQueue,
-  type PreparedQueueState,
-  providePreparedQueues,
-} from "./prepared_queue.ts";
+import { ConnectionSink } from "./connection_sink.ts";
+import { PreparedQueue, providePreparedQueues } from "./prepared_queue.ts";
 import type { MessageStream } from "./message_stream.ts";
 import {
   type MessageStreamOwner,
@@ -33,13 +28,9 @@ import type {
   MessageDeflate,
 } from "./socket_options.ts";
 import {
-  type FragmentTarget,
-  isStreamedMessage,
   type OutgoingMessage,
   outgoingSizeOf,
   resolveOutgoingFrameBytes,
-  sendInFragments,
-  sendStreamedMessage,
 } from "./message_stream_sender.ts";
 import { StreamByteReader, type Transport } from "./transport.ts";
 import { WebSocketError } from "./websocket_error.ts";
@@ -68,23 +59,8 @@ const READABLE_HIGH_WATER_BYTES = 256 * 1024;
 // before it sets the close timer instead.
 const ANSWER_HOPS = 16;
 
-const textEncoder = new TextEncoder();
-
 function sizeOf(chunk: string | { byteLength: number }): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
-}
-
-function toBytes(chunk: BufferSource): Uint8Array {
-  if (chunk instanceof Uint8Array) return chunk;
-  if (ArrayBuffer.isView(chunk)) {
-    return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  }
-  return new Uint8Array(chunk);
-}
-
-function isBufferSource(chunk: unknown): chunk is BufferSource {
-  return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
-    chunk instanceof SharedArrayBuffer;
 }
 
 // Any socket, whatever its readable yields.
@@ -156,14 +132,8 @@ export class WebSocketConnection<
   readonly #queue: WriteQueue;
   readonly #deflate: MessageDeflate | undefined;
   readonly #maxBufferedBytes: number;
-  readonly #maxOutgoingFrameBytes: number;
-  // Own messages being compressed or sent in fragments, and the hub's queue
-  // (made on first use): prepared messages wait for those to keep their place.
-  #deflatesPending = 0;
-  #sendingFragments = false;
-  #prepared: PreparedQueue | undefined;
-  // Stops the message being sent from a stream, when the socket ends.
-  #stopSending: (() => void) | undefined;
+  // The sending half: the underlying sink of `writable`.
+  readonly #sink: ConnectionSink;
 
   #readableController!: ReadableStreamDefaultController<Message>;
   // The `messages: "stream"` mode's readable, else undefined.
@@ -173,8 +143,6 @@ export class WebSocketConnection<
   // it have been read.
   #pendingReadableError: Error | undefined;
   #resumeReading: (() => void) | undefined;
-  #writableController!: WritableStreamDefaultController;
-  #writableDone = false;
   readonly #reads: ReadLoop;
 
   #resolveClosed!: (result: CloseResult) => void;
@@ -183,10 +151,10 @@ export class WebSocketConnection<
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
-  // The underlying source of `readable` and sink of `writable`, and what
-  // the core and the write queue report to: each an object with one field
-  // and shared methods, where closures would cost a few hundred bytes per
-  // socket, idle or not.
+  // The underlying source of `readable`, and what the core and the write
+  // queue report to (the sink of `writable` is a ConnectionSink): each an
+  // object with one field and shared methods, where closures would cost a
+  // few hundred bytes per socket, idle or not.
   static readonly #Source = class implements UnderlyingDefaultSource<Message> {
     readonly #socket: AnySocket;
 
@@ -216,46 +184,11 @@ export class WebSocketConnection<
     }
   };
 
-  static readonly #Sink = class implements UnderlyingSink<OutgoingMessage> {
-    readonly #socket: AnySocket;
-
-    constructor(socket: AnySocket) {
-      this.#socket = socket;
-    }
-
-    start(controller: WritableStreamDefaultController): void {
-      this.#socket.#writableController = controller;
-    }
-
-    write(chunk: OutgoingMessage): void | Promise<void> {
-      return this.#socket.#sendMessage(chunk);
-    }
-
-    close(): Promise<void> {
-      const socket = this.#socket;
-      socket.#writableDone = true;
-      socket.#core.close();
-      return socket.#queue.whenDrained();
-    }
-
-    abort(reason: unknown): void {
-      const socket = this.#socket;
-      socket.#writableDone = true;
-      const info =
-        reason instanceof WebSocketError && reason.closeCode !== null &&
-          isValidCloseCode(reason.closeCode)
-          ? { closeCode: reason.closeCode, reason: reason.reason }
-          : undefined;
-      socket.#core.close(info);
-    }
-  };
-
   static readonly #Host = class
     implements
       SocketCoreHost,
       WriteFailureListener,
       ReadLoopOwner,
-      PreparedQueueState,
       MessageStreamOwner {
     readonly #socket: AnySocket;
 
@@ -314,11 +247,7 @@ export class WebSocketConnection<
     }
 
     stopSending(error: WebSocketError): void {
-      const socket = this.#socket;
-      if (!socket.#writableDone) {
-        socket.#writableDone = true;
-        socket.#writableController.error(error);
-      }
+      this.#socket.#sink.error(error);
     }
 
     endWhenWritten(closeCode: number, reason: string, wasClean: boolean): void {
@@ -378,15 +307,6 @@ export class WebSocketConnection<
       const socket = this.#socket;
       return new Promise<void>((resolve) => socket.#resumeReading = resolve);
     }
-
-    get sendable(): boolean {
-      return this.#socket.#core.sendable;
-    }
-
-    get busy(): boolean {
-      const socket = this.#socket;
-      return socket.#deflatesPending > 0 || socket.#sendingFragments;
-    }
   };
 
   static #fireTimer(socket: AnySocket, kind: TimerKind): void {
@@ -407,7 +327,7 @@ export class WebSocketConnection<
     this.protocol = init.protocol ?? "";
     this.extensions = init.extensions ?? "";
     this.#deflate = init.deflate;
-    this.#maxOutgoingFrameBytes = resolveOutgoingFrameBytes(
+    const maxOutgoingFrameBytes = resolveOutgoingFrameBytes(
       init.maxOutgoingFrameBytes,
     );
     const maxBufferedBytes = this.#maxBufferedBytes = init.maxBufferedBytes ??
@@ -428,8 +348,13 @@ export class WebSocketConnection<
         { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
       ) as ReadableStream<M>;
     }
+    const sink = this.#sink = new ConnectionSink(
+      this.#queue,
+      init.deflate,
+      maxOutgoingFrameBytes,
+    );
     this.writable = new WritableStream<OutgoingMessage>(
-      new WebSocketConnection.#Sink(this),
+      sink,
       { highWaterMark: maxBufferedBytes, size: outgoingSizeOf },
     );
     // Last: it may set the keep-alive timer.
@@ -445,6 +370,7 @@ export class WebSocketConnection<
       pongTimeoutMs: init.pongTimeoutMs,
       messages: init.messages,
     });
+    sink.core = this.#core;
     const transport = init.transport;
     this.#reads = new ReadLoop(
       transport.read
@@ -479,12 +405,9 @@ export class WebSocketConnection<
    */
   close(info: { closeCode?: number; reason?: string } = {}): void {
     this.#core.close(closeRequest(info));
-    if (!this.#writableDone) {
-      this.#writableDone = true;
-      this.#writableController.error(
-        new TypeError("the WebSocket is closing: no more messages can be sent"),
-      );
-    }
+    this.#sink.error(
+      new TypeError("the WebSocket is closing: no more messages can be sent"),
+    );
   }
 
   /**
@@ -499,9 +422,9 @@ export class WebSocketConnection<
   static {
     // The hub's way in (see preparedQueueOf): no public member.
     providePreparedQueues((socket) =>
-      socket.#prepared ??= new PreparedQueue(
+      socket.#sink.prepared ??= new PreparedQueue(
         socket.#queue,
-        new WebSocketConnection.#Host(socket),
+        socket.#sink,
         {
           mask: socket.#role === "client",
           windowBits: sharedDeflateWindowBits(socket.#deflate),
@@ -511,106 +434,6 @@ export class WebSocketConnection<
     );
   }
 
-  // ---- sending ----------------------------------------------------------
-
-  #sendMessage(chunk: OutgoingMessage): void | Promise<void> {
-    const core = this.#core;
-    core.assertSendable();
-    let opcode: Opcode;
-    let bytes: Uint8Array;
-    if (typeof chunk === "string") {
-      opcode = Opcode.Text;
-      bytes = textEncoder.encode(chunk);
-    } else if (isBufferSource(chunk)) {
-      opcode = Opcode.Binary;
-      bytes = toBytes(chunk);
-    } else if (isStreamedMessage(chunk)) {
-      return this.#sendInFragments((target) =>
-        sendStreamedMessage(
-          target,
-          chunk,
-          this.#deflate,
-          this.#maxOutgoingFrameBytes,
-        )
-      );
-    } else {
-      throw new TypeError(
-        `expected a string, a BufferSource, a ReadableStream, a Blob or a MessageStream to send, found ${
-          chunk === null ? "null" : typeof chunk
-        }`,
-      );
-    }
-    const deflated = this.#deflate?.deflate(bytes);
-    if (deflated instanceof Promise) {
-      this.#deflatesPending++;
-      return deflated.then((compressed) => {
-        this.#deflatesPending--;
-        if (!core.sendable) return;
-        const sent = this.#sendPayload(opcode, compressed, true);
-        // Hub messages that came meanwhile follow it.
-        this.#prepared?.release();
-        return sent;
-      }, (error) => {
-        this.#deflatesPending--;
-        this.#prepared?.release();
-        throw error;
-      });
-    }
-    if (deflated !== undefined) {
-      return this.#sendPayload(opcode, deflated, true);
-    }
-    return this.#sendPayload(opcode, bytes, false);
-  }
-
-  #sendPayload(
-    opcode: Opcode,
-    payload: Uint8Array,
-    rsv1: boolean,
-  ): void | Promise<void> {
-    const maxFrameBytes = this.#maxOutgoingFrameBytes;
-    if (payload.length > maxFrameBytes) {
-      return this.#sendInFragments((target) =>
-        sendInFragments(target, opcode, payload, rsv1, maxFrameBytes)
-      );
-    }
-    const queue = this.#queue;
-    if (this.#core.send(opcode, payload, rsv1) && !rsv1) {
-      // The frame views the caller's bytes: the write completes only once
-      // they are written, so the caller may reuse its buffer right after.
-      return queue.whenWritten().then(() => queue.backpressure());
-    }
-    return queue.backpressure();
-  }
-
-  // Runs `send`, which queues one message's fragments one after the other;
-  // the hub's frames wait meanwhile (see WriteQueue.holdShared).
-  async #sendInFragments(
-    send: (target: FragmentTarget) => Promise<void>,
-  ): Promise<void> {
-    const core = this.#core;
-    const queue = this.#queue;
-    queue.holdShared(true);
-    this.#sendingFragments = true;
-    try {
-      await send({
-        get sendable() {
-          return core.sendable;
-        },
-        send: (opcode, payload, rsv1, fin) =>
-          core.send(opcode, payload, rsv1, fin),
-        fail: (error) => core.fail(error),
-        backpressure: () => queue.backpressure(),
-        whenWritten: () => queue.whenWritten(),
-        stopWhenEnded: (stop) => this.#stopSending = stop,
-      });
-    } finally {
-      queue.holdShared(false);
-      this.#sendingFragments = false;
-      // Hub messages that came meanwhile follow the message's last fragment.
-      this.#prepared?.release();
-    }
-  }
-
   // ---- closing ----------------------------------------------------------
 
   // RFC 6455 §5.5.1: the peer's Close is answered. An application that is
@@ -618,7 +441,7 @@ export class WebSocketConnection<
   // messages first and answer by closing the writable; others are answered
   // now. Either way, the close timeout bounds the wait.
   #answerClose(): void {
-    if (this.writable.locked && !this.#writableDone) {
+    if (this.writable.locked && !this.#sink.done) {
       // A pipe closes the writable a few microtasks after `readable`
       // closed: wait for that before paying for a timer. (Closures made
       // here, once per connection, cost an idle socket nothing.)
@@ -641,7 +464,7 @@ export class WebSocketConnection<
   // which then has up to the close timeout to close the writable.
   #answerOrWait(): void {
     this.#answerTimer = undefined;
-    if (!this.writable.locked || this.#writableDone) this.#core.close();
+    if (!this.writable.locked || this.#sink.done) this.#core.close();
     else this.#core.waitForAnswer();
   }
 
@@ -681,7 +504,8 @@ export class WebSocketConnection<
   }
 
   #ended(closeCode: number, reason: string, wasClean: boolean): void {
-    this.#stopSending?.();
+    const sink = this.#sink;
+    sink.stopStreamedMessage();
     if (this.#answerTimer !== undefined) clearTimeout(this.#answerTimer);
     this.#answerTimer = undefined;
     this.#deflate?.close?.();
@@ -697,12 +521,9 @@ export class WebSocketConnection<
         );
       }
     }
-    if (!this.#writableDone) {
-      this.#writableDone = true;
-      this.#writableController.error(
-        new TypeError("the WebSocket is closed: no more messages can be sent"),
-      );
-    }
+    sink.error(
+      new TypeError("the WebSocket is closed: no more messages can be sent"),
+    );
     this.#resumeReading?.();
     this.#closeTransport();
     this.#queue.end();

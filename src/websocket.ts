@@ -7,7 +7,7 @@
  * @module
  */
 
-import { connect, type ConnectOptions, parseWebSocketUrl } from "./client.ts";
+import { connect, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
 import { RuntimeCloseEvent } from "./close_event.ts";
 import type { Socket } from "./socket.ts";
@@ -18,63 +18,23 @@ import {
   closeRequest,
   toUSVString,
 } from "./whatwg_close.ts";
+import {
+  copyBytes,
+  isBufferSource,
+  toArrayBuffer,
+  utf8Length,
+} from "./websocket_data.ts";
+import type {
+  BinaryType,
+  WebSocketInit,
+  WebSocketProtocolsInit,
+} from "./websocket_options.ts";
 
-/**
- * The optional third argument of the {@linkcode WebSocket} constructor
- * (wstream's addition to the WHATWG API): every option of
- * {@linkcode connect} except `protocols` (the second argument) and `signal`
- * (use `close()`). For example `headers` (`Authorization`, `Cookie`),
- * `origin`, `compression`, `maxMessageBytes`, `closeTimeoutMs`,
- * `pingIntervalMs`/`pongTimeoutMs` (keep-alive), `handshakeTimeoutMs` and
- * `caCerts`.
- *
- * @example
- * ```ts
- * import type { WebSocketInit } from "@wstream/wstream";
- *
- * const init: WebSocketInit = {
- *   headers: { Authorization: "Bearer token" },
- *   maxMessageBytes: 1024 * 1024,
- * };
- * ```
- */
-export type WebSocketInit = Omit<
-  ConnectOptions,
-  "protocols" | "signal" | "maxRedirects"
->;
-
-/**
- * The second argument of the {@linkcode WebSocket} constructor in the form
- * Deno's built-in `WebSocket` also takes: the subprotocols together with
- * options (`headers` and, here, every {@linkcode WebSocketInit} option).
- *
- * @example
- * ```ts
- * import type { WebSocketProtocolsInit } from "@wstream/wstream";
- *
- * // new WebSocket(url, init), as with Deno's built-in WebSocket
- * const init: WebSocketProtocolsInit = {
- *   protocols: ["chat.v2", "chat.v1"],
- *   headers: { Cookie: "session=1" },
- * };
- * ```
- */
-export interface WebSocketProtocolsInit extends WebSocketInit {
-  /** One subprotocol or a list, most preferred first. */
-  protocols?: string | readonly string[];
-}
-
-/**
- * What `binaryType` can be: how binary messages are given to `message`.
- *
- * @example
- * ```ts
- * import type { BinaryType } from "@wstream/wstream";
- *
- * const binaryType: BinaryType = "arraybuffer"; // event.data is an ArrayBuffer
- * ```
- */
-export type BinaryType = "blob" | "arraybuffer";
+export type {
+  BinaryType,
+  WebSocketInit,
+  WebSocketProtocolsInit,
+} from "./websocket_options.ts";
 
 /**
  * An event handler attribute's value (`onopen`, `onmessage`, …).
@@ -99,50 +59,6 @@ const CLOSED = 3;
 
 // Set while fromConnection() runs the constructor for a server's socket.
 let adopting: { socket: Socket; url: string } | undefined;
-
-// The UTF-8 byte length of a string, without encoding it.
-function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let index = 0; index < text.length; index++) {
-    const unit = text.charCodeAt(index);
-    if (unit < 0x80) continue;
-    if (unit < 0x800) bytes += 1;
-    else if (unit >= 0xd800 && unit <= 0xdbff && index + 1 < text.length) {
-      const next = text.charCodeAt(index + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        // A surrogate pair: 2 code units, 4 bytes.
-        bytes += 2;
-        index++;
-      } else bytes += 2;
-    } else bytes += 2;
-  }
-  return bytes;
-}
-
-function isBufferSource(data: unknown): data is BufferSource {
-  return ArrayBuffer.isView(data) || data instanceof ArrayBuffer ||
-    data instanceof SharedArrayBuffer;
-}
-
-// A copy: the data is sent as it was when send() was called.
-function copyBytes(data: BufferSource): Uint8Array<ArrayBuffer> {
-  if (ArrayBuffer.isView(data)) {
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-      .slice();
-  }
-  return new Uint8Array(data).slice();
-}
-
-// An ArrayBuffer holding exactly the message's bytes.
-function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
-  if (
-    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength &&
-    bytes.buffer instanceof ArrayBuffer
-  ) {
-    return bytes.buffer;
-  }
-  return bytes.slice().buffer;
-}
 
 /**
  * A WebSocket with the WHATWG `WebSocket` API: code written for a browser's

@@ -1,0 +1,222 @@
+/**
+ * The sending half of a `WebSocketConnection` (connection.ts): the
+ * underlying sink of its `writable`. It turns each message written into frames on the
+ * socket's core (compressing it first when permessage-deflate was
+ * negotiated, RFC 7692 §7.2.1), splits those over `maxOutgoingFrameBytes`
+ * into fragments (RFC 6455 §5.4), holds the hub's prepared messages while
+ * one of its own is compressed or sent in fragments, and reports the write
+ * queue's backpressure to the application.
+ *
+ * Not exported from `mod.ts`: the socket makes one per connection.
+ *
+ * @module
+ */
+
+import { isValidCloseCode } from "./close_code.ts";
+import { Opcode } from "./frame.ts";
+import {
+  type FragmentTarget,
+  isStreamedMessage,
+  type OutgoingMessage,
+  sendInFragments,
+  sendStreamedMessage,
+} from "./message_stream_sender.ts";
+import type { PreparedQueue, PreparedQueueState } from "./prepared_queue.ts";
+import type { SocketCore } from "./socket_core.ts";
+import type { MessageDeflate } from "./socket_options.ts";
+import { WebSocketError } from "./websocket_error.ts";
+import type { WriteQueue } from "./write_queue.ts";
+
+const textEncoder = new TextEncoder();
+
+function toBytes(chunk: BufferSource): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (ArrayBuffer.isView(chunk)) {
+    return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  }
+  return new Uint8Array(chunk);
+}
+
+function isBufferSource(chunk: unknown): chunk is BufferSource {
+  return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
+    chunk instanceof SharedArrayBuffer;
+}
+
+/**
+ * The underlying sink of a socket's `writable`, and the state the hub's
+ * {@linkcode PreparedQueue} asks about (whether the socket may send, and
+ * whether one of its own messages is on its way). One object per socket,
+ * with shared methods: closures would cost every socket, idle or not.
+ */
+export class ConnectionSink
+  implements UnderlyingSink<OutgoingMessage>, PreparedQueueState {
+  // Set by the socket right after it makes the core (the core is made last).
+  core!: SocketCore;
+  // The hub's queue, made on first use: its messages wait for the socket's
+  // own that are being compressed or sent in fragments, to keep their place.
+  prepared: PreparedQueue | undefined;
+  // True once `writable` is closed, aborted or errored.
+  done = false;
+
+  readonly #queue: WriteQueue;
+  readonly #deflate: MessageDeflate | undefined;
+  readonly #maxOutgoingFrameBytes: number;
+  #controller!: WritableStreamDefaultController;
+  #deflatesPending = 0;
+  #sendingFragments = false;
+  // Stops the message being sent from a stream, when the socket ends.
+  #stopSending: (() => void) | undefined;
+
+  constructor(
+    queue: WriteQueue,
+    deflate: MessageDeflate | undefined,
+    maxOutgoingFrameBytes: number,
+  ) {
+    this.#queue = queue;
+    this.#deflate = deflate;
+    this.#maxOutgoingFrameBytes = maxOutgoingFrameBytes;
+  }
+
+  start(controller: WritableStreamDefaultController): void {
+    this.#controller = controller;
+  }
+
+  write(chunk: OutgoingMessage): void | Promise<void> {
+    return this.#sendMessage(chunk);
+  }
+
+  close(): Promise<void> {
+    this.done = true;
+    this.core.close();
+    return this.#queue.whenDrained();
+  }
+
+  abort(reason: unknown): void {
+    this.done = true;
+    const info =
+      reason instanceof WebSocketError && reason.closeCode !== null &&
+        isValidCloseCode(reason.closeCode)
+        ? { closeCode: reason.closeCode, reason: reason.reason }
+        : undefined;
+    this.core.close(info);
+  }
+
+  /** Errors `writable`, unless it is already done: no more messages. */
+  error(error: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.#controller.error(error);
+  }
+
+  /** The socket ended: stops the message being sent from a stream. */
+  stopStreamedMessage(): void {
+    this.#stopSending?.();
+  }
+
+  get sendable(): boolean {
+    return this.core.sendable;
+  }
+
+  get busy(): boolean {
+    return this.#deflatesPending > 0 || this.#sendingFragments;
+  }
+
+  #sendMessage(chunk: OutgoingMessage): void | Promise<void> {
+    const core = this.core;
+    core.assertSendable();
+    let opcode: Opcode;
+    let bytes: Uint8Array;
+    if (typeof chunk === "string") {
+      opcode = Opcode.Text;
+      bytes = textEncoder.encode(chunk);
+    } else if (isBufferSource(chunk)) {
+      opcode = Opcode.Binary;
+      bytes = toBytes(chunk);
+    } else if (isStreamedMessage(chunk)) {
+      return this.#sendInFragments((target) =>
+        sendStreamedMessage(
+          target,
+          chunk,
+          this.#deflate,
+          this.#maxOutgoingFrameBytes,
+        )
+      );
+    } else {
+      throw new TypeError(
+        `expected a string, a BufferSource, a ReadableStream, a Blob or a MessageStream to send, found ${
+          chunk === null ? "null" : typeof chunk
+        }`,
+      );
+    }
+    const deflated = this.#deflate?.deflate(bytes);
+    if (deflated instanceof Promise) {
+      this.#deflatesPending++;
+      return deflated.then((compressed) => {
+        this.#deflatesPending--;
+        if (!core.sendable) return;
+        const sent = this.#sendPayload(opcode, compressed, true);
+        // Hub messages that came meanwhile follow it.
+        this.prepared?.release();
+        return sent;
+      }, (error) => {
+        this.#deflatesPending--;
+        this.prepared?.release();
+        throw error;
+      });
+    }
+    if (deflated !== undefined) {
+      return this.#sendPayload(opcode, deflated, true);
+    }
+    return this.#sendPayload(opcode, bytes, false);
+  }
+
+  #sendPayload(
+    opcode: Opcode,
+    payload: Uint8Array,
+    rsv1: boolean,
+  ): void | Promise<void> {
+    const maxFrameBytes = this.#maxOutgoingFrameBytes;
+    if (payload.length > maxFrameBytes) {
+      return this.#sendInFragments((target) =>
+        sendInFragments(target, opcode, payload, rsv1, maxFrameBytes)
+      );
+    }
+    const queue = this.#queue;
+    if (this.core.send(opcode, payload, rsv1) && !rsv1) {
+      // The frame views the caller's bytes: the write completes only once
+      // they are written, so the caller may reuse its buffer right after.
+      return queue.whenWritten().then(() => queue.backpressure());
+    }
+    return queue.backpressure();
+  }
+
+  // Runs `send`, which queues one message's fragments one after the other
+  // (RFC 6455 §5.4: no other data frame between them); the hub's frames
+  // wait meanwhile (see WriteQueue.holdShared).
+  async #sendInFragments(
+    send: (target: FragmentTarget) => Promise<void>,
+  ): Promise<void> {
+    const core = this.core;
+    const queue = this.#queue;
+    queue.holdShared(true);
+    this.#sendingFragments = true;
+    try {
+      await send({
+        get sendable() {
+          return core.sendable;
+        },
+        send: (opcode, payload, rsv1, fin) =>
+          core.send(opcode, payload, rsv1, fin),
+        fail: (error) => core.fail(error),
+        backpressure: () => queue.backpressure(),
+        whenWritten: () => queue.whenWritten(),
+        stopWhenEnded: (stop) => this.#stopSending = stop,
+      });
+    } finally {
+      queue.holdShared(false);
+      this.#sendingFragments = false;
+      // Hub messages that came meanwhile follow the message's last fragment.
+      this.prepared?.release();
+    }
+  }
+}
