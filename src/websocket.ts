@@ -11,7 +11,7 @@ import { connect, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
 import { RuntimeCloseEvent } from "./close_event.ts";
 import type { Socket } from "./socket.ts";
-import { validateProtocols } from "./handshake.ts";
+import { validateProtocols } from "./subprotocols.ts";
 import {
   clampUint16,
   closeConnection,
