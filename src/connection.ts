@@ -69,6 +69,37 @@ type AnySocket = WebSocketConnection<Message | MessageStream>;
 // The topic hub's way in, without a public member (see prepared_queue.ts).
 export { enqueueSharedFrames } from "./prepared_queue.ts";
 
+// Set by WebSocketConnection's static block.
+let endedOf: (socket: WebSocketConnection) => boolean;
+
+/**
+ * Whether a socket has ended (closed or failed, its `closed` settled or
+ * settling), read without a promise reaction per socket. For the server's
+ * handler runner; not exported from `mod.ts`.
+ *
+ * @example
+ * ```ts
+ * import { socketEnded, WebSocketConnection } from "./connection.ts";
+ * import { assert } from "@std/assert";
+ *
+ * const socket = new WebSocketConnection({
+ *   role: "server",
+ *   transport: { readable: new ReadableStream(), writable: new WritableStream() },
+ *   closeTimeoutMs: 10,
+ * });
+ * assert(!socketEnded(socket));
+ * socket.close();
+ * await socket.closed;
+ * assert(socketEnded(socket));
+ * ```
+ *
+ * @param socket The socket.
+ * @returns Whether it has ended.
+ */
+export function socketEnded(socket: WebSocketConnection): boolean {
+  return endedOf(socket);
+}
+
 /**
  * One WebSocket connection: messages arrive on `readable` (text as `string`,
  * binary as `Uint8Array`) and are sent by writing to `writable` (`string`
@@ -420,6 +451,7 @@ export class WebSocketConnection<
   }
 
   static {
+    endedOf = (socket) => socket.#core.ended;
     // The hub's way in (see preparedQueueOf): no public member.
     providePreparedQueues((socket) =>
       socket.#sink.prepared ??= new PreparedQueue(

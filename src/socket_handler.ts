@@ -6,7 +6,7 @@
  */
 
 import { CloseCode } from "./close_code.ts";
-import type { WebSocketConnection } from "./connection.ts";
+import { socketEnded, type WebSocketConnection } from "./connection.ts";
 import type { HandshakeState } from "./handshake_responder.ts";
 import type { Message } from "./message_assembler.ts";
 import type { MessageStream } from "./message_stream.ts";
@@ -76,15 +76,17 @@ export async function runHandler(
     await socket.closed.catch(() => {});
     return;
   }
-  let socketEnded = false;
-  const markEnded = () => void (socketEnded = true);
-  socket.closed.then(markEnded, markEnded);
   try {
     await callHandler(handler, state);
   } catch (error) {
     // Errors the socket itself raised (the peer failed it, or the socket
     // was closed under a pipe by shutdown()) are not handler bugs.
-    if (!isClosing() && !socketEnded && !(error instanceof WebSocketError)) {
+    // (Read now rather than through a reaction on `closed`: that would cost
+    // every idle socket a promise and a closure.)
+    if (
+      !isClosing() && !socketEnded(socket) &&
+      !(error instanceof WebSocketError)
+    ) {
       console.error(
         "wstream: the WebSocket handler threw; closing its socket with 1011:",
         error,

@@ -546,6 +546,33 @@ Deno.test("serve(): a refused handshake leaves no unhandled rejection from the h
   }
 });
 
+Deno.test("serve(): an error a handler throws after its socket ended is not logged as a handler bug", async () => {
+  const logged: unknown[][] = [];
+  const originalError = console.error;
+  console.error = (...args: unknown[]) => void logged.push(args);
+  try {
+    const handlerDone = Promise.withResolvers<void>();
+    await using server = start({}, async (socket) => {
+      try {
+        await socket.closed;
+        // Like an app's own code failing once the peer has gone.
+        throw new Error("the peer went away");
+      } finally {
+        handlerDone.resolve();
+      }
+    });
+    const ws = await openBuiltin(`ws://127.0.0.1:${server.addr.port}/`);
+    const closed = closeEvent(ws);
+    ws.close();
+    await closed;
+    await handlerDone.promise;
+    await delay(20);
+    assertEquals(logged, []);
+  } finally {
+    console.error = originalError;
+  }
+});
+
 Deno.test("serve(): a handler that throws closes its socket with 1011, logs once, and the server keeps serving", async () => {
   const logged: unknown[][] = [];
   const originalError = console.error;
