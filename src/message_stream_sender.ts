@@ -137,6 +137,8 @@ export interface FragmentTarget {
  * @returns Whether it is a stream, a Blob or a message stream.
  */
 export function isStreamedMessage(chunk: unknown): chunk is StreamedMessage {
+  // The common chunks first: this runs for every message some sockets send.
+  if (typeof chunk === "string" || ArrayBuffer.isView(chunk)) return false;
   if (chunk instanceof ReadableStream || chunk instanceof Blob) return true;
   if (typeof chunk !== "object" || chunk === null) return false;
   const { type, stream } = chunk as Partial<MessageStream>;
