@@ -6,6 +6,8 @@
  */
 
 import { connect, type ConnectOptions } from "./client.ts";
+import type { Message } from "./message_assembler.ts";
+import type { MessageOf, MessageStream } from "./message_stream.ts";
 import type { WebSocketConnection } from "./connection.ts";
 import { WebSocketHandshakeError } from "./handshake_error.ts";
 import { WebSocketError } from "./websocket_error.ts";
@@ -220,10 +222,12 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * backoff.
  * @returns The sockets, one after the other.
  */
-export async function* reconnecting(
+export async function* reconnecting<
+  Options extends ReconnectingOptions = ReconnectingOptions,
+>(
   url: string | URL,
-  options: ReconnectingOptions = {},
-): AsyncGenerator<WebSocketConnection, void, undefined> {
+  options: Options = {} as Options,
+): AsyncGenerator<WebSocketConnection<MessageOf<Options>>, void, undefined> {
   const backoff = checkBackoff(options);
   const retryCloseCodes = new Set(
     options.retryCloseCodes ?? DEFAULT_RETRY_CLOSE_CODES,
@@ -239,9 +243,9 @@ export async function* reconnecting(
   };
   while (true) {
     signal?.throwIfAborted();
-    let socket: WebSocketConnection;
+    let socket: WebSocketConnection<MessageOf<Options>>;
     try {
-      socket = await connect(url, options);
+      socket = await connect<Options>(url, options);
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (!(error instanceof WebSocketHandshakeError && error.transient)) {
@@ -290,7 +294,10 @@ export async function* reconnecting(
 }
 
 // Closes a socket the loop is done with, if it is still open.
-function closeIfOpen(socket: WebSocketConnection, state: SocketState): void {
+function closeIfOpen(
+  socket: WebSocketConnection<Message | MessageStream>,
+  state: SocketState,
+): void {
   if (state.closedAt !== undefined) return;
   try {
     socket.close();

@@ -382,6 +382,32 @@ Deno.test("reconnecting(): break closes the open socket with 1000", async () => 
   assertEquals((await within(3000, socket!.closed, "closed")).closeCode, 1000);
 });
 
+Deno.test('reconnecting(): messages: "stream" gives sockets whose readable yields { type, stream }, typed so', async () => {
+  await using server = serve(
+    { port: 0, hostname: "127.0.0.1" },
+    (socket) => socket.readable.pipeTo(socket.writable),
+  );
+  for await (
+    const socket of reconnecting(`ws://127.0.0.1:${server.addr.port}/`, {
+      ...FAST,
+      messages: "stream",
+    })
+  ) {
+    const writer = socket.writable.getWriter();
+    await writer.write("echoed as a stream");
+    const reader = socket.readable.getReader();
+    const { value } = await within(3000, reader.read(), "the message");
+    // Typed as a MessageStream: no cast needed to read its parts.
+    const message = value!;
+    assert(message.type === "text", `expected text, found ${message.type}`);
+    let text = "";
+    for await (const piece of message.stream) text += piece;
+    assertEquals(text, "echoed as a stream");
+    reader.releaseLock();
+    break;
+  }
+});
+
 Deno.test("reconnecting(): the documented default first wait is half to all of 1000 ms, doubling after", async () => {
   const url = `ws://127.0.0.1:${freePort()}/`;
   const controller = new AbortController();
