@@ -193,5 +193,20 @@ export async function makeCertificate(): Promise<TestCertificate | undefined> {
   }
 }
 
+/**
+ * {@linkcode makeCertificate}, or `undefined` after a one-line skip message
+ * when openssl is missing; under CI=true a missing openssl is a failure.
+ */
+export async function certificateOrSkip(): Promise<
+  TestCertificate | undefined
+> {
+  const certificate = await makeCertificate();
+  if (certificate) return certificate;
+  const message = "openssl is missing (apt-get install openssl)";
+  if (IN_CI) throw new Error(message);
+  console.log(`skipped: ${message}`);
+  return undefined;
+}
+
 /** Whether a missing tool must fail the test (in CI) rather than skip it. */
 export const IN_CI = Deno.env.get("CI") === "true";

@@ -13,10 +13,10 @@ import { serve } from "../src/server.ts";
 import type { PerMessageDeflateOptions } from "../src/permessage_deflate.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 import { RawServer } from "./conformance/_raw_peer.ts";
+import { readHead } from "./_raw_listener.ts";
 import { delay, readUntilClosed, within } from "./_socket_util.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** A Deno.serve server whose sockets (Deno.upgradeWebSocket) echo. */
 function denoEchoServer(
@@ -73,18 +73,6 @@ function rawServer(script: (conn: Deno.Conn) => Promise<void>) {
       await done.catch(() => {});
     },
   };
-}
-
-/** Reads the request head a raw server receives. */
-async function readRequest(conn: Deno.Conn): Promise<string> {
-  let text = "";
-  const buffer = new Uint8Array(4096);
-  while (!text.includes("\r\n\r\n")) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    text += decoder.decode(buffer.subarray(0, n));
-  }
-  return text;
 }
 
 async function exchange(
@@ -271,7 +259,7 @@ Deno.test("connect(): aborting during the handshake closes the TCP connection", 
   let requestSeen = "";
   let serverSawEnd = false;
   await using peer = rawServer(async (conn) => {
-    requestSeen = await readRequest(conn);
+    requestSeen = await readHead(conn);
     controller.abort(new DOMException("changed my mind", "AbortError"));
     // Never answer; the client must close.
     serverSawEnd = (await readUntilClosed(conn, 3000)).length === 0;
@@ -290,7 +278,7 @@ Deno.test("connect(): aborting during the handshake closes the TCP connection", 
 
 Deno.test("connect() fails at handshakeTimeoutMs when the server never answers", async () => {
   await using peer = rawServer(async (conn) => {
-    await readRequest(conn);
+    await readHead(conn);
     await readUntilClosed(conn, 3000);
   });
   const start = performance.now();
@@ -315,7 +303,7 @@ Deno.test("connect() reports a refused upgrade with the status and a wrong accep
     "opening handshake failed: expected HTTP status 101 Switching Protocols, found 403 Forbidden",
   );
   await using lying = rawServer(async (conn) => {
-    await readRequest(conn);
+    await readHead(conn);
     await conn.write(encoder.encode(
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
         "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
@@ -333,7 +321,7 @@ Deno.test("connect() reports a refused upgrade with the status and a wrong accep
 
 Deno.test("connect() feeds frames that arrive with the 101 response to the socket", async () => {
   await using peer = rawServer(async (conn) => {
-    const request = await readRequest(conn);
+    const request = await readHead(conn);
     const key = /Sec-WebSocket-Key: (.*)\r\n/.exec(request)![1];
     const head = encoder.encode(
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +

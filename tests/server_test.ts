@@ -17,9 +17,9 @@ import {
 import type { WebSocketConnection } from "../src/connection.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 import {
+  certificateOrSkip,
   delay,
   IN_CI,
-  makeCertificate,
   maskedFrame,
   rawExchange,
   readUntilClosed,
@@ -748,16 +748,8 @@ Deno.test("serve(): a peer that never answers Close is cut at closeTimeoutMs", a
 });
 
 Deno.test("serve() over TLS: a wss: round trip with a self-signed certificate", async (t) => {
-  const certificate = await makeCertificate();
-  if (!certificate) {
-    if (IN_CI) {
-      throw new Error(
-        "openssl is missing: install it (apt-get install openssl)",
-      );
-    }
-    console.log("skipped: openssl is missing (apt-get install openssl)");
-    return;
-  }
+  const certificate = await certificateOrSkip();
+  if (!certificate) return;
   await using server = start({ ...certificate });
   await t.step("our client", async () => {
     const socket = await connect(`wss://localhost:${server.addr.port}/`, {

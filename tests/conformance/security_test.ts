@@ -17,7 +17,7 @@ import {
 import { connect } from "../../src/client.ts";
 import { serve } from "../../src/server.ts";
 import { WebSocketError } from "../../src/websocket_error.ts";
-import { IN_CI, makeCertificate } from "../_socket_util.ts";
+import { certificateOrSkip } from "../_socket_util.ts";
 import {
   type Case,
   closeNormally,
@@ -276,12 +276,8 @@ const TLS_CASES = [
 ];
 
 Deno.test("security: TLS both ways — conformance cases over wss: with a certificate made here", async (t) => {
-  const certificate = await makeCertificate();
-  if (!certificate) {
-    if (IN_CI) throw new Error("openssl is missing: apt-get install openssl");
-    console.log("skipped: openssl is missing (apt-get install openssl)");
-    return;
-  }
+  const certificate = await certificateOrSkip();
+  if (!certificate) return;
   const groups = [
     ...basicGroups,
     fragmentationGroup,
