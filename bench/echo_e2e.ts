@@ -780,14 +780,23 @@ export function loadAverage(): string {
   }
 }
 
-if (import.meta.main) {
-  const options = parseOptions(Deno.args);
-  const loadBefore = loadAverage();
-  if (Number(loadBefore) > 0.5) {
+/**
+ * The load average before a run, with a warning on stderr when other work
+ * is running (above 0.5).
+ */
+export function loadBeforeRun(): string {
+  const load = loadAverage();
+  if (Number(load) > 0.5) {
     console.error(
-      `warning: load average ${loadBefore} before the run; figures will be noisy`,
+      `warning: load average ${load} before the run; figures will be noisy`,
     );
   }
+  return load;
+}
+
+if (import.meta.main) {
+  const options = parseOptions(Deno.args);
+  const loadBefore = loadBeforeRun();
   const { loadgen, cEcho } = await buildLoadgen();
   const perServer = options.repeat * options.workloads.length *
     (options.duration + options.warmup + 2);

@@ -37,6 +37,7 @@ import {
   buildLoadgen,
   lastJsonLine,
   loadAverage,
+  loadBeforeRun,
   outputWithin,
   printTable,
   type RunningServer,
@@ -460,12 +461,7 @@ function printResults(results: Results, options: Options): void {
 
 if (import.meta.main) {
   const options = parseOptions(Deno.args);
-  const loadBefore = loadAverage();
-  if (Number(loadBefore) > 0.5) {
-    console.error(
-      `warning: load average ${loadBefore} before the run; figures will be noisy`,
-    );
-  }
+  const loadBefore = loadBeforeRun();
   const { loadgen } = await buildLoadgen();
   console.error(
     `fan-out benchmark: ${options.servers.length} servers × ${options.workloads.length} workloads × ${options.repeat}; about ${
