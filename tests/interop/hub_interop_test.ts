@@ -14,6 +14,7 @@ import {
   chromiumAvailable,
   launchChromium,
   type PeerMessage,
+  type PythonClientResult,
   pythonWebsocketsAvailable,
   requirePeer,
   runPythonClient,
@@ -75,6 +76,23 @@ function startServer(serverNoContextTakeover: boolean): WebSocketServer {
   });
 }
 
+/**
+ * What a Python or Chromium peer reports: deflate agreed (with or without
+ * server_no_context_takeover as asked), every message in order, closed 1000.
+ */
+function assertPeerResult(
+  result: Pick<PythonClientResult, "extensions" | "received" | "closeCode">,
+  noContextTakeover: boolean,
+): void {
+  assertStringIncludes(result.extensions, "permessage-deflate");
+  assertEquals(
+    result.extensions.includes("server_no_context_takeover"),
+    noContextTakeover,
+  );
+  assertEquals(result.received, expected());
+  assertEquals(result.closeCode, 1000);
+}
+
 const pings = (): PeerMessage[] =>
   Array.from({ length: 2 * ROUNDS }, (_, i) => `go ${i}`);
 
@@ -97,13 +115,7 @@ for (const noContextTakeover of [true, false]) {
       pings(),
       { compression: "deflate", timeoutMs: 20_000 },
     );
-    assertStringIncludes(result.extensions, "permessage-deflate");
-    assertEquals(
-      result.extensions.includes("server_no_context_takeover"),
-      noContextTakeover,
-    );
-    assertEquals(result.received, expected());
-    assertEquals(result.closeCode, 1000);
+    assertPeerResult(result, noContextTakeover);
   });
 
   Deno.test(`Hub → npm ws, ${mode}: every message decoded in order`, async () => {
@@ -142,12 +154,6 @@ for (const noContextTakeover of [true, false]) {
       pings(),
       { timeoutMs: 20_000 },
     );
-    assertStringIncludes(result.extensions, "permessage-deflate");
-    assertEquals(
-      result.extensions.includes("server_no_context_takeover"),
-      noContextTakeover,
-    );
-    assertEquals(result.received, expected());
-    assertEquals(result.closeCode, 1000);
+    assertPeerResult(result, noContextTakeover);
   });
 }
