@@ -286,7 +286,7 @@ export class MessageAssembler {
       this.#compressed = frame.rsv1;
       this.#firstFragment = true;
       if (frame.fin && !frame.rsv1 && !this.#onFragment) {
-        return this.#singleFrameMessage(opcode, frame.payload, validated);
+        return this.#singleFrameMessage(opcode, frame.payload);
       }
       this.#opcode = opcode;
       this.#length = 0;
@@ -310,19 +310,14 @@ export class MessageAssembler {
     return this.#appendFragment(frame.payload, frame.fin, validated);
   }
 
-  // The common case: a whole message in one uncompressed frame, of which
-  // the first `validated` bytes were validated as they arrived.
-  #singleFrameMessage(
-    opcode: Opcode,
-    payload: Uint8Array,
-    validated: number,
-  ): Message {
+  // The common case: a whole message in one uncompressed frame. Decoding
+  // checks all of it (1007 as the validator would), so the bytes after those
+  // validated as they arrived need no separate pass.
+  #singleFrameMessage(opcode: Opcode, payload: Uint8Array): Message {
     this.#checkSize(payload.length);
-    if (opcode !== Opcode.Text) return payload as Uint8Array<ArrayBuffer>;
-    if (validated > 0) {
-      this.#validator!.push(payload.subarray(validated), true);
-    }
-    return decodeUtf8(payload);
+    return opcode === Opcode.Text
+      ? decodeUtf8(payload)
+      : payload as Uint8Array<ArrayBuffer>;
   }
 
   // Stream mode: the checked payload goes out as it is.
