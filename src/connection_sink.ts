@@ -24,6 +24,7 @@ import {
 import type { PreparedQueue, PreparedQueueState } from "./prepared_queue.ts";
 import type { SocketCore } from "./socket_core.ts";
 import type { MessageDeflate } from "./socket_options.ts";
+import { isBufferSource } from "./websocket_data.ts";
 import { WebSocketError } from "./websocket_error.ts";
 import type { WriteQueue } from "./write_queue.ts";
 
@@ -35,11 +36,6 @@ function toBytes(chunk: BufferSource): Uint8Array {
     return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
   return new Uint8Array(chunk);
-}
-
-function isBufferSource(chunk: unknown): chunk is BufferSource {
-  return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
-    chunk instanceof SharedArrayBuffer;
 }
 
 /**

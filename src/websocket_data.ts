@@ -2,7 +2,8 @@
  * Message data for the WHATWG `WebSocket` (websocket.ts) and
  * `WebSocketStream` (websocket_stream.ts): the UTF-8 size a string counts in
  * `bufferedAmount`, the copy `send()` or a write takes of bytes, and the
- * `ArrayBuffer` a binary message is delivered as.
+ * `ArrayBuffer` a binary message is delivered as. The connection's sink
+ * (connection_sink.ts) shares its test for binary data.
  *
  * Not exported from `mod.ts`.
  *
