@@ -27,7 +27,8 @@ export async function buildNode(outDir: string = DEFAULT_OUT_DIR): Promise<
   string
 > {
   await Deno.mkdir(outDir, { recursive: true });
-  const output = `${outDir.replace(/\/$/, "")}/mod.js`;
+  const dir = outDir.replace(/\/$/, "");
+  const output = `${dir}/mod.js`;
   const { success, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "bundle",
@@ -61,7 +62,7 @@ export async function buildNode(outDir: string = DEFAULT_OUT_DIR): Promise<
     engines: { node: ">=20" },
   };
   await Deno.writeTextFile(
-    `${outDir.replace(/\/$/, "")}/package.json`,
+    `${dir}/package.json`,
     JSON.stringify(packageJson, null, 2) + "\n",
   );
   return output;

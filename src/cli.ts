@@ -368,7 +368,7 @@ export async function runCli(
   }
   if (options.help) {
     const out = io.stdout.getWriter();
-    await out.write(new TextEncoder().encode(USAGE + "\n"));
+    await out.write(encoder.encode(USAGE + "\n"));
     out.releaseLock();
     return 0;
   }

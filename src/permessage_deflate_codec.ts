@@ -386,9 +386,16 @@ export function createMessageDeflate(
   });
   const threshold = options.threshold ?? 1024;
   const isServer = role === "server";
+  // This end's sending direction: its deflater, and shared compression.
+  const sendWindowBits = isServer
+    ? params.serverMaxWindowBits
+    : params.clientMaxWindowBits;
+  const sendNoContextTakeover = isServer
+    ? params.serverNoContextTakeover
+    : params.clientNoContextTakeover;
   const deflater = new ZlibDeflater(
-    isServer ? params.serverMaxWindowBits : params.clientMaxWindowBits,
-    isServer ? params.serverNoContextTakeover : params.clientNoContextTakeover,
+    sendWindowBits,
+    sendNoContextTakeover,
     options.level ?? 6,
   );
   const inflater = new ZlibInflater(
@@ -409,13 +416,6 @@ export function createMessageDeflate(
       inflater.close();
     },
   };
-  if (
-    isServer ? params.serverNoContextTakeover : params.clientNoContextTakeover
-  ) {
-    allowSharedCompression(
-      result,
-      isServer ? params.serverMaxWindowBits : params.clientMaxWindowBits,
-    );
-  }
+  if (sendNoContextTakeover) allowSharedCompression(result, sendWindowBits);
   return result;
 }

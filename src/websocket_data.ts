@@ -1,7 +1,9 @@
 /**
- * Message data for the WHATWG `WebSocket` (websocket.ts): the UTF-8 size a
- * string counts in `bufferedAmount`, the copy `send()` takes of bytes, and
- * the `ArrayBuffer` a binary message is delivered as.
+ * Message data for the WHATWG `WebSocket` (websocket.ts) and
+ * `WebSocketStream` (websocket_stream.ts): the UTF-8 size a string counts in
+ * `bufferedAmount`, the copy `send()` or a write takes of bytes, and the
+ * `ArrayBuffer` a binary message is delivered as. The connection's sink
+ * (connection_sink.ts) shares its test for binary data.
  *
  * Not exported from `mod.ts`.
  *
@@ -32,7 +34,7 @@ export function isBufferSource(data: unknown): data is BufferSource {
     data instanceof SharedArrayBuffer;
 }
 
-// A copy: the data is sent as it was when send() was called.
+// A copy: the data is sent as it was when send() or write() was called.
 export function copyBytes(data: BufferSource): Uint8Array<ArrayBuffer> {
   if (ArrayBuffer.isView(data)) {
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)

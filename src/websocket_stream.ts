@@ -17,6 +17,7 @@ import {
   enforceRangeUint16,
   toUSVString,
 } from "./whatwg_close.ts";
+import { copyBytes, isBufferSource } from "./websocket_data.ts";
 import { type WebSocketCloseInfo, WebSocketError } from "./websocket_error.ts";
 
 /**
@@ -97,20 +98,6 @@ export interface WebSocketStreamClosedInfo {
   closeCode: number;
   /** The reason of the peer's Close frame, "" when none. */
   reason: string;
-}
-
-function isBufferSource(chunk: unknown): chunk is BufferSource {
-  return ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer ||
-    chunk instanceof SharedArrayBuffer;
-}
-
-// A copy, so changing the chunk after writing it changes nothing sent.
-function copyBytes(chunk: BufferSource): Uint8Array<ArrayBuffer> {
-  if (ArrayBuffer.isView(chunk)) {
-    return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-      .slice();
-  }
-  return new Uint8Array(chunk).slice();
 }
 
 // A WebSocketError: wstream's, or the runtime's global one (Deno's with
