@@ -33,7 +33,7 @@ import { DEFAULT_MAX_HEADER_BYTES, readHttpHead } from "./http_head_reader.ts";
 import { type HttpHead, HttpHeadError } from "./http_head.ts";
 import { parseStatusLine, type StatusLine } from "./http_start_line.ts";
 import { type ProxyServer, resolveProxy } from "./proxy.ts";
-import { hostPort, openTunnel } from "./proxy_tunnel.ts";
+import { hostPort, openTunnel, unbracketed } from "./proxy_tunnel.ts";
 import {
   REDIRECT_STATUSES,
   redirectTarget,
@@ -350,7 +350,7 @@ async function openTransport(
 ): Promise<DialedConn> {
   const secure = target.protocol === "wss:";
   // URL.hostname keeps the brackets of an IPv6 literal.
-  const hostname = target.hostname.replace(/^\[(.*)\]$/, "$1");
+  const hostname = unbracketed(target.hostname);
   const port = target.port ? Number(target.port) : secure ? 443 : 80;
   const peer = proxy ?? { hostname, port };
   let tcp: DialedConn;

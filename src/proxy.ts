@@ -7,6 +7,7 @@
  */
 
 import { encodeBase64 } from "./base64.ts";
+import { unbracketed } from "./proxy_tunnel.ts";
 import { currentRuntime } from "./runtime.ts";
 
 /**
@@ -83,7 +84,7 @@ export function parseProxyUrl(
     );
   }
   const proxy: ProxyServer = {
-    hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    hostname: unbracketed(url.hostname),
     port: url.port ? Number(url.port) : 80,
     source,
   };
@@ -211,7 +212,7 @@ function readEnv(name: string): string | undefined {
  * @returns `true` when the connection must not use the proxy.
  */
 export function matchesNoProxy(hostname: string, list: string): boolean {
-  const host = hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  const host = unbracketed(hostname).toLowerCase();
   const address = parseIp(host);
   for (const raw of list.split(",")) {
     const entry = raw.trim().toLowerCase();

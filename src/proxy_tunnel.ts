@@ -45,6 +45,27 @@ export function hostPort(hostname: string, port: number): string {
 }
 
 /**
+ * A URL's `hostname` without the brackets of an IPv6 address (`[::1]` →
+ * `::1`), as connecting and proxy matching want it; the inverse of
+ * {@linkcode hostPort}'s bracketing.
+ *
+ * @example
+ * ```ts
+ * import { unbracketed } from "./proxy_tunnel.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(unbracketed(new URL("ws://[::1]:80/").hostname), "::1");
+ * assertEquals(unbracketed("example.com"), "example.com");
+ * ```
+ *
+ * @param hostname A URL's `hostname`.
+ * @returns It without surrounding brackets.
+ */
+export function unbracketed(hostname: string): string {
+  return hostname.replace(/^\[(.*)\]$/, "$1");
+}
+
+/**
  * Asks the proxy on `conn` for a tunnel to `hostname:port` and reads its
  * answer. Resolves when the tunnel is open; rejects with a
  * {@linkcode WebSocketHandshakeError} when the proxy refuses (its status in
