@@ -10,6 +10,7 @@ import type { Message } from "./message_assembler.ts";
 import type { MessageOf, MessageStream } from "./message_stream.ts";
 import type { WebSocketConnection } from "./connection.ts";
 import { WebSocketHandshakeError } from "./handshake_error.ts";
+import { equalJitter } from "./jitter.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
 /** Closes after which `reconnecting()` connects again by default. */
@@ -142,9 +143,8 @@ function backoffDelay(
     backoff.maxDelayMs,
     backoff.initialDelayMs * backoff.backoffFactor ** (attempt - 1),
   );
-  const jittered = base / 2 + Math.random() * (base / 2);
   const asked = Math.min(retryAfterMs ?? 0, backoff.maxDelayMs);
-  return Math.round(Math.max(jittered, asked));
+  return Math.round(Math.max(equalJitter(base), asked));
 }
 
 // RFC 9110 §10.2.3: Retry-After is seconds or an HTTP date.

@@ -19,6 +19,7 @@
 import { createClient } from "@redis/client";
 import { Buffer } from "node:buffer";
 import type { Backplane } from "./hub.ts";
+import { equalJitter } from "./jitter.ts";
 
 /**
  * Options of {@linkcode redisBackplane}.
@@ -95,8 +96,9 @@ function safeUrl(url: string): string {
 }
 
 function reconnectDelay(retries: number): number {
-  const ceiling = Math.min(RECONNECT_FIRST_MS * 2 ** retries, RECONNECT_MAX_MS);
-  return Math.round(ceiling / 2 + Math.random() * ceiling / 2);
+  return equalJitter(
+    Math.min(RECONNECT_FIRST_MS * 2 ** retries, RECONNECT_MAX_MS),
+  );
 }
 
 function errorOf(cause: unknown): Error {
