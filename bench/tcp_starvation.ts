@@ -13,15 +13,16 @@
  * and reports how many echoes each connection got. Every second the server
  * prints how many of its connections it read from in that second.
  *
- * Seen on a 2-core Linux machine (Deno 2.9.6), 5,000 × 4: the C echo server
- * serves every connection evenly (min = median = 508 echoes); this Deno
- * server reads from only 950–1,900 of its 5,000 connections in a second and
- * the load generator's per-connection echoes are min 4, p10 4, median 68
- * (with `conn.readable.pipeTo(conn.writable)` exactly 128 connections are
- * served each second and the median is 0). Python asyncio is fair with the
- * same load generator (min 120, median 144), and a Deno TCP client against
- * the C echo server starves the same way (median 0): it is in Deno, on
- * either end.
+ * Seen on a 2-core Linux machine shared with other work (Deno 2.9.6),
+ * 5,000 × 4, 8 s: the C echo server (`--c`) serves every connection evenly
+ * (427,000 echoes/s; echoes per connection min 680, median 684); this Deno
+ * server reads from only 350–1,000 of its 5,000 connections in a second,
+ * and the load generator counts min 0, p10 0, median 8 (294,000 echoes/s,
+ * nearly all to a few connections). With `conn.readable.pipeTo(conn.writable)`
+ * exactly 128 connections were served each second. Python asyncio is fair
+ * with the same load generator (min 120, median 144), and a Deno TCP client
+ * against the C echo server starves the same way (median 0): it is in Deno,
+ * on either end. 1,000 × 1: min 12, p10 161, median 817.
  *
  * Why (from reading deno_core and tokio, consistent with the figures): every
  * pending op of a Deno process (all 5,000 socket reads) is polled inside one
@@ -39,14 +40,15 @@
  *
  * `--paced` lets at most 64 read completions proceed per setTimeout(0) turn
  * (the rest wait in a FIFO for later turns): the process then parks between
- * turns, the deferred wakes run with few fresh ones ahead of them, and all
- * 5,000 connections are served evenly (min = median = 248, 155,000 echoes/s
- * against 92,000/s unpaced). A turn that does not idle the process
- * (setImmediate, a MessageChannel) does not help (median 0), and a
- * setTimeout(0) turn takes ~2.6 ms here, so pacing caps the read rate
- * (1,000 × 1: far below the unpaced rate). That is why wstream does not pace
- * its reads; the fix belongs in Deno (poll ops outside the cooperative
- * budget, or requeue budget-deferred ops ahead of fresh ones).
+ * turns, the deferred wakes run with few fresh ones ahead of them, and every
+ * connection is served evenly (5,000 × 4: min = median = 212, 134,000
+ * echoes/s). A turn that does not idle the process (setImmediate, a
+ * MessageChannel) does not help (median 0), and a setTimeout(0) turn takes
+ * ~2.6 ms here, so pacing caps the read rate: 1,000 × 1 is fair (min 267,
+ * median 268) but at 33,000 echoes/s against 115,000 unpaced. That is why
+ * wstream does not pace its reads; the fix belongs in Deno (poll ops
+ * outside the cooperative budget, or requeue budget-deferred ops ahead of
+ * fresh ones).
  *
  * @module
  */
