@@ -18,7 +18,8 @@
  * in flight, most of its connections get no echo at all while a few get
  * them all, as with every Deno server here, while Bun serves every
  * connection evenly with the same load generator: the starvation is in
- * Deno's scheduling of socket reads, below any WebSocket code.
+ * Deno's scheduling of socket reads, below any WebSocket code
+ * (bench/tcp_starvation.ts shows it alone and explains it).
  *
  * A benchmark, not a test: it asserts nothing about time, and fails only
  * when the load generator reports errors (a lost or wrong echo, a dropped

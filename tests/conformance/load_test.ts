@@ -21,6 +21,10 @@
  * runs 5,000 of our clients against our server for 30 s and reports how
  * evenly they were served (the slowest client's echo count ÷ the median)
  * instead of asserting it: a benchmark figure, with every other check kept.
+ * The starvation is Deno's, not the WebSocket code's: bench/tcp_starvation.ts
+ * shows it with a raw TCP echo and a C client, and explains it (tokio's
+ * 128-operation budget per poll of the one task that polls all of a Deno
+ * process's ops).
  *
  * @module
  */
