@@ -305,8 +305,11 @@ export class MessageStreamReceiver {
     this.#release(message);
     const error = message.pendingError;
     if (error) {
-      message.pendingError = undefined;
-      controller.error(error);
+      // Once the chunks queued before it are read, too.
+      if (controller.desiredSize === 0) {
+        message.pendingError = undefined;
+        controller.error(error);
+      }
     } else if (message.ended && !message.dropping) {
       message.dropping = true;
       controller.close();
@@ -351,10 +354,7 @@ export class MessageStreamReceiver {
       current.unread = current.unread.map((bytes) => bytes.slice());
       this.#release(current);
       current.pendingError = error;
-      if (current.unread.length === 0 && error) {
-        current.pendingError = undefined;
-        current.controller.error(error);
-      }
+      this.#serve(current);
     }
     this.#owner.resumeReading();
   }
