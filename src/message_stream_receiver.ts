@@ -99,8 +99,9 @@ export class MessageStreamReceiver {
   readonly #owner: MessageStreamOwner;
   #controller!: ReadableStreamDefaultController<MessageStream>;
   #current: CurrentMessage | undefined;
-  // Binary messages whose unread payload views the read buffer.
-  readonly #holding = new Set<BinaryMessage>();
+  // The binary message whose unread payload views the read buffer (only
+  // the one in progress may).
+  #holding: BinaryMessage | undefined;
   #done = false;
 
   /**
@@ -136,7 +137,7 @@ export class MessageStreamReceiver {
   readPaused(): boolean {
     if (this.#done) return false;
     // The read buffer is read into again only once no payload views it.
-    if (this.#holding.size > 0) return true;
+    if (this.#holding !== undefined) return true;
     const current = this.#current;
     if (
       current !== undefined && !current.dropping && current.decoder &&
@@ -174,10 +175,13 @@ export class MessageStreamReceiver {
     if (payload.length > 0) {
       current.unread.push(payload);
       current.viewsReadBuffer = true;
-      this.#holding.add(current);
+      this.#holding = current;
     }
     current.ended = fin;
     this.#serve(current);
+    // A message that ended never holds up the socket's reads (nor the
+    // next message): what is left of it unread is read from a copy.
+    if (fin) this.#copyUnread(current);
   }
 
   /**
@@ -321,7 +325,7 @@ export class MessageStreamReceiver {
   #release(message: BinaryMessage): void {
     if (!message.viewsReadBuffer) return;
     message.viewsReadBuffer = false;
-    this.#holding.delete(message);
+    if (this.#holding === message) this.#holding = undefined;
     this.#owner.resumeReading();
   }
 
@@ -351,11 +355,18 @@ export class MessageStreamReceiver {
     } else {
       // The unread payload is still read first, from copies: the socket
       // reads on (to drop the rest, or to its end).
-      current.unread = current.unread.map((bytes) => bytes.slice());
-      this.#release(current);
       current.pendingError = error;
+      this.#copyUnread(current);
       this.#serve(current);
     }
     this.#owner.resumeReading();
+  }
+
+  // Copies the payload a message has not handed out yet out of the read
+  // buffer (at most one read's worth), so the socket may read again.
+  #copyUnread(message: BinaryMessage): void {
+    if (!message.viewsReadBuffer) return;
+    message.unread = message.unread.map((bytes) => bytes.slice());
+    this.#release(message);
   }
 }

@@ -424,3 +424,27 @@ Deno.test("payloads read later are intact although the socket reuses its read bu
   await writer.close();
   await server.closed;
 });
+
+Deno.test("a binary message that ended but is not read yet does not hold up the next one, and reads intact later", async () => {
+  const { server, send } = rawFedServer();
+  send(0x2, new Uint8Array([1, 2, 3]), true);
+  send(0x1, "second", true);
+  const reader = server.readable.getReader();
+  const first = await nextMessage(reader);
+  assertEquals(first.type, "binary");
+  // The next message is read before the first one's stream.
+  const second = await nextMessage(reader);
+  assertEquals(await textParts(second), ["second"]);
+  // More bytes arrive (into the socket's reused read buffer) meanwhile.
+  send(0x2, new Uint8Array(5000).fill(9), true);
+  const third = await nextMessage(reader);
+  assertEquals(
+    await Array.fromAsync(third.stream as ReadableStream<Uint8Array>),
+    [new Uint8Array(5000).fill(9)],
+  );
+  assertEquals(
+    await Array.fromAsync(first.stream as ReadableStream<Uint8Array>),
+    [new Uint8Array([1, 2, 3])],
+  );
+  server.close();
+});
