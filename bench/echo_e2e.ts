@@ -18,6 +18,13 @@
  * `--workloads a,b` (of the ids below), `--clients a,b` (of builtin,ws,wstream;
  * `--clients none` skips the client side), `--json FILE` (raw results).
  *
+ * Workload `stream-256MiB` (issue 17) is wstream against itself: one 256 MiB
+ * message echoed as a stream (`messages: "stream"`), beside the same
+ * message sent whole with `maxMessageBytes` raised, each side in its own
+ * process (MB/s, each side's peak RSS; see `stream_echo.ts`, also
+ * `deno task bench:stream [MiB]`). Only it:
+ * `--workloads stream-256MiB --servers none --clients none`.
+ *
  * The load generator is built with `make` (gcc) into
  * `$XDG_CACHE_HOME/wstream-loadgen` (default `~/.cache/wstream-loadgen`),
  * never into the repository; Bun comes from npm (see `_bun.ts`). Every child process is killed by its own PID
@@ -27,6 +34,7 @@
  */
 
 import { findBun } from "./_bun.ts";
+import { type LargeMessageRow, largeMessageRows } from "./stream_echo.ts";
 
 const PEER = new URL("./_echo_peer.ts", import.meta.url).pathname;
 const BUN_PEER = new URL("./_bun_peer.ts", import.meta.url).pathname;
@@ -136,6 +144,11 @@ const WORKLOADS: Workload[] = [
     metric: (r) => r.mb_per_s,
   },
 ];
+// Not a loadgen workload: one large message, streamed and whole.
+const LARGE_MESSAGE_WORKLOAD = "stream-256MiB";
+const LARGE_MESSAGE_MIB = 256;
+const WORKLOAD_IDS = [...WORKLOADS.map((w) => w.id), LARGE_MESSAGE_WORKLOAD];
+
 const PEAK_RSS: Workload = {
   id: "peak-rss",
   label: "peak RSS over the whole matrix",
@@ -183,7 +196,7 @@ function parseOptions(args: string[]): Options {
     warmup: 1,
     repeat: 1,
     servers: [...SERVERS],
-    workloads: WORKLOADS.map((w) => w.id),
+    workloads: [...WORKLOAD_IDS],
     clients: [...CLIENTS],
   };
   const list = (value: string, allowed: readonly string[], what: string) => {
@@ -219,11 +232,7 @@ function parseOptions(args: string[]): Options {
         options.servers = list(value(), SERVERS, "servers");
         break;
       case "--workloads":
-        options.workloads = list(
-          value(),
-          WORKLOADS.map((w) => w.id),
-          "workloads",
-        );
+        options.workloads = list(value(), WORKLOAD_IDS, "workloads");
         break;
       case "--clients":
         options.clients = list(value(), CLIENTS, "clients");
@@ -797,13 +806,19 @@ export function loadBeforeRun(): string {
 if (import.meta.main) {
   const options = parseOptions(Deno.args);
   const loadBefore = loadBeforeRun();
-  const { loadgen, cEcho } = await buildLoadgen();
-  const perServer = options.repeat * options.workloads.length *
+  const loadgenWorkloads = options.workloads.filter((id) =>
+    id !== LARGE_MESSAGE_WORKLOAD
+  );
+  const runServers = options.servers.length > 0 && loadgenWorkloads.length > 0;
+  const { loadgen, cEcho } = runServers || options.clients.length > 0
+    ? await buildLoadgen()
+    : { loadgen: "", cEcho: "" };
+  const perServer = options.repeat * loadgenWorkloads.length *
     (options.duration + options.warmup + 2);
   const perClient = options.repeat * CLIENT_WORKLOADS.length *
     (options.duration + options.warmup + 1);
   console.error(
-    `echo benchmark: ${options.servers.length} servers × ${options.workloads.length} workloads, ` +
+    `echo benchmark: ${options.servers.length} servers × ${loadgenWorkloads.length} workloads, ` +
       `${options.clients.length} clients × ${CLIENT_WORKLOADS.length}; ` +
       `about ${
         Math.ceil(
@@ -812,10 +827,14 @@ if (import.meta.main) {
         )
       } min`,
   );
-  const servers = await serverMatrix(loadgen, options);
+  const servers = runServers ? await serverMatrix(loadgen, options) : {};
   const clients = options.clients.length
     ? await clientMatrix(cEcho, options)
     : {};
+  let largeMessage: LargeMessageRow[] | undefined;
+  if (options.workloads.includes(LARGE_MESSAGE_WORKLOAD)) {
+    largeMessage = await largeMessageRows(LARGE_MESSAGE_MIB);
+  }
   console.log(
     `\n${Deno.build.target}, deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores; ` +
       `duration ${options.duration} s, warmup ${options.warmup} s per workload, ` +
@@ -826,7 +845,7 @@ if (import.meta.main) {
     await Deno.writeTextFile(
       options.json,
       JSON.stringify(
-        { options, deno: Deno.version.deno, servers, clients },
+        { options, deno: Deno.version.deno, servers, clients, largeMessage },
         null,
         2,
       ),

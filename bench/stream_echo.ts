@@ -5,10 +5,12 @@
  *
  *     flock /tmp/wstream-bench.lock deno task bench:stream [MiB]   # default 256
  *
- * Stream: client writes a `ReadableStream` of 64 KiB chunks, the server
+ * Stream: the client writes a byte `ReadableStream` (which the socket
+ * reads into its own buffers, as it reads a file's `readable`), the server
  * (`messages: "stream"`) pipes `readable` to `writable`, the client reads
- * the echo as a stream. Whole: the client writes one `Uint8Array`, the
- * server (maxMessageBytes raised) echoes it whole. Compression off.
+ * the echo with a BYOB reader into one buffer. Whole: the client writes one
+ * `Uint8Array`, the server (maxMessageBytes raised) echoes it whole.
+ * Compression off.
  *
  * @module
  */
@@ -57,18 +59,38 @@ async function runClient(url: string, mode: string, mib: number) {
     });
     const writer = socket.writable.getWriter();
     let sent = 0;
+    // A byte stream: the socket reads it into its own buffers (BYOB), as
+    // it reads a file's `readable`.
     const sending = writer.write(
-      new ReadableStream<Uint8Array>({
+      new ReadableStream({
+        type: "bytes",
         pull(controller) {
-          if (sent === total) return controller.close();
+          if (sent === total) {
+            controller.close();
+            controller.byobRequest?.respond(0);
+            return;
+          }
+          const view = controller.byobRequest!.view!;
           const offset = sent % MIB;
-          controller.enqueue(block.slice(offset, offset + 65536));
-          sent += 65536;
+          const count = Math.min(view.byteLength, MIB - offset, total - sent);
+          new Uint8Array(view.buffer, view.byteOffset, count)
+            .set(block.subarray(offset, offset + count));
+          controller.byobRequest!.respond(count);
+          sent += count;
         },
       }, { highWaterMark: 0 }),
     );
     const { value } = await socket.readable.getReader().read();
-    for await (const chunk of value!.stream) received += chunk.length;
+    if (value?.type !== "binary") throw new Error("expected a binary echo");
+    // Read into one buffer of our own (BYOB): no chunk per frame.
+    const echo = value.stream.getReader({ mode: "byob" });
+    let buffer = new Uint8Array(65536);
+    while (true) {
+      const { value: bytes, done } = await echo.read(buffer);
+      if (done) break;
+      received += bytes.length;
+      buffer = new Uint8Array(bytes.buffer);
+    }
     await sending;
     await writer.close();
   } else {
@@ -109,7 +131,7 @@ function child(args: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
-async function measure(mode: string, mib: number) {
+async function measure(mode: string, mib: number): Promise<LargeMessageRow> {
   const server = child(["server", mode]);
   const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
@@ -141,12 +163,25 @@ async function measure(mode: string, mib: number) {
   };
 }
 
-if (Deno.args[0] === "server") await runServer(Deno.args[1]);
-else if (Deno.args[0] === "client") {
-  await runClient(Deno.args[1], Deno.args[2], Number(Deno.args[3]));
-} else {
-  const mib = Number(Deno.args[0] ?? 256);
-  console.log(`one ${mib} MiB message echoed (compression off)`);
+/** One mode's figures: MB/s and each side's peak RSS (bytes). */
+export interface LargeMessageRow {
+  mode: string;
+  mbPerSecond: number;
+  clientRss: number;
+  serverRss: number;
+}
+
+/**
+ * Echoes one `mib` MiB message whole, then as a stream, each side in its
+ * own process, and prints a table and the stream/whole ratios.
+ *
+ * @param mib The message's size in MiB.
+ * @returns The two rows, whole first.
+ */
+export async function largeMessageRows(
+  mib: number,
+): Promise<LargeMessageRow[]> {
+  console.log(`\none ${mib} MiB message echoed (compression off)\n`);
   console.log("mode    MB/s   client peak RSS   server peak RSS");
   const rows = [];
   for (const mode of ["whole", "stream"]) {
@@ -162,8 +197,18 @@ else if (Deno.args[0] === "client") {
   console.log(
     `stream/whole: ${
       (stream.mbPerSecond / whole.mbPerSecond).toFixed(2)
-    }x MB/s, ` +
-      `${(stream.serverRss / whole.serverRss).toFixed(2)}x server RSS, ` +
-      `${(stream.clientRss / whole.clientRss).toFixed(2)}x client RSS`,
+    }x MB/s (target >= 0.8), ` +
+      `${(stream.serverRss / whole.serverRss).toFixed(3)}x server RSS, ` +
+      `${
+        (stream.clientRss / whole.clientRss).toFixed(3)
+      }x client RSS (targets <= 0.125)`,
   );
+  return rows;
+}
+
+if (import.meta.main) {
+  if (Deno.args[0] === "server") await runServer(Deno.args[1]);
+  else if (Deno.args[0] === "client") {
+    await runClient(Deno.args[1], Deno.args[2], Number(Deno.args[3]));
+  } else await largeMessageRows(Number(Deno.args[0] ?? 256));
 }

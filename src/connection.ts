@@ -247,11 +247,12 @@ export class WebSocketConnection<
       payload: Uint8Array,
       first: boolean,
       fin: boolean,
-      bytes: Uint8Array,
+      _bytes: Uint8Array,
     ): void {
-      const socket = this.#socket;
-      if (payload.buffer === bytes.buffer) socket.#reads.lent = true;
-      socket.#receiver!.fragment(text, payload, first, fin);
+      // The read buffer is not lent: the receiver copies each payload out
+      // (decoded, or into the reader's buffer) before the socket reads
+      // again (see MessageStreamReceiver.readPaused).
+      this.#socket.#receiver!.fragment(text, payload, first, fin);
     }
 
     resumeReading(): void {

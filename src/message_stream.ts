@@ -26,6 +26,10 @@ import type { Message } from "./message_assembler.ts";
  * it learns that data is missing). If the connection fails or the peer
  * closes inside a message, its stream errors. `maxMessageBytes` still
  * applies to each message (1009 beyond): raise it to receive larger ones.
+ * A binary message's `stream` is a byte stream: read it with
+ * `getReader({ mode: "byob" })` and the payload is copied straight into
+ * your buffer, so a message of any size passes through one buffer you
+ * reuse (a default reader gets a new chunk per frame).
  *
  * Sending: write one to `writable` (or just a `ReadableStream` or `Blob`).
  *

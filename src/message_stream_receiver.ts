@@ -11,11 +11,11 @@ import { CloseCode } from "./close_code.ts";
 import type { MessageStream } from "./message_stream.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
-// Payload (bytes, or UTF-16 code units of text) a message's stream may hold
-// unread before the socket stops reading.
+// Text (UTF-16 code units) a message's stream may hold unread before the
+// socket stops reading.
 const MESSAGE_HIGH_WATER = 256 * 1024;
 
-function sizeOf(chunk: string | Uint8Array): number {
+function sizeOf(chunk: string): number {
   return chunk.length;
 }
 
@@ -27,10 +27,10 @@ export interface MessageStreamOwner {
   readableCancelled(): void;
 }
 
-/** The message being received. */
-interface CurrentMessage {
-  controller: ReadableStreamDefaultController<string | Uint8Array>;
-  decoder: TextDecoder | undefined;
+/** A message being received, or a binary one whose last bytes wait unread. */
+type CurrentMessage = TextMessage | BinaryMessage;
+
+interface MessageState {
   // The application gave it up, or it failed: the rest of it is read and
   // dropped.
   dropping: boolean;
@@ -38,14 +38,40 @@ interface CurrentMessage {
   pendingError: Error | undefined;
 }
 
+interface TextMessage extends MessageState {
+  controller: ReadableStreamDefaultController<string>;
+  decoder: TextDecoder;
+}
+
+interface BinaryMessage extends MessageState {
+  controller: ReadableByteStreamController;
+  decoder: undefined;
+  // Payload not handed out yet: views of the socket's read buffer (the
+  // socket reads nothing more until they are copied out), or copies once
+  // the message is dropped.
+  unread: Uint8Array[];
+  // Whether `unread` views the read buffer.
+  viewsReadBuffer: boolean;
+  // A read of the stream waits.
+  wanted: boolean;
+  // The last frame arrived.
+  ended: boolean;
+}
+
 /**
  * The `readable` of a socket in the `messages: "stream"` mode, fed with the
  * checked payload of each data frame (see `SocketCoreHost.fragment`).
  *
- * Memory: a message's stream holds up to 256 KiB unread, then the socket
- * stops reading (plus the frame being decoded, whole: at most
- * `maxFrameBytes`). A message whose object `readable` has not handed out
- * yet stops the reads the same way once its first frame is in.
+ * Memory: a text message's stream holds up to 256 KiB unread, then the
+ * socket stops reading. A binary message's stream is a byte stream: its
+ * payload is copied straight from the socket's read buffer into the
+ * buffer of a BYOB read (`getReader({ mode: "byob" })`), or into a chunk
+ * per read for a default reader, and the socket reads nothing more until
+ * what it read is handed out; so the read buffer is reused, and a BYOB
+ * reader receives any size in a buffer of its own. (Plus the frame being
+ * decoded, whole: at most `maxFrameBytes`.) A message whose object
+ * `readable` has not handed out yet stops the reads the same way once its
+ * first frame is in.
  *
  * @example
  * ```ts
@@ -73,6 +99,9 @@ export class MessageStreamReceiver {
   readonly #owner: MessageStreamOwner;
   #controller!: ReadableStreamDefaultController<MessageStream>;
   #current: CurrentMessage | undefined;
+  // The binary message whose unread payload views the read buffer (only
+  // the one in progress may).
+  #holding: BinaryMessage | undefined;
   #done = false;
 
   /**
@@ -107,9 +136,11 @@ export class MessageStreamReceiver {
    */
   readPaused(): boolean {
     if (this.#done) return false;
+    // The read buffer is read into again only once no payload views it.
+    if (this.#holding !== undefined) return true;
     const current = this.#current;
     if (
-      current !== undefined && !current.dropping &&
+      current !== undefined && !current.dropping && current.decoder &&
       current.controller.desiredSize! <= 0
     ) return true;
     return this.#controller.desiredSize! < 0;
@@ -133,14 +164,24 @@ export class MessageStreamReceiver {
     if (first) this.#start(text);
     const current = this.#current;
     if (current === undefined) return;
-    if (!current.dropping) {
-      const chunk = current.decoder
-        ? current.decoder.decode(payload, { stream: !fin })
-        : payload;
+    if (fin) this.#current = undefined;
+    if (current.dropping) return;
+    if (current.decoder) {
+      const chunk = current.decoder.decode(payload, { stream: !fin });
       if (chunk.length > 0) current.controller.enqueue(chunk);
       if (fin) current.controller.close();
+      return;
     }
-    if (fin) this.#current = undefined;
+    if (payload.length > 0) {
+      current.unread.push(payload);
+      current.viewsReadBuffer = true;
+      this.#holding = current;
+    }
+    current.ended = fin;
+    this.#serve(current);
+    // A message that ended never holds up the socket's reads (nor the
+    // next message): what is left of it unread is read from a copy.
+    if (fin) this.#copyUnread(current);
   }
 
   /**
@@ -173,34 +214,60 @@ export class MessageStreamReceiver {
   }
 
   #start(text: boolean): void {
-    const decoder = text
-      ? new TextDecoder("utf-8", { ignoreBOM: true })
-      : undefined;
-    let controller!: ReadableStreamDefaultController<string | Uint8Array>;
-    const current: CurrentMessage = {
-      controller: undefined as never,
-      decoder,
-      dropping: this.#done,
-      pendingError: undefined,
-    };
     const owner = this.#owner;
-    const stream = new ReadableStream<string | Uint8Array>({
-      start: (c) => void (controller = c),
-      pull: () => {
-        const error = current.pendingError;
-        if (error && controller.desiredSize === MESSAGE_HIGH_WATER) {
-          current.pendingError = undefined;
-          controller.error(error);
-        }
-        owner.resumeReading();
-      },
-      cancel: () => {
-        // Not wanted: the rest of it is read and dropped.
-        current.dropping = true;
-        owner.resumeReading();
-      },
-    }, { highWaterMark: MESSAGE_HIGH_WATER, size: sizeOf });
-    current.controller = controller;
+    const state = { dropping: this.#done, pendingError: undefined };
+    let current: CurrentMessage;
+    let stream: ReadableStream<string> | ReadableStream<Uint8Array>;
+    if (text) {
+      const message: TextMessage = current = {
+        ...state,
+        controller: undefined as never,
+        decoder: new TextDecoder("utf-8", { ignoreBOM: true }),
+      };
+      stream = new ReadableStream<string>({
+        start: (c) => void (message.controller = c),
+        pull: (controller) => {
+          const error = message.pendingError;
+          if (error && controller.desiredSize === MESSAGE_HIGH_WATER) {
+            message.pendingError = undefined;
+            controller.error(error);
+          }
+          owner.resumeReading();
+        },
+        cancel: () => {
+          // Not wanted: the rest of it is read and dropped.
+          message.dropping = true;
+          owner.resumeReading();
+        },
+      }, { highWaterMark: MESSAGE_HIGH_WATER, size: sizeOf });
+    } else {
+      const message: BinaryMessage = current = {
+        ...state,
+        controller: undefined as never,
+        decoder: undefined,
+        unread: [],
+        viewsReadBuffer: false,
+        wanted: false,
+        ended: false,
+      };
+      // No chunk is taken ahead of a read (high-water mark 0): a pull
+      // means a read waits.
+      stream = new ReadableStream({
+        type: "bytes",
+        start: (c) => void (message.controller = c),
+        pull: () => {
+          message.wanted = true;
+          this.#serve(message);
+        },
+        cancel: () => {
+          // Not wanted: the rest of it is read and dropped.
+          message.dropping = true;
+          this.#release(message);
+          message.unread = [];
+          owner.resumeReading();
+        },
+      }, { highWaterMark: 0 });
+    }
     this.#current = current;
     if (this.#done) return;
     this.#controller.enqueue(
@@ -208,6 +275,58 @@ export class MessageStreamReceiver {
         ? { type: "text", stream }
         : { type: "binary", stream }) as MessageStream,
     );
+  }
+
+  // Hands a binary message's unread payload to the read that waits, if
+  // any: copied into a BYOB read's buffer, else as a chunk (a copy). Once
+  // all is handed out, the socket may read again, and an ended message's
+  // stream closes (or errors, after a failure).
+  #serve(message: BinaryMessage): void {
+    const controller = message.controller;
+    const unread = message.unread;
+    if (message.wanted && unread.length > 0) {
+      message.wanted = false;
+      const request = controller.byobRequest;
+      if (request?.view) {
+        const { buffer, byteOffset, byteLength } = request.view;
+        const view = new Uint8Array(buffer, byteOffset, byteLength);
+        let filled = 0;
+        while (unread.length > 0 && filled < view.length) {
+          const head = unread[0];
+          const count = Math.min(head.length, view.length - filled);
+          view.set(head.subarray(0, count), filled);
+          filled += count;
+          if (count === head.length) unread.shift();
+          else unread[0] = head.subarray(count);
+        }
+        request.respond(filled);
+      } else {
+        for (const bytes of unread) controller.enqueue(bytes.slice());
+        unread.length = 0;
+      }
+    }
+    if (unread.length > 0) return;
+    this.#release(message);
+    const error = message.pendingError;
+    if (error) {
+      // Once the chunks queued before it are read, too.
+      if (controller.desiredSize === 0) {
+        message.pendingError = undefined;
+        controller.error(error);
+      }
+    } else if (message.ended && !message.dropping) {
+      message.dropping = true;
+      controller.close();
+      controller.byobRequest?.respond(0);
+    } else if (!message.ended) this.#owner.resumeReading();
+  }
+
+  // The message's payload no longer views the read buffer.
+  #release(message: BinaryMessage): void {
+    if (!message.viewsReadBuffer) return;
+    message.viewsReadBuffer = false;
+    if (this.#holding === message) this.#holding = undefined;
+    this.#owner.resumeReading();
   }
 
   // The application reads `readable` for the next message: one still in
@@ -226,12 +345,28 @@ export class MessageStreamReceiver {
     const current = this.#current;
     if (current === undefined || current.dropping) return;
     current.dropping = true;
-    // The payload received before the failure is still read first.
-    if (error) {
-      if (current.controller.desiredSize === MESSAGE_HIGH_WATER) {
-        current.controller.error(error);
-      } else current.pendingError = error;
+    if (current.decoder) {
+      // The payload received before the failure is still read first.
+      if (error) {
+        if (current.controller.desiredSize === MESSAGE_HIGH_WATER) {
+          current.controller.error(error);
+        } else current.pendingError = error;
+      }
+    } else {
+      // The unread payload is still read first, from copies: the socket
+      // reads on (to drop the rest, or to its end).
+      current.pendingError = error;
+      this.#copyUnread(current);
+      this.#serve(current);
     }
     this.#owner.resumeReading();
+  }
+
+  // Copies the payload a message has not handed out yet out of the read
+  // buffer (at most one read's worth), so the socket may read again.
+  #copyUnread(message: BinaryMessage): void {
+    if (!message.viewsReadBuffer) return;
+    message.unread = message.unread.map((bytes) => bytes.slice());
+    this.#release(message);
   }
 }

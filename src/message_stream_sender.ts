@@ -25,6 +25,11 @@ export const DEFAULT_MAX_OUTGOING_FRAME_BYTES = 16 * 1024 * 1024;
 const COALESCE_BYTES = 64 * 1024;
 // Microtask hops a stream's next chunk may take to count as ready now.
 const READY_HOPS = 8;
+// A byte stream (a file's `readable`, a Blob's stream) is read into two
+// buffers of this size, each reused once its frame is written: no buffer
+// per chunk waiting for the garbage collector, so memory stays a few
+// chunks whatever the message's size.
+const BYOB_READ_BYTES = 64 * 1024;
 
 const textEncoder = new TextEncoder();
 // What TextEncoderStream makes of a lone surrogate: U+FFFD.
@@ -378,13 +383,14 @@ export async function sendStreamedMessage(
   else if (message instanceof Blob) {
     [stream, type] = [message.stream(), "binary"];
   } else [stream, type] = [message.stream, message.type];
-  const reader = stream.getReader();
   const sender = new FragmentSender(
     target,
     new ChunkEncoder(type),
     deflate?.deflateFragment?.bind(deflate),
     maxFrameBytes,
   );
+  const byob = byobReaderOf(stream);
+  const reader = byob ?? stream.getReader();
   // A read the socket's end interrupts comes back done; sending the last
   // frame then fails as the socket is closed.
   target.stopWhenEnded?.(() => {
@@ -393,16 +399,8 @@ export async function sendStreamedMessage(
     ).catch(() => {});
   });
   try {
-    let next = reader.read();
-    while (true) {
-      const result = await next;
-      if (result.done) break;
-      sender.add(result.value);
-      next = reader.read();
-      if (sender.pendingBytes >= COALESCE_BYTES || !(await settlesSoon(next))) {
-        await sender.flush(false);
-      }
-    }
+    if (byob) await sendByteStream(byob, sender);
+    else await sendChunks(reader as ReadableStreamDefaultReader, sender);
     await sender.flush(true);
   } catch (error) {
     if (!target.sendable) {
@@ -422,6 +420,55 @@ export async function sendStreamedMessage(
   } finally {
     target.stopWhenEnded?.(undefined);
     reader.releaseLock();
+  }
+}
+
+// A reader that fills buffers we give it, when `stream` is a byte stream.
+function byobReaderOf(
+  stream: ReadableStream<unknown>,
+): ReadableStreamBYOBReader | undefined {
+  try {
+    return (stream as ReadableStream<Uint8Array>).getReader({ mode: "byob" });
+  } catch {
+    return undefined; // Not a byte stream.
+  }
+}
+
+// Sends a stream's chunks: those ready together are joined.
+async function sendChunks(
+  reader: ReadableStreamDefaultReader<unknown>,
+  sender: FragmentSender,
+): Promise<void> {
+  let next = reader.read();
+  while (true) {
+    const result = await next;
+    if (result.done) return;
+    sender.add(result.value);
+    next = reader.read();
+    if (sender.pendingBytes >= COALESCE_BYTES || !(await settlesSoon(next))) {
+      await sender.flush(false);
+    }
+  }
+}
+
+// Sends a byte stream read into two buffers in turn: one is read into
+// while the other's frame is sent, and a buffer is read into again only
+// once its frame is written (or copied, as a client's masked frame is).
+async function sendByteStream(
+  reader: ReadableStreamBYOBReader,
+  sender: FragmentSender,
+): Promise<void> {
+  let spare = new Uint8Array(BYOB_READ_BYTES);
+  let next = reader.read(new Uint8Array(BYOB_READ_BYTES));
+  while (true) {
+    const result = await next;
+    if (result.done) return;
+    const bytes = result.value;
+    next = reader.read(spare);
+    sender.add(bytes);
+    await sender.flush(false, true);
+    // The read gave back the buffer it filled (moved to a new ArrayBuffer).
+    spare = new Uint8Array(bytes.buffer);
   }
 }
 
@@ -460,7 +507,9 @@ class FragmentSender {
 
   // Sends what is pending: small chunks joined, each large one on its own;
   // with `fin`, the message's last frame (empty when nothing is pending).
-  async flush(fin: boolean): Promise<void> {
+  // With `reused`, returns only once the chunks' bytes are no longer
+  // needed (written, or copied into the queue).
+  async flush(fin: boolean, reused = false): Promise<void> {
     const tail = fin ? this.#encoder.finish() : undefined;
     if (tail) this.#pending.push(tail);
     const pieces = joinSmall(this.#pending);
@@ -468,11 +517,15 @@ class FragmentSender {
     this.pendingBytes = 0;
     if (fin && pieces.length === 0) pieces.push(new Uint8Array(0));
     for (let i = 0; i < pieces.length; i++) {
-      await this.#sendPiece(pieces[i], fin && i === pieces.length - 1);
+      await this.#sendPiece(pieces[i], fin && i === pieces.length - 1, reused);
     }
   }
 
-  async #sendPiece(bytes: Uint8Array, fin: boolean): Promise<void> {
+  async #sendPiece(
+    bytes: Uint8Array,
+    fin: boolean,
+    reused: boolean,
+  ): Promise<void> {
     const target = this.#target;
     assertStillSendable(target);
     const compressed = this.#deflate !== undefined;
@@ -480,13 +533,14 @@ class FragmentSender {
     const opcode = this.#first
       ? (this.#encoder.type === "text" ? Opcode.Text : Opcode.Binary)
       : Opcode.Continuation;
-    // RFC 7692 §6.1: RSV1 on the message's first frame only. A chunk is
-    // the stream's to give away: no need to wait until it is written.
+    // RFC 7692 §6.1: RSV1 on the message's first frame only. A chunk of a
+    // default stream is the stream's to give away: no need to wait until
+    // it is written; a buffer read into again is not.
     const rsv1 = compressed && this.#first;
     this.#first = false;
     await sendInFragments(target, opcode, payload, rsv1, this.#maxFrameBytes, {
       fin,
-      waitForWrite: false,
+      waitForWrite: reused && !compressed,
     });
   }
 }

@@ -158,7 +158,8 @@ export class ReadLoop {
   #planEmpty(unit: number): number {
     const buffer = this.#buffer;
     const readSize = this.#readSize;
-    if (!this.lent && buffer.length >= readSize) {
+    // (Buffers are sized in whole frames: one so sized is big enough.)
+    if (!this.lent && buffer.length >= frameAligned(readSize, unit)) {
       // Nothing refers to the buffer: read into it from the start.
       this.#start = this.#end = 0;
     } else if (
@@ -197,6 +198,16 @@ export class ReadLoop {
       : Math.max(needed, unit);
     const buffer = this.#buffer;
     if (
+      !this.lent && this.#start > 0 && needed <= buffer.length &&
+      this.#start + needed > buffer.length
+    ) {
+      // Nothing views the buffer: the frame moves to its start, and the
+      // buffer is read into again (a new one per move would leave one
+      // behind per frame until the garbage collector runs).
+      buffer.copyWithin(0, this.#start, this.#end);
+      this.#start = 0;
+      this.#end = pending;
+    } else if (
       this.#start + needed > buffer.length || (this.#drained && this.lent)
     ) {
       // Move it to a buffer that holds it whole (read into straight after),

@@ -7,16 +7,16 @@
  * @module
  */
 
-import { connect } from "../src/client.ts";
-import { serve } from "../src/server.ts";
-
 function peakRss(): number {
   const status = Deno.readTextFileSync("/proc/self/status");
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
 const [role, ...args] = Deno.args;
+// Each role loads only its side of the library, as a user's program would
+// (the other side's modules cost a few MiB of RSS).
 if (role === "server") {
+  const { serve } = await import("../src/server.ts");
   const [path] = args;
   const done = Promise.withResolvers<number>();
   const server = serve({
@@ -30,18 +30,24 @@ if (role === "server") {
   }, async (socket) => {
     const reader = socket.readable.getReader();
     const { value: message } = await reader.read();
-    const file = await Deno.create(path);
+    if (message?.type !== "binary") {
+      throw new Error(`expected a binary message, found ${message?.type}`);
+    }
+    // A BYOB reader: the socket copies each payload straight into this one
+    // buffer, so no chunk per frame waits for the garbage collector.
+    using file = await Deno.create(path);
+    const payload = message.stream.getReader({ mode: "byob" });
+    let buffer = new Uint8Array(64 * 1024);
     let bytes = 0;
-    await message!.stream
-      .pipeThrough(
-        new TransformStream<string | Uint8Array, Uint8Array>({
-          transform(chunk, controller) {
-            bytes += chunk.length;
-            controller.enqueue(chunk as Uint8Array);
-          },
-        }),
-      )
-      .pipeTo(file.writable);
+    while (true) {
+      const { value, done } = await payload.read(buffer);
+      if (done) break;
+      for (let written = 0; written < value.length;) {
+        written += await file.write(value.subarray(written));
+      }
+      bytes += value.length;
+      buffer = new Uint8Array(value.buffer);
+    }
     reader.releaseLock();
     socket.close();
     await socket.closed;
@@ -51,6 +57,7 @@ if (role === "server") {
   await server.shutdown();
   console.log(JSON.stringify({ bytes, peakRss: peakRss() }));
 } else {
+  const { connect } = await import("../src/client.ts");
   const [url, path] = args;
   const socket = await connect(url, { compression: false });
   const file = await Deno.open(path);

@@ -9,13 +9,15 @@ import { spawnScript } from "./_deno_child.ts";
 
 const MIB = 1024 * 1024;
 const SIZE_MIB = Number(Deno.env.get("STREAM_TEST_MIB") ?? 1024);
-// The issue asks for 64 MiB; Deno 2.9.6 cannot get there: a process with
-// our module graph starts at ~53 MiB peak RSS, and Deno reading a 256 MiB
-// file through `FsFile.readable` alone (no WebSocket) peaks at ~62 MiB, the
-// dead 64 KiB chunks waiting for V8's external-memory GC. Measured here:
-// ~80 MiB for 64 MiB, 256 MiB and 1 GiB messages alike. So this checks
-// memory is bounded (well under the message), not the 64 MiB target.
-const PEAK_RSS_LIMIT = 112 * MIB;
+// The issue asks for 64 MiB; Deno 2.9.6 cannot get there: at its peak a
+// streaming process has ~45 MiB of the deno executable itself resident
+// (RssFile), a V8 heap of ~11 MiB and ~10 MiB of the runtime's own
+// allocations, while its ArrayBuffers stay under 3 MiB (the sender reads
+// the file into two reused buffers, the server copies each payload into
+// the peer's one BYOB buffer and reuses its read buffer). Measured:
+// 70-74 MiB peak RSS per process for a 64 MiB and a 1 GiB message alike.
+// So this checks memory is bounded by a few chunks, not the 64 MiB target.
+const PEAK_RSS_LIMIT = 80 * MIB;
 const PEER = new URL("./_stream_file_peer.ts", import.meta.url);
 
 // Writes `mib` MiB of pseudo-random bytes: one random MiB, each copy
@@ -56,7 +58,7 @@ async function lastLine(
 
 Deno.test({
   name:
-    `a ${SIZE_MIB} MiB message streams file to file through two processes: same SHA-256, peak RSS bounded (under 112 MiB) each`,
+    `a ${SIZE_MIB} MiB message streams file to file through two processes: same SHA-256, peak RSS bounded (under 80 MiB) each`,
   sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "wstream-large-" });

@@ -355,3 +355,96 @@ Deno.test("cancelling readable inside a message errors that message's stream (no
   await within(3000, assertRejects(() => pending, TypeError, "cancelled"));
   await server.closed;
 });
+
+Deno.test("a binary message's stream takes BYOB reads: frames larger and smaller than the buffer arrive in order, the buffer reused", async () => {
+  const { server, send } = rawFedServer();
+  const payload = new Uint8Array(10_000).map((_, i) => i % 251);
+  send(0x2, payload.subarray(0, 3000), false);
+  send(0x0, payload.subarray(3000, 3100), false);
+  send(0x0, payload.subarray(3100), true);
+  const message = await nextMessage(server.readable.getReader());
+  assertEquals(message.type, "binary");
+  const reader = (message.stream as ReadableStream<Uint8Array>).getReader({
+    mode: "byob",
+  });
+  const received: number[] = [];
+  let buffer = new Uint8Array(1024);
+  let reads = 0;
+  while (true) {
+    const { value, done } = await within(5000, reader.read(buffer), "a read");
+    if (done) break;
+    reads++;
+    received.push(...value);
+    // Each read fills the buffer it was given (moved, not copied).
+    assertEquals(value.buffer.byteLength, 1024);
+    buffer = new Uint8Array(value.buffer);
+  }
+  assertEquals(new Uint8Array(received), payload);
+  assert(reads >= 10, `${reads} reads of 1 KiB for 10,000 bytes`);
+  server.close();
+});
+
+Deno.test("payloads read later are intact although the socket reuses its read buffer", async () => {
+  // Many frames per read, read slowly: each payload must be copied out
+  // before the socket reads into the same buffer again.
+  const { client, server } = streamingServerPair();
+  const writer = client.writable.getWriter();
+  const frames = Array.from(
+    { length: 64 },
+    (_, i) => new Uint8Array(3000).fill(i),
+  );
+  const source = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = frames.shift();
+      if (next === undefined) return controller.close();
+      // Not ready together: one frame per chunk.
+      await delay(1);
+      controller.enqueue(next);
+    },
+  }, { highWaterMark: 0 });
+  const sent = writer.write(source);
+  const message = await nextMessage(server.readable.getReader());
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of message.stream as ReadableStream<Uint8Array>) {
+    chunks.push(chunk);
+    await delay(2);
+  }
+  await sent;
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  assertEquals(all.length, 64 * 3000);
+  for (let i = 0; i < 64; i++) {
+    assertEquals(all[i * 3000], i);
+    assertEquals(all[i * 3000 + 2999], i);
+  }
+  await writer.close();
+  await server.closed;
+});
+
+Deno.test("a binary message that ended but is not read yet does not hold up the next one, and reads intact later", async () => {
+  const { server, send } = rawFedServer();
+  send(0x2, new Uint8Array([1, 2, 3]), true);
+  send(0x1, "second", true);
+  const reader = server.readable.getReader();
+  const first = await nextMessage(reader);
+  assertEquals(first.type, "binary");
+  // The next message is read before the first one's stream.
+  const second = await nextMessage(reader);
+  assertEquals(await textParts(second), ["second"]);
+  // More bytes arrive (into the socket's reused read buffer) meanwhile.
+  send(0x2, new Uint8Array(5000).fill(9), true);
+  const third = await nextMessage(reader);
+  assertEquals(
+    await Array.fromAsync(third.stream as ReadableStream<Uint8Array>),
+    [new Uint8Array(5000).fill(9)],
+  );
+  assertEquals(
+    await Array.fromAsync(first.stream as ReadableStream<Uint8Array>),
+    [new Uint8Array([1, 2, 3])],
+  );
+  server.close();
+});

@@ -505,3 +505,60 @@ Deno.test("a source that stops yielding is cancelled once the socket ends, and t
   assert(cancelled, "the source was cancelled");
   await client.closed;
 });
+
+// A byte stream of `total` bytes (byte i is i % 251) that only takes BYOB
+// reads, counting the buffers it was given.
+function byobOnlySource(total: number) {
+  let sent = 0;
+  const buffers = new Set<number>();
+  const stream = new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      const request = controller.byobRequest;
+      if (!request?.view) throw new Error("expected a BYOB read");
+      if (sent === total) {
+        controller.close();
+        request.respond(0);
+        return;
+      }
+      const view = new Uint8Array(
+        request.view.buffer,
+        request.view.byteOffset,
+        Math.min(request.view.byteLength, total - sent),
+      );
+      for (let i = 0; i < view.length; i++) view[i] = (sent + i) % 251;
+      buffers.add(view.buffer.byteLength);
+      sent += view.length;
+      request.respond(view.length);
+    },
+  }, { highWaterMark: 0 });
+  return { stream, buffers };
+}
+
+for (const role of ["server", "client"] as const) {
+  Deno.test(`a ${role} reads a byte stream into its own buffers (BYOB); every frame leaves intact`, async () => {
+    const { client, server, clientEnd, serverEnd } = socketPair(
+      { maxMessageBytes: 2 ** 24 },
+      { maxMessageBytes: 2 ** 24 },
+    );
+    const [sender, receiver, end] = role === "server"
+      ? [server, client, serverEnd]
+      : [client, server, clientEnd];
+    const total = 1_000_000;
+    const source = byobOnlySource(total);
+    const writer = sender.writable.getWriter();
+    const reader = receiver.readable.getReader();
+    const [, { value }] = await within(
+      10_000,
+      Promise.all([writer.write(source.stream), reader.read()]),
+    );
+    const expected = new Uint8Array(total).map((_, i) => i % 251);
+    assertEquals(value, expected);
+    const frames = framesOf(end.written, role);
+    // 64 KiB reads: a frame each, the buffers reused, not one per read.
+    assert(frames.length >= total / 65536, summary(frames).join(", "));
+    assertEquals([...source.buffers], [65536]);
+    await writer.close();
+    await receiver.closed;
+  });
+}

@@ -132,6 +132,11 @@ export interface PythonEchoServer extends AsyncDisposable {
   readonly url: string;
   /** One entry per connection that ended, in order. */
   readonly closeEvents: PythonCloseEvent[];
+  /**
+   * With `reportFrames`: how many data frames each message it received
+   * came in, in order.
+   */
+  readonly frameCounts: number[];
   /** Resolves with the next connection's close event (at most `timeoutMs`). */
   nextClose(timeoutMs?: number): Promise<PythonCloseEvent>;
   /** Stops the server: closes its stdin, then kills its PID if it lingers. */
@@ -193,8 +198,12 @@ async function stopChild(child: Deno.ChildProcess, ms: number): Promise<void> {
  * ephemeral port and resolves once it listens (at most `startTimeoutMs`).
  */
 export async function startPythonEchoServer(
-  options: PythonPeerOptions & { maxSize?: number; startTimeoutMs?: number } =
-    {},
+  options: PythonPeerOptions & {
+    maxSize?: number;
+    startTimeoutMs?: number;
+    /** Report each received message's data frame count (`frameCounts`). */
+    reportFrames?: boolean;
+  } = {},
 ): Promise<PythonEchoServer> {
   const args = [
     "-B",
@@ -209,6 +218,7 @@ export async function startPythonEchoServer(
   if (options.maxSize) args.push("--max-size", String(options.maxSize));
   args.push("--fragments", String(options.fragments ?? 1));
   if (options.streamed) args.push("--streamed");
+  if (options.reportFrames) args.push("--report-frames");
   const child = new Deno.Command(PYTHON, {
     args,
     stdin: "piped",
@@ -217,6 +227,7 @@ export async function startPythonEchoServer(
   }).spawn();
 
   const closeEvents: PythonCloseEvent[] = [];
+  const frameCounts: number[] = [];
   const waiters: Array<(event: PythonCloseEvent) => void> = [];
   let consumed = 0;
   const { promise: listening, resolve: onListening } = Promise.withResolvers<
@@ -224,6 +235,7 @@ export async function startPythonEchoServer(
   >();
   const reading = readJsonLines(child.stdout, (line) => {
     if (line.event === "listening") onListening(line.port as number);
+    if (line.event === "received") frameCounts.push(line.frames as number);
     if (line.event === "closed") {
       const event: PythonCloseEvent = {
         code: line.code as number | null,
@@ -269,6 +281,7 @@ export async function startPythonEchoServer(
     port,
     url: `ws://127.0.0.1:${port}/`,
     closeEvents,
+    frameCounts,
     async nextClose(timeoutMs = 5000) {
       if (consumed < closeEvents.length) return closeEvents[consumed++];
       const { promise, resolve } = Promise.withResolvers<PythonCloseEvent>();

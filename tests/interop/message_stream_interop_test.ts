@@ -3,7 +3,9 @@
 // client and our server in the stream mode) and receiving ours whole; npm
 // ws sending with `fin: false` and receiving our streamed messages; headless
 // Chromium receiving streamed messages whole. (Debian's websockets 10.4 has
-// no `recv_streaming`; Python receives our fragmented messages with `recv`.)
+// no `recv_streaming` and no public frame API; Python receives our
+// fragmented messages whole with `recv`, and its server counts the data
+// frames each came in through the legacy protocol's `read_data_frame`.)
 
 import { assert, assertEquals } from "@std/assert";
 // npm ws ships no types (its module is `any` here). It is a test-only peer,
@@ -111,6 +113,7 @@ for (const compression of [false, true]) {
       compression: compression ? "deflate" : "none",
       fragments: 4,
       streamed: true,
+      reportFrames: true,
     });
     const socket = await connect(python.url, {
       messages: "stream",
@@ -130,6 +133,8 @@ for (const compression of [false, true]) {
       assertEquals(received.value, message);
       assert(received.chunks >= 4, `${received.chunks} chunks`);
     }
+    // Python got each of ours as five data frames and the empty last one.
+    assertEquals(python.frameCounts, [6, 6]);
     await writer.close();
     assertEquals((await socket.closed).closeCode, 1000);
     assertEquals((await python.nextClose()).code, 1000);

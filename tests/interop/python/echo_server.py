@@ -15,8 +15,10 @@ Written for Debian's python3-websockets (10.4): asyncio API only.
 
 import argparse
 import asyncio
+import collections
 
 import websockets
+from websockets.legacy.server import WebSocketServerProtocol
 
 from _common import emit, outgoing, serve_until_stdin_closes
 
@@ -31,7 +33,36 @@ def parse_args():
     parser.add_argument("--fragments", type=int, default=1)
     parser.add_argument("--streamed", action="store_true",
                         help="send the fragments from an async iterator")
+    parser.add_argument("--report-frames", action="store_true",
+                        help='print {"event": "received", "frames": N} per message')
     return parser.parse_args()
+
+
+class FrameCountingProtocol(WebSocketServerProtocol):
+    """Counts the data frames of each message received.
+
+    websockets 10.4 has no recv_streaming() and no public frame API: recv()
+    returns a fragmented message whole. This hooks the legacy protocol's
+    read_data_frame() (called once per data frame) and read_message() (once
+    per message, in the order recv() returns them) to count them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.frame_counts = collections.deque()
+        self._frames = 0
+
+    async def read_data_frame(self, max_size):
+        frame = await super().read_data_frame(max_size)
+        if frame is not None:
+            self._frames += 1
+        return frame
+
+    async def read_message(self):
+        self._frames = 0
+        message = await super().read_message()
+        if message is not None:
+            self.frame_counts.append(self._frames)
+        return message
 
 
 async def main():
@@ -40,6 +71,9 @@ async def main():
     async def echo(websocket, path=None):
         try:
             async for message in websocket:
+                if args.report_frames:
+                    emit({"event": "received",
+                          "frames": websocket.frame_counts.popleft()})
                 await websocket.send(outgoing(message, args.fragments, args.streamed))
         except websockets.ConnectionClosed:
             pass
@@ -58,6 +92,7 @@ async def main():
         subprotocols=args.subprotocol,
         compression="deflate" if args.compression == "deflate" else None,
         max_size=args.max_size or None,
+        create_protocol=FrameCountingProtocol if args.report_frames else None,
     )
     await serve_until_stdin_closes(server, args.lifetime, "echo_server.py")
 
