@@ -1,7 +1,8 @@
 /**
- * A socket's `writable` whose writers hand messages written while an
- * earlier write is still in flight to the sink as one {@linkcode MessageBatch},
- * instead of one stream chunk each.
+ * A socket's `writable` whose writers, once 256 of their writes are in
+ * flight, hand the messages written meanwhile to the sink as
+ * {@linkcode MessageBatch}es of up to 1,024, instead of one stream chunk
+ * each.
  *
  * Why: a `WritableStream` queues every chunk written before the sink takes
  * it. Node's implementation keeps that queue (and the writes' promises) in
@@ -19,6 +20,10 @@
  *
  * @module
  */
+
+// Writes in flight before messages are batched: a few chunks queue fast
+// enough anywhere, and a batch costs a promise of its own per message.
+const MAX_SINGLE_WRITES = 256;
 
 // Messages per batch at most: 100,000 unawaited writes make ~100 stream
 // chunks, far from the 16,384 where Node's queue slows down.
@@ -115,8 +120,8 @@ export class BatchingWritable<W> extends WritableStream<W> {
 }
 
 /**
- * A writer that writes a message straight to the stream when nothing it
- * wrote is in flight, and otherwise adds it to a batch that goes to the
+ * A writer that writes a message straight to the stream while fewer than
+ * `MAX_SINGLE_WRITES` it wrote are in flight, and otherwise adds it to a batch that goes to the
  * stream a microtask later (or at once, once its bytes would use up the
  * stream's room, or before `close()`, `abort()` or `releaseLock()`).
  */
@@ -136,7 +141,10 @@ class BatchingWriter<W> extends WritableStreamDefaultWriter<W> {
 
   override write(message: W): Promise<void> {
     let batch = this.#batch;
-    if (this.#released || (batch === undefined && this.#inFlight === 0)) {
+    if (
+      this.#released ||
+      (batch === undefined && this.#inFlight < MAX_SINGLE_WRITES)
+    ) {
       return this.#hand(message);
     }
     if (batch === undefined) {

@@ -54,20 +54,23 @@ Deno.test("BatchingWritable: unawaited writes reach the sink in order, as few ch
   await Promise.all(writes);
   assertEquals(sent, range(10_000));
   assert(settledWhenSent.every(Boolean), "a write settled before its send");
-  // The first write goes alone; the rest, written meanwhile, in batches of
-  // at most 1,024.
+  // The first 256 writes go alone; the rest, written while they are in
+  // flight, in batches of at most 1,024.
   assertEquals(
     calls.map((call) => call.length),
-    [1, ...Array(9).fill(1024), 783],
+    [...Array(256).fill(1), ...Array(9).fill(1024), 528],
   );
   await writer.close();
 });
+
+// Writers of a BatchingWritable batch only once 256 writes are in flight.
+const SINGLE_WRITES = 256;
 
 Deno.test("BatchingWritable: desiredSize and ready turn at the same write as a plain WritableStream's", async () => {
   const observe = async (writable: WritableStream<number>) => {
     const writer = writable.getWriter();
     const sizes: Array<number | null> = [];
-    const writes = range(12).map((i) => {
+    const writes = range(320).map((i) => {
       const written = writer.write(i);
       sizes.push(writer.desiredSize);
       return written;
@@ -83,64 +86,73 @@ Deno.test("BatchingWritable: desiredSize and ready turn at the same write as a p
   const batching = recordingSink();
   const expected = await observe(
     new WritableStream(plain.sink as UnderlyingSink<number>, {
-      highWaterMark: 5,
+      highWaterMark: 300,
     }),
   );
+  // Writes from the 257th on are batched; the batch is handed on at the
+  // 300th, which fills the stream.
   const found = await observe(
-    new BatchingWritable(batching.sink, 5, () => 1),
+    new BatchingWritable(batching.sink, 300, () => 1),
   );
   assertEquals(found, expected);
-  assertEquals(expected.firstFull, 4);
-  assertEquals(batching.sent, range(12));
+  assertEquals(expected.firstFull, 299);
+  assertEquals(batching.sent, range(320));
+  assertEquals(batching.calls[SINGLE_WRITES], range(44).map((i) => 256 + i));
 });
 
 Deno.test("BatchingWritable: a message that fails fails the ones after it and the stream; those before it are sent", async () => {
-  const { sink, sent } = recordingSink(5);
-  const writer = new BatchingWritable(sink, 100, () => 1).getWriter();
+  // Message 280 is in the batch of messages 256 to 299.
+  const { sink, sent, calls } = recordingSink(280);
+  const writer = new BatchingWritable(sink, 1000, () => 1).getWriter();
   const results = await Promise.allSettled(
-    range(10).map((i) => writer.write(i)),
+    range(300).map((i) => writer.write(i)),
   );
-  assertEquals(sent, range(5));
+  assertEquals(calls.at(-1), range(44).map((i) => SINGLE_WRITES + i));
+  assertEquals(sent, range(280));
   assertEquals(
     results.map((result) => result.status),
-    [...range(5).map(() => "fulfilled"), ...range(5).map(() => "rejected")],
+    [...range(280).map(() => "fulfilled"), ...range(20).map(() => "rejected")],
   );
-  for (const result of results.slice(5)) {
-    assertEquals((result as PromiseRejectedResult).reason.message, "refused 5");
+  for (const result of results.slice(280)) {
+    assertEquals(
+      (result as PromiseRejectedResult).reason.message,
+      "refused 280",
+    );
   }
-  await assertRejects(() => writer.closed, Error, "refused 5");
-  await assertRejects(() => writer.write(99), Error, "refused 5");
+  await assertRejects(() => writer.closed, Error, "refused 280");
+  await assertRejects(() => writer.write(999), Error, "refused 280");
 });
 
 Deno.test("BatchingWritable: abort() fails the messages not yet given to the sink with its reason", async () => {
-  const { sink, sent } = recordingSink();
-  const writer = new BatchingWritable(sink, 100, () => 1).getWriter();
+  const { sink, sent, calls } = recordingSink();
+  const writer = new BatchingWritable(sink, 1000, () => 1).getWriter();
   await writer.ready; // started: the first write goes to the sink at once
-  const writes = range(4).map((i) => writer.write(i));
+  const writes = range(SINGLE_WRITES + 4).map((i) => writer.write(i));
   const reason = new Error("stop");
   await writer.abort(reason);
   const results = await Promise.allSettled(writes);
-  // The first was in the sink already and finishes; the batch never went.
+  // The first was in the sink already and finishes; the rest, single or
+  // batched, never went.
   assertEquals(sent, [0]);
+  assertEquals(calls, [[0]]);
   assertEquals(results.map((result) => result.status), [
     "fulfilled",
-    "rejected",
-    "rejected",
-    "rejected",
+    ...range(SINGLE_WRITES + 3).map(() => "rejected"),
   ]);
-  assertEquals((results[1] as PromiseRejectedResult).reason, reason);
+  assertEquals((results.at(-1) as PromiseRejectedResult).reason, reason);
 });
 
 Deno.test("BatchingWritable: releaseLock() and close() hand on the batch first; a released writer's write rejects", async () => {
-  const { sink, sent } = recordingSink();
-  const writable = new BatchingWritable(sink, 100, () => 1);
+  const { sink, sent, calls } = recordingSink();
+  const writable = new BatchingWritable(sink, 1000, () => 1);
   const first = writable.getWriter();
-  const writes = range(3).map((i) => first.write(i));
+  const writes = range(SINGLE_WRITES + 3).map((i) => first.write(i));
   first.releaseLock();
   await assertRejects(() => first.write(9), TypeError);
   const second = writable.getWriter();
-  writes.push(second.write(3), second.write(4));
+  writes.push(second.write(SINGLE_WRITES + 3), second.write(SINGLE_WRITES + 4));
   await second.close();
   await Promise.all(writes);
-  assertEquals(sent, range(5));
+  assertEquals(sent, range(SINGLE_WRITES + 5));
+  assertEquals(calls[SINGLE_WRITES], [256, 257, 258]);
 });
