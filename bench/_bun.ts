@@ -9,14 +9,10 @@
  * @module
  */
 
+import { cacheDir, installFromNpm } from "../scripts/npm_cache.ts";
+
 /** The version range of npm `bun` the benchmarks run. */
 export const BUN_VERSION = "1";
-
-/** The cache directory (XDG_CACHE_HOME, default ~/.cache) joined with name. */
-export function cacheDir(name: string): string {
-  const home = Deno.env.get("HOME") ?? Deno.cwd();
-  return `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/${name}`;
-}
 
 async function runs(path: string): Promise<boolean> {
   try {
@@ -46,27 +42,8 @@ export async function findBun(): Promise<{ path: string } | { skip: string }> {
   const path = `${prefix}/node_modules/bun/bin/bun.exe`;
   if (await runs(path)) return { path };
   console.error(`installing npm bun@${BUN_VERSION} into ${prefix}`);
-  const install = await new Deno.Command("npm", {
-    args: [
-      "install",
-      "--prefix",
-      prefix,
-      "--no-save",
-      "--no-audit",
-      "--no-fund",
-      `bun@${BUN_VERSION}`,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output().catch((error: Error) => ({
-    success: false,
-    stderr: new TextEncoder().encode(error.message),
-  }));
-  if (!install.success) {
-    const why = new TextDecoder().decode(install.stderr).trim().split("\n")
-      .at(-1);
-    return { skip: `expected npm to install bun@${BUN_VERSION}: ${why}` };
-  }
+  const failure = await installFromNpm(prefix, [`bun@${BUN_VERSION}`]);
+  if (failure) return { skip: failure };
   return await runs(path) ? { path } : {
     skip:
       `expected npm bun's postinstall script to put Bun at ${path}; it does not run (were install scripts disabled?)`,

@@ -1,16 +1,21 @@
 /**
  * Builds wstream for Node (≥ 20) and Bun: one ESM file, `mod.js`, with
  * the `@std` modules it uses inlined and `node:*` built-ins left as
- * imports, plus a `package.json` that marks it as ESM. Node 20 cannot run
+ * imports, its type declarations (`mod.d.ts` and `src/*.d.ts`, see
+ * scripts/node_declarations.ts), plus a `package.json` that marks it as
+ * ESM and points at both. Node 20 cannot run
  * TypeScript (it has no `--experimental-strip-types`), so this is what the
  * runtime tests (tests/runtimes_test.ts) run on Node and Bun.
  *
  * Run: `deno task build:node [outDir]` (default `dist/node`, git-ignored).
- * Made with `deno bundle` (esbuild inside Deno), so it needs nothing from
- * npm but esbuild's binary, which Deno fetches itself.
+ * The code is made with `deno bundle` (esbuild inside Deno, which fetches
+ * esbuild's binary itself); the declarations with npm `typescript`, run by
+ * Node, so the build needs `node` and `npm` on PATH.
  *
  * @module
  */
+
+import { emitDeclarations } from "./node_declarations.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -18,7 +23,8 @@ const ROOT = new URL("../", import.meta.url);
 export const DEFAULT_OUT_DIR: string = new URL("dist/node/", ROOT).pathname;
 
 /**
- * Bundles mod.ts into `outDir/mod.js` and writes `outDir/package.json`.
+ * Bundles mod.ts into `outDir/mod.js`, emits its declarations beside it
+ * and writes `outDir/package.json`.
  *
  * @param outDir The directory to write (made if missing).
  * @returns The path of `mod.js`.
@@ -50,6 +56,7 @@ export async function buildNode(outDir: string = DEFAULT_OUT_DIR): Promise<
       }`,
     );
   }
+  await emitDeclarations(dir);
   const config = JSON.parse(
     await Deno.readTextFile(new URL("deno.json", ROOT)),
   ) as { name: string; version: string; license: string };
@@ -58,7 +65,8 @@ export async function buildNode(outDir: string = DEFAULT_OUT_DIR): Promise<
     version: config.version,
     license: config.license,
     type: "module",
-    exports: { ".": "./mod.js" },
+    types: "./mod.d.ts",
+    exports: { ".": { types: "./mod.d.ts", default: "./mod.js" } },
     engines: { node: ">=20" },
   };
   await Deno.writeTextFile(

@@ -12,6 +12,7 @@
 import { closeRequest } from "./close_payload.ts";
 import type { Message } from "./message_assembler.ts";
 import { sharedDeflateWindowBits } from "./shared_deflate.ts";
+import { BatchingWritable } from "./batching_writable.ts";
 import { ConnectionSink } from "./connection_sink.ts";
 import { PreparedQueue, providePreparedQueues } from "./prepared_queue.ts";
 import type { MessageStream } from "./message_stream.ts";
@@ -385,9 +386,10 @@ export class WebSocketConnection<
       init.deflate,
       maxOutgoingFrameBytes,
     );
-    this.writable = new WritableStream<OutgoingMessage>(
+    this.writable = new BatchingWritable<OutgoingMessage>(
       sink,
-      { highWaterMark: maxBufferedBytes, size: outgoingSizeOf },
+      maxBufferedBytes,
+      outgoingSizeOf,
     );
     // Last: it may set the keep-alive timer.
     this.#core = new SocketCore({

@@ -22,6 +22,7 @@ import {
   sendStreamedMessage,
 } from "./message_stream_sender.ts";
 import type { PreparedQueue, PreparedQueueState } from "./prepared_queue.ts";
+import { MessageBatch } from "./batching_writable.ts";
 import type { SocketCore } from "./socket_core.ts";
 import type { MessageDeflate } from "./socket_options.ts";
 import { isBufferSource } from "./websocket_data.ts";
@@ -45,7 +46,9 @@ function toBytes(chunk: BufferSource): Uint8Array {
  * with shared methods: closures would cost every socket, idle or not.
  */
 export class ConnectionSink
-  implements UnderlyingSink<OutgoingMessage>, PreparedQueueState {
+  implements
+    UnderlyingSink<OutgoingMessage | MessageBatch<OutgoingMessage>>,
+    PreparedQueueState {
   // Set by the socket right after it makes the core (the core is made last).
   core!: SocketCore;
   // The hub's queue, made on first use: its messages wait for the socket's
@@ -77,7 +80,10 @@ export class ConnectionSink
     this.#controller = controller;
   }
 
-  write(chunk: OutgoingMessage): void | Promise<void> {
+  write(
+    chunk: OutgoingMessage | MessageBatch<OutgoingMessage>,
+  ): void | Promise<void> {
+    if (chunk instanceof MessageBatch) return this.#sendBatch(chunk);
     return this.#sendMessage(chunk);
   }
 
@@ -115,6 +121,21 @@ export class ConnectionSink
 
   get busy(): boolean {
     return this.#deflatesPending > 0 || this.#sendingFragments;
+  }
+
+  // Sends a batch's messages in order, settling each as a write of its own
+  // would be; the first failure fails the rest (and errors `writable`).
+  async #sendBatch(batch: MessageBatch<OutgoingMessage>): Promise<void> {
+    try {
+      for (const message of batch.messages) {
+        const sent = this.#sendMessage(message);
+        if (sent !== undefined) await sent;
+        batch.resolveNext();
+      }
+    } catch (error) {
+      batch.rejectRest(error);
+      throw error;
+    }
   }
 
   #sendMessage(chunk: OutgoingMessage): void | Promise<void> {

@@ -127,9 +127,11 @@ export function requireDeno(entryPoint: string, instead: string): void {
   );
 }
 
-// The first Bun whose node:http "upgrade" sockets deliver what is written
-// to them: 1.3.14, 1.2.23 and 1.1.45 report the write done and send
-// nothing; 1.4.5 works.
+// The first Bun whose node:http "upgrade" sockets carry bytes both ways:
+// 1.3.14, 1.2.23 and 1.1.45 report writes done and send nothing
+// (oven-sh/bun#9882, #35325), and parse the client's bytes after the 101 as
+// a new HTTP request, answering 400 (#28157); nothing in JavaScript turns
+// that parser off. 1.4.5 works.
 const BUN_RAW_UPGRADE_SINCE = [1, 4] as const;
 
 /**

@@ -10,6 +10,7 @@
 import { connect, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
 import { RuntimeCloseEvent } from "./close_event.ts";
+import type { OutgoingMessage } from "./connection.ts";
 import type { Socket } from "./socket.ts";
 import { validateProtocols } from "./subprotocols.ts";
 import {
@@ -135,6 +136,9 @@ export class WebSocket extends EventTarget {
   // Set while a Blob is being read: later sends and close() wait for it.
   #sendChain: Promise<void> | undefined;
   #lastWrite: Promise<void> = Promise.resolve();
+  // The connection's writer while messages are sent in this turn of the
+  // event loop (released a microtask later).
+  #writer: WritableStreamDefaultWriter<OutgoingMessage> | undefined;
 
   /**
    * Starts connecting. Throws at once (a `SyntaxError` `DOMException`) for
@@ -402,12 +406,7 @@ export class WebSocket extends EventTarget {
   // ---- sending ----------------------------------------------------------
 
   #write(message: string | Uint8Array<ArrayBuffer>, size: number): void {
-    const socket = this.#socket!;
-    // The connection's writable stays unlocked between writes, so the
-    // connection answers a peer's Close at once (RFC 6455 §5.5.1).
-    const writer = socket.writable.getWriter();
-    const written = writer.write(message);
-    writer.releaseLock();
+    const written = this.#heldWriter().write(message);
     this.#lastWrite = written.then(
       () => {
         this.#unhandedBytes -= size;
@@ -419,6 +418,20 @@ export class WebSocket extends EventTarget {
         this.#unsentBytes += size;
       },
     );
+  }
+
+  // One writer for the messages sent in one turn, so the connection's
+  // writable takes them as one batch (see BatchingWritable); it stays
+  // unlocked between turns, so the connection answers a peer's Close at
+  // once (RFC 6455 §5.5.1).
+  #heldWriter(): WritableStreamDefaultWriter<OutgoingMessage> {
+    if (this.#writer) return this.#writer;
+    const writer = this.#writer = this.#socket!.writable.getWriter();
+    queueMicrotask(() => {
+      this.#writer = undefined;
+      writer.releaseLock();
+    });
+    return writer;
   }
 
   #chain(step: () => Promise<void> | void, size = 0): void {

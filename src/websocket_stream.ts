@@ -7,6 +7,7 @@
  */
 
 import { connect, type ConnectOptions, parseWebSocketUrl } from "./client.ts";
+import { BatchingWritable, MessageBatch } from "./batching_writable.ts";
 import { CloseCode } from "./close_code.ts";
 import type { Socket } from "./socket.ts";
 import { validateProtocols } from "./subprotocols.ts";
@@ -125,6 +126,55 @@ function closeRequestFromReason(reason: unknown): CloseRequest {
     }
   }
   return { closeCode: CloseCode.NoStatusReceived, reason: "" };
+}
+
+// Writes messages to the connection with one writer, released at once:
+// the connection's writable stays unlocked between writes, so a peer's
+// Close is answered at once (RFC 6455 §5.5.1).
+function writeMessages(
+  socket: Socket,
+  chunks: Array<string | BufferSource>,
+): Promise<void>[] {
+  const writer = socket.writable.getWriter();
+  try {
+    // WHATWG: a BufferSource goes as binary, anything else is converted to
+    // a USVString and goes as text.
+    return chunks.map((chunk) =>
+      writer.write(
+        isBufferSource(chunk) ? copyBytes(chunk) : toUSVString(chunk),
+      )
+    );
+  } finally {
+    writer.releaseLock();
+  }
+}
+
+// Settles each message of the batch as the connection settles its write;
+// the first failure fails the rest (and errors the writable).
+async function writeBatch(
+  socket: Socket,
+  batch: MessageBatch<string | BufferSource>,
+): Promise<void> {
+  let failure: { error: unknown } | undefined;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    batch.rejectRest(error);
+  };
+  let writes: Promise<void>[] = [];
+  try {
+    writes = writeMessages(socket, batch.messages);
+  } catch (error) {
+    fail(error);
+  }
+  for (const written of writes) {
+    try {
+      await written;
+      if (!failure) batch.resolveNext();
+    } catch (error) {
+      fail(error);
+    }
+  }
+  if (failure) throw failure.error;
 }
 
 /**
@@ -295,32 +345,29 @@ export class WebSocketStream {
     this.#socket = socket;
     const readable = this.#readableFor(socket);
     let writableController!: WritableStreamDefaultController;
-    const writable = new WritableStream<string | BufferSource>({
-      start: (controller) => {
-        writableController = controller;
+    // Messages written while one is on its way come as one batch (see
+    // BatchingWritable), passed on to the connection with one writer.
+    const writable = new BatchingWritable<string | BufferSource>(
+      {
+        start: (controller) => {
+          writableController = controller;
+        },
+        write: (chunk) =>
+          chunk instanceof MessageBatch
+            ? writeBatch(socket, chunk)
+            : writeMessages(socket, [chunk])[0],
+        close: async () => {
+          closeConnection(socket, closeRequestFromReason(undefined));
+          await socket.closed;
+        },
+        abort: async (reason) => {
+          closeConnection(socket, closeRequestFromReason(reason));
+          await socket.closed;
+        },
       },
-      write: (chunk) => {
-        // WHATWG: a BufferSource goes as binary, anything else is converted
-        // to a USVString and goes as text.
-        const message = isBufferSource(chunk)
-          ? copyBytes(chunk)
-          : toUSVString(chunk);
-        // The connection's writable stays unlocked between writes, so a
-        // peer's Close is answered at once (RFC 6455 §5.5.1).
-        const writer = socket.writable.getWriter();
-        const written = writer.write(message);
-        writer.releaseLock();
-        return written;
-      },
-      close: async () => {
-        closeConnection(socket, closeRequestFromReason(undefined));
-        await socket.closed;
-      },
-      abort: async (reason) => {
-        closeConnection(socket, closeRequestFromReason(reason));
-        await socket.closed;
-      },
-    }, { highWaterMark: 1 });
+      1,
+      () => 1,
+    );
 
     socket.closed.then(({ closeCode, reason, wasClean }) => {
       if (wasClean) {
