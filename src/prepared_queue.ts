@@ -8,7 +8,6 @@
  */
 
 import type { WebSocketConnection } from "./connection.ts";
-import type { Opcode } from "./frame.ts";
 import type { PreparedMessage } from "./prepared_message.ts";
 import { MERGE_LIMIT_BYTES, type WriteQueue } from "./write_queue.ts";
 
@@ -288,22 +287,22 @@ export class PreparedQueue implements PreparedSender {
     const compressed = windowBits === 0
       ? undefined
       : message.compressedPayload(windowBits);
-    const opcode: Opcode = message.opcode;
-    if (mask || message.frame.length < MERGE_LIMIT_BYTES) {
-      // RFC 6455 §5.3: a client masks a copy with a key of its own; small
-      // frames are copied into the batch written in one go.
+    if (mask) {
+      // RFC 6455 §5.3: a client masks a copy with a key of its own.
       this.#queue.sendFrame(
-        opcode,
+        message.opcode,
         compressed ?? message.payload,
         compressed !== undefined,
       );
       return;
     }
-    // A large frame: the same bytes for every server socket, not copied.
-    this.#queue.enqueueShared(
-      compressed === undefined
-        ? message.frame
-        : message.compressedFrame(windowBits)!,
-    );
+    // A server socket sends the frame built once for all: a small one is
+    // copied into the batch written in one go (no header encoded again), a
+    // large one is queued as it is, not copied.
+    const frame = compressed === undefined
+      ? message.frame
+      : message.compressedFrame(windowBits)!;
+    if (frame.length < MERGE_LIMIT_BYTES) this.#queue.appendEncodedFrame(frame);
+    else this.#queue.enqueueShared(frame);
   }
 }

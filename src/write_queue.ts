@@ -233,6 +233,23 @@ export class WriteQueue implements FrameSink {
   }
 
   /**
+   * Copies one small frame that is already encoded (unmasked: a server's,
+   * shorter than {@linkcode MERGE_LIMIT_BYTES}) into the batch written in
+   * one go, after the frames queued before it: the same as
+   * {@linkcode WriteQueue.sendFrame} without encoding the header again.
+   *
+   * @param frame One whole encoded frame.
+   */
+  appendEncodedFrame(frame: Uint8Array): void {
+    if (this.#transportFailed) return;
+    if (!this.#noDelaySet) this.#setNoDelay();
+    const size = frame.length;
+    this.#batchWithRoom(size).set(frame, this.#batchUsed);
+    this.#batchUsed += size;
+    this.#queued(size, false);
+  }
+
+  /**
    * Resolves once the bytes queued are at most `maxBufferedBytes`, or at
    * once (`undefined`) when they are already.
    *
@@ -316,6 +333,16 @@ export class WriteQueue implements FrameSink {
   }
 
   #encodeIntoBatch(frame: Frame, size: number): void {
+    this.#batchUsed = encodeFrameInto(
+      this.#batchWithRoom(size),
+      this.#batchUsed,
+      frame,
+      this.#mask,
+    );
+  }
+
+  // The batch buffer, with room for size more bytes after #batchUsed.
+  #batchWithRoom(size: number): Uint8Array {
     let batch = this.#batch;
     const used = this.#batchUsed;
     if (batch === undefined || used + size > batch.length) {
@@ -334,12 +361,7 @@ export class WriteQueue implements FrameSink {
       }
       this.#batch = batch;
     }
-    this.#batchUsed = encodeFrameInto(
-      batch,
-      this.#batchUsed,
-      frame,
-      this.#mask,
-    );
+    return batch;
   }
 
   // Queues a frame of at least MERGE_LIMIT_BYTES; true when the queued

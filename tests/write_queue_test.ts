@@ -229,6 +229,28 @@ Deno.test("shared frames are written as they are, in order, never copied, pooled
   assert(other.chunks[0] === shared);
 });
 
+Deno.test("an encoded small frame is copied into the batch between the socket's own frames, in order, the original unchanged", async () => {
+  const { transport, copies } = recordingTransport({ conn: true });
+  const { queue } = queueOver(transport);
+  const shared = frameBytes({ opcode: Opcode.Text, payload: "to everyone" });
+  const original = shared.slice();
+  queue.sendFrame(Opcode.Text, utf8("before"), false);
+  queue.appendEncodedFrame(shared);
+  queue.sendFrame(Opcode.Binary, bytes(7), false);
+  queue.appendEncodedFrame(shared);
+  assertEquals(queue.bufferedAmount, 8 + 3 + 2 * shared.length);
+  await queue.whenDrained();
+  assertEquals(copies, [
+    concat([
+      frameBytes({ opcode: Opcode.Text, payload: "before" }),
+      shared,
+      frameBytes({ opcode: Opcode.Binary, payload: bytes(7) }),
+      shared,
+    ]),
+  ]);
+  assertEquals(shared, original);
+});
+
 Deno.test("over a Deno.Conn the batch buffer comes from the pool and goes back once written", async () => {
   const { transport, chunks } = recordingTransport({ conn: true });
   const { queue } = queueOver(transport);
