@@ -13,6 +13,10 @@ import { closeRequest } from "./close_payload.ts";
 import type { Message } from "./message_assembler.ts";
 import { sharedDeflateWindowBits } from "./shared_deflate.ts";
 import { ConnectionSink } from "./connection_sink.ts";
+import {
+  ConnectionReadable,
+  type PipingSource,
+} from "./connection_readable.ts";
 import { PreparedQueue, providePreparedQueues } from "./prepared_queue.ts";
 import type { MessageStream } from "./message_stream.ts";
 import {
@@ -21,6 +25,7 @@ import {
 } from "./message_stream_receiver.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
 import { SocketCore } from "./socket_core.ts";
+import { SocketPipe, type SocketPipeOwner } from "./socket_pipe.ts";
 import type { SocketCoreHost, TimerKind } from "./socket_core_host.ts";
 import type {
   CloseResult,
@@ -175,6 +180,9 @@ export class WebSocketConnection<
   #pendingReadableError: Error | undefined;
   #resumeReading: (() => void) | undefined;
   readonly #reads: ReadLoop;
+  readonly #host: SocketPipeOwner;
+  // `readable.pipeTo(writable)` running inside the socket, if it is.
+  #pipe: SocketPipe | undefined;
 
   #resolveClosed!: (result: CloseResult) => void;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -186,7 +194,7 @@ export class WebSocketConnection<
   // queue report to (the sink of `writable` is a ConnectionSink): each an
   // object with one field and shared methods, where closures would cost a
   // few hundred bytes per socket, idle or not.
-  static readonly #Source = class implements UnderlyingDefaultSource<Message> {
+  static readonly #Source = class implements PipingSource<Message> {
     readonly #socket: AnySocket;
 
     constructor(socket: AnySocket) {
@@ -213,6 +221,13 @@ export class WebSocketConnection<
     cancel(): void {
       this.#socket.#cancelReadable();
     }
+
+    pipeItself(
+      destination: WritableStream<Message>,
+      options: StreamPipeOptions | undefined,
+    ): Promise<void> | undefined {
+      return this.#socket.#pipeItself(destination, options);
+    }
   };
 
   static readonly #Host = class
@@ -220,7 +235,8 @@ export class WebSocketConnection<
       SocketCoreHost,
       WriteFailureListener,
       ReadLoopOwner,
-      MessageStreamOwner {
+      MessageStreamOwner,
+      SocketPipeOwner {
     readonly #socket: AnySocket;
 
     constructor(socket: AnySocket) {
@@ -239,7 +255,23 @@ export class WebSocketConnection<
           markHeaderRoom(message);
         }
       }
-      socket.#readableController.enqueue(message);
+      const pipe = socket.#pipe;
+      if (pipe?.forwarding) pipe.message(message);
+      else socket.#readableController.enqueue(message);
+    }
+
+    forward(message: Message): void | Promise<void> {
+      return this.#socket.#sink.forward(message);
+    }
+
+    forwardFailed(error: unknown): void {
+      this.#socket.#stopWriting(
+        error instanceof Error ? error : new TypeError(String(error)),
+      );
+    }
+
+    pipeEnded(): void {
+      this.#socket.#pipe = undefined;
     }
 
     fragment(
@@ -278,7 +310,7 @@ export class WebSocketConnection<
     }
 
     stopSending(error: WebSocketError): void {
-      this.#socket.#sink.error(error);
+      this.#socket.#stopWriting(error);
     }
 
     endWhenWritten(closeCode: number, reason: string, wasClean: boolean): void {
@@ -329,6 +361,8 @@ export class WebSocketConnection<
     readPaused(): boolean {
       const socket = this.#socket;
       if (socket.#readableDone) return false;
+      const pipe = socket.#pipe;
+      if (pipe?.forwarding) return pipe.paused;
       return socket.#receiver
         ? socket.#receiver.readPaused()
         : socket.#readableController.desiredSize! <= 0;
@@ -363,7 +397,7 @@ export class WebSocketConnection<
     );
     const maxBufferedBytes = this.#maxBufferedBytes = init.maxBufferedBytes ??
       DEFAULT_MAX_BUFFERED_BYTES;
-    const host = new WebSocketConnection.#Host(this);
+    const host = this.#host = new WebSocketConnection.#Host(this);
     this.#queue = new WriteQueue(init.transport, {
       mask: init.role === "client",
       maxBufferedBytes,
@@ -374,10 +408,10 @@ export class WebSocketConnection<
       this.#receiver = new MessageStreamReceiver(host);
       this.readable = this.#receiver.readable as ReadableStream<M>;
     } else {
-      this.readable = new ReadableStream<Message>(
+      this.readable = new ConnectionReadable<Message>(
         new WebSocketConnection.#Source(this),
         { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
-      ) as ReadableStream<M>;
+      ) as ReadableStream<Message> as ReadableStream<M>;
     }
     const sink = this.#sink = new ConnectionSink(
       this.#queue,
@@ -436,7 +470,7 @@ export class WebSocketConnection<
    */
   close(info: { closeCode?: number; reason?: string } = {}): void {
     this.#core.close(closeRequest(info));
-    this.#sink.error(
+    this.#stopWriting(
       new TypeError("the WebSocket is closing: no more messages can be sent"),
     );
   }
@@ -506,8 +540,37 @@ export class WebSocketConnection<
     if (this.#readableDone) return;
     this.#readableDone = true;
     if (this.#receiver) this.#receiver.error(error);
-    else if (this.#readableQueueEmpty()) this.#readableController.error(error);
-    else this.#pendingReadableError = error;
+    else if (this.#readableQueueEmpty()) {
+      this.#readableController.error(error);
+      this.#pipe?.sourceErrored(error);
+    } else this.#pendingReadableError = error;
+  }
+
+  // Errors `writable` (unless done) and tells a pipe into it.
+  #stopWriting(error: Error): void {
+    if (this.#sink.error(error)) this.#pipe?.destinationErrored(error);
+  }
+
+  // `readable.pipeTo(writable)` inside the socket, when nothing has been
+  // read or written yet; else undefined (the generic pipe runs).
+  #pipeItself(
+    destination: WritableStream<Message>,
+    options: StreamPipeOptions | undefined,
+  ): Promise<void> | undefined {
+    const sink = this.#sink;
+    if (
+      destination !== this.writable || this.#readableDone || sink.done ||
+      sink.busy || !this.#readableQueueEmpty() ||
+      this.#core.closeSent !== undefined
+    ) return undefined;
+    this.#pipe = SocketPipe.start(
+      this.#host,
+      this.readable as ReadableStream<Message>,
+      destination,
+      options,
+      this.#maxBufferedBytes,
+    );
+    return this.#pipe?.promise;
   }
 
   // The application reads again: so may the read loop.
@@ -528,7 +591,10 @@ export class WebSocketConnection<
     if (this.#readableDone) return;
     this.#readableDone = true;
     if (this.#receiver) this.#receiver.close();
-    else this.#readableController.close();
+    else {
+      this.#readableController.close();
+      this.#pipe?.sourceClosed();
+    }
   }
 
   #readableQueueEmpty(): boolean {
@@ -553,7 +619,7 @@ export class WebSocketConnection<
         );
       }
     }
-    sink.error(
+    this.#stopWriting(
       new TypeError("the WebSocket is closed: no more messages can be sent"),
     );
     this.#resumeReading?.();

@@ -97,11 +97,28 @@ export class ConnectionSink
     this.core.close(info);
   }
 
-  /** Errors `writable`, unless it is already done: no more messages. */
-  error(error: Error): void {
-    if (this.done) return;
+  /**
+   * Errors `writable`, unless it is already done: no more messages.
+   *
+   * @returns Whether it errored it.
+   */
+  error(error: Error): boolean {
+    if (this.done) return false;
     this.done = true;
     this.#controller.error(error);
+    return true;
+  }
+
+  /**
+   * Sends a message the socket received, for a pipe running inside the
+   * socket (socket_pipe.ts): as {@linkcode ConnectionSink.write}, but its
+   * bytes are the socket's own, so it need not wait until they are written.
+   *
+   * @returns A promise while the message is being compressed or sent in
+   * fragments, or the write queue is over its limit.
+   */
+  forward(message: string | Uint8Array<ArrayBuffer>): void | Promise<void> {
+    return this.#sendMessage(message, true);
   }
 
   /** The socket ended: stops the message being sent from a stream. */
@@ -117,7 +134,10 @@ export class ConnectionSink
     return this.#deflatesPending > 0 || this.#sendingFragments;
   }
 
-  #sendMessage(chunk: OutgoingMessage): void | Promise<void> {
+  #sendMessage(
+    chunk: OutgoingMessage,
+    owned = false,
+  ): void | Promise<void> {
     const core = this.core;
     core.assertSendable();
     let opcode: Opcode;
@@ -163,13 +183,15 @@ export class ConnectionSink
     if (deflated !== undefined) {
       return this.#sendPayload(opcode, deflated, true);
     }
-    return this.#sendPayload(opcode, bytes, false);
+    return this.#sendPayload(opcode, bytes, false, owned);
   }
 
+  // `owned`: the payload is the socket's, not the caller's to reuse.
   #sendPayload(
     opcode: Opcode,
     payload: Uint8Array,
     rsv1: boolean,
+    owned = false,
   ): void | Promise<void> {
     const maxFrameBytes = this.#maxOutgoingFrameBytes;
     if (payload.length > maxFrameBytes) {
@@ -178,7 +200,7 @@ export class ConnectionSink
       );
     }
     const queue = this.#queue;
-    if (this.core.send(opcode, payload, rsv1) && !rsv1) {
+    if (this.core.send(opcode, payload, rsv1) && !rsv1 && !owned) {
       // The frame views the caller's bytes: the write completes only once
       // they are written, so the caller may reuse its buffer right after.
       return queue.whenWritten().then(() => queue.backpressure());
