@@ -9,6 +9,7 @@
  * @module
  */
 
+import { holdHeld, keepHeld } from "./buffer_pool.ts";
 import { closeRequest } from "./close_payload.ts";
 import type { Message } from "./message_assembler.ts";
 import { sharedDeflateWindowBits } from "./shared_deflate.ts";
@@ -255,9 +256,17 @@ export class WebSocketConnection<
           markHeaderRoom(message);
         }
       }
+      // A binary message echoed by the pipe holds its read buffer until
+      // written (then the buffer may return to the pool); one given to the
+      // application keeps it.
       const pipe = socket.#pipe;
-      if (pipe?.forwarding) pipe.message(message);
-      else socket.#readableController.enqueue(message);
+      if (pipe?.forwarding) {
+        if (typeof message !== "string") holdHeld(message);
+        pipe.message(message);
+      } else {
+        if (typeof message !== "string") keepHeld(message);
+        socket.#readableController.enqueue(message);
+      }
     }
 
     forward(message: Message): void | Promise<void> {
@@ -283,6 +292,7 @@ export class WebSocketConnection<
     ): void {
       const socket = this.#socket;
       if (payload.buffer === bytes.buffer) socket.#reads.lent = true;
+      keepHeld(payload);
       socket.#receiver!.fragment(text, payload, first, fin);
     }
 

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { keepHeld, letGoHeld } from "./buffer_pool.ts";
 import { isValidCloseCode } from "./close_code.ts";
 import { Opcode } from "./frame.ts";
 import {
@@ -148,6 +149,12 @@ export class ConnectionSink
     } else if (isBufferSource(chunk)) {
       opcode = Opcode.Binary;
       bytes = toBytes(chunk);
+      // Compressed or split, an echoed message's buffer is not tracked
+      // until written: it never returns to the pool.
+      if (
+        owned &&
+        (this.#deflate || bytes.length > this.#maxOutgoingFrameBytes)
+      ) keepHeld(bytes);
     } else if (isStreamedMessage(chunk)) {
       return this.#sendInFragments((target) =>
         sendStreamedMessage(
@@ -200,7 +207,12 @@ export class ConnectionSink
       );
     }
     const queue = this.#queue;
-    if (this.core.send(opcode, payload, rsv1) && !rsv1 && !owned) {
+    const viewed = this.core.send(opcode, payload, rsv1);
+    if (owned) {
+      // An echoed message: copied into the queue, its read buffer is free
+      // (else the queue lets go of it once written).
+      if (!viewed) letGoHeld(payload);
+    } else if (viewed && !rsv1) {
       // The frame views the caller's bytes: the write completes only once
       // they are written, so the caller may reuse its buffer right after.
       return queue.whenWritten().then(() => queue.backpressure());

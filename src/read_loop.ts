@@ -6,6 +6,7 @@
  * @module
  */
 
+import { letGoHeld, MIN_POOLED_BYTES, takeHeld } from "./buffer_pool.ts";
 import type { SocketCore } from "./socket_core.ts";
 import type { Transport } from "./transport.ts";
 
@@ -19,6 +20,14 @@ const GROWN_READ_BYTES = 4 * 1024;
 const MAX_READ_BYTES = 256 * 1024;
 
 const EMPTY_BYTES = new Uint8Array(0);
+
+// A buffer for reads: pooled when large (a socket echoing large messages
+// reuses the buffers whose echoes were written, instead of making fresh
+// ones between garbage collections), else its own (an idle socket's read
+// stays small).
+function newBuffer(size: number): Uint8Array {
+  return size >= MIN_POOLED_BYTES ? takeHeld(size) : new Uint8Array(size);
+}
 
 // `size` rounded down to whole frames of `frameBytes` (possibly none), so a
 // read of a stream of same-size frames ends between two of them.
@@ -174,10 +183,13 @@ export class ReadLoop {
       // 64 KiB echoes gets a single frame in about one read of four).
       const size = frameAligned(readSize, unit);
       const spare = this.#spare;
-      this.#buffer = !this.#drained && spare !== undefined &&
-          spare.length >= size
-        ? spare.subarray(0, size)
-        : new Uint8Array(size);
+      letGoHeld(buffer);
+      if (!this.#drained && spare !== undefined && spare.length >= size) {
+        this.#buffer = spare.subarray(0, size);
+      } else {
+        this.#buffer = newBuffer(size);
+        if (spare !== undefined) letGoHeld(spare);
+      }
       this.#spare = undefined;
       this.lent = false;
       this.#start = this.#end = 0;
@@ -208,11 +220,15 @@ export class ReadLoop {
         ? Math.min(frameBytes, Math.max(2 * MAX_READ_BYTES, pending * 8))
         : expectedFrameBytes +
           frameAligned(Math.max(readSize - expectedFrameBytes, 0), unit);
-      const moved = new Uint8Array(size);
+      const moved = newBuffer(size);
       moved.set(buffer.subarray(this.#start, this.#end));
       // A buffer no message refers to serves the next read after the
       // frame, unless the socket may be idle by then.
-      this.#spare = this.lent || this.#drained ? undefined : buffer;
+      if (this.#spare !== undefined) letGoHeld(this.#spare);
+      if (this.lent || this.#drained) {
+        this.#spare = undefined;
+        letGoHeld(buffer);
+      } else this.#spare = buffer;
       this.#buffer = moved;
       this.lent = false;
       this.#start = 0;

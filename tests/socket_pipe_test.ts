@@ -5,12 +5,14 @@
 
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { type ConnectionInit, WebSocketConnection } from "../src/connection.ts";
+import { connect } from "../src/client.ts";
 import { ConnectionSink } from "../src/connection_sink.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";
 import type { Message } from "../src/message_assembler.ts";
 import type { MessageStream } from "../src/message_stream.ts";
 import { acceptDeflateOffer } from "../src/permessage_deflate.ts";
 import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
+import { serve } from "../src/server.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 import { concat, frameBytes } from "./_codec_util.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
@@ -412,4 +414,67 @@ Deno.test("a pipe started after a reader was released, or with an already aborte
   await writer.close();
   await echo;
   assertEquals((await server.closed).wasClean, true);
+});
+
+// Distinct bytes for message `index`, so a buffer reused too early shows.
+function patterned(index: number, size: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 997) bytes[i] = (index * 31 + i) & 0xff;
+  bytes[size - 1] = index & 0xff;
+  return bytes;
+}
+
+Deno.test("a TCP echo of large messages through pooled read buffers returns every byte unchanged", async () => {
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (socket) => socket.readable.pipeTo(socket.writable),
+  );
+  try {
+    const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+    const writer = client.writable.getWriter();
+    const reader = client.readable.getReader();
+    const sizes = [65536, 70000, 200_000, 4096, 65536];
+    const count = 150;
+    const window = 8;
+    let received = 0;
+    const expect = async () => {
+      const size = sizes[received % sizes.length];
+      const { value } = await within(5000, reader.read(), `echo ${received}`);
+      assertEquals(value, patterned(received, size), `echo ${received}`);
+      received++;
+    };
+    for (let sent = 0; sent < count; sent++) {
+      await writer.write(patterned(sent, sizes[sent % sizes.length]));
+      if (sent - received >= window) await expect();
+    }
+    while (received < count) await expect();
+    await writer.close();
+    assertEquals((await client.closed).wasClean, true);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("large messages the application keeps are never overwritten by later reads", async () => {
+  const kept: Uint8Array[] = [];
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    async (socket) => {
+      for await (const message of socket.readable) {
+        kept.push(message as Uint8Array);
+      }
+    },
+  );
+  try {
+    const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+    const writer = client.writable.getWriter();
+    const count = 60;
+    for (let i = 0; i < count; i++) await writer.write(patterned(i, 70000));
+    await writer.close();
+    await client.closed;
+    assertEquals(kept.length, count);
+    kept.forEach((message, i) => assertEquals(message, patterned(i, 70000)));
+  } finally {
+    await server.shutdown();
+  }
 });
