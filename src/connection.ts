@@ -9,7 +9,7 @@
  * @module
  */
 
-import { holdHeld, keepHeld } from "./buffer_pool.ts";
+import { keepHeld } from "./buffer_pool.ts";
 import { closeRequest } from "./close_payload.ts";
 import type { Message } from "./message_assembler.ts";
 import { sharedDeflateWindowBits } from "./shared_deflate.ts";
@@ -26,7 +26,7 @@ import {
 } from "./message_stream_receiver.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
 import { SocketCore } from "./socket_core.ts";
-import { SocketPipe, type SocketPipeOwner } from "./socket_pipe.ts";
+import { type PipeReads, SocketPipe } from "./socket_pipe.ts";
 import type { SocketCoreHost, TimerKind } from "./socket_core_host.ts";
 import type {
   CloseResult,
@@ -181,9 +181,7 @@ export class WebSocketConnection<
   #pendingReadableError: Error | undefined;
   #resumeReading: (() => void) | undefined;
   readonly #reads: ReadLoop;
-  readonly #host: SocketPipeOwner;
-  // `readable.pipeTo(writable)` running inside the socket, if it is.
-  #pipe: SocketPipe | undefined;
+  readonly #host: PipeReads;
 
   #resolveClosed!: (result: CloseResult) => void;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -236,8 +234,7 @@ export class WebSocketConnection<
       SocketCoreHost,
       WriteFailureListener,
       ReadLoopOwner,
-      MessageStreamOwner,
-      SocketPipeOwner {
+      MessageStreamOwner {
     readonly #socket: AnySocket;
 
     constructor(socket: AnySocket) {
@@ -256,31 +253,13 @@ export class WebSocketConnection<
           markHeaderRoom(message);
         }
       }
-      // A binary message echoed by the pipe holds its read buffer until
-      // written (then the buffer may return to the pool); one given to the
-      // application keeps it.
-      const pipe = socket.#pipe;
-      if (pipe?.forwarding) {
-        if (typeof message !== "string") holdHeld(message);
-        pipe.message(message);
-      } else {
+      const pipe = socket.#sink.pipe;
+      if (pipe?.forwarding) pipe.message(message);
+      else {
+        // The application keeps its read buffer (see buffer_pool.ts).
         if (typeof message !== "string") keepHeld(message);
         socket.#readableController.enqueue(message);
       }
-    }
-
-    forward(message: Message): void | Promise<void> {
-      return this.#socket.#sink.forward(message);
-    }
-
-    forwardFailed(error: unknown): void {
-      this.#socket.#stopWriting(
-        error instanceof Error ? error : new TypeError(String(error)),
-      );
-    }
-
-    pipeEnded(): void {
-      this.#socket.#pipe = undefined;
     }
 
     fragment(
@@ -320,7 +299,7 @@ export class WebSocketConnection<
     }
 
     stopSending(error: WebSocketError): void {
-      this.#socket.#stopWriting(error);
+      this.#socket.#sink.error(error);
     }
 
     endWhenWritten(closeCode: number, reason: string, wasClean: boolean): void {
@@ -371,11 +350,15 @@ export class WebSocketConnection<
     readPaused(): boolean {
       const socket = this.#socket;
       if (socket.#readableDone) return false;
-      const pipe = socket.#pipe;
+      const pipe = socket.#sink.pipe;
       if (pipe?.forwarding) return pipe.paused;
       return socket.#receiver
         ? socket.#receiver.readPaused()
         : socket.#readableController.desiredSize! <= 0;
+    }
+
+    readsPooled(): boolean {
+      return this.#socket.#sink.pipe?.forwarding === true;
     }
 
     waitForReader(): Promise<void> {
@@ -480,7 +463,7 @@ export class WebSocketConnection<
    */
   close(info: { closeCode?: number; reason?: string } = {}): void {
     this.#core.close(closeRequest(info));
-    this.#stopWriting(
+    this.#sink.error(
       new TypeError("the WebSocket is closing: no more messages can be sent"),
     );
   }
@@ -552,13 +535,8 @@ export class WebSocketConnection<
     if (this.#receiver) this.#receiver.error(error);
     else if (this.#readableQueueEmpty()) {
       this.#readableController.error(error);
-      this.#pipe?.sourceErrored(error);
+      this.#sink.pipe?.sourceErrored(error);
     } else this.#pendingReadableError = error;
-  }
-
-  // Errors `writable` (unless done) and tells a pipe into it.
-  #stopWriting(error: Error): void {
-    if (this.#sink.error(error)) this.#pipe?.destinationErrored(error);
   }
 
   // `readable.pipeTo(writable)` inside the socket, when nothing has been
@@ -573,14 +551,14 @@ export class WebSocketConnection<
       sink.busy || !this.#readableQueueEmpty() ||
       this.#core.closeSent !== undefined
     ) return undefined;
-    this.#pipe = SocketPipe.start(
+    return (sink.pipe = SocketPipe.start(
+      sink,
       this.#host,
       this.readable as ReadableStream<Message>,
       destination,
       options,
       this.#maxBufferedBytes,
-    );
-    return this.#pipe?.promise;
+    ))?.promise;
   }
 
   // The application reads again: so may the read loop.
@@ -603,7 +581,7 @@ export class WebSocketConnection<
     if (this.#receiver) this.#receiver.close();
     else {
       this.#readableController.close();
-      this.#pipe?.sourceClosed();
+      this.#sink.pipe?.sourceClosed();
     }
   }
 
@@ -629,7 +607,7 @@ export class WebSocketConnection<
         );
       }
     }
-    this.#stopWriting(
+    sink.error(
       new TypeError("the WebSocket is closed: no more messages can be sent"),
     );
     this.#resumeReading?.();

@@ -24,6 +24,7 @@ import {
 } from "./message_stream_sender.ts";
 import type { PreparedQueue, PreparedQueueState } from "./prepared_queue.ts";
 import type { SocketCore } from "./socket_core.ts";
+import type { PipeSink, SocketPipe } from "./socket_pipe.ts";
 import type { MessageDeflate } from "./socket_options.ts";
 import { isBufferSource } from "./websocket_data.ts";
 import { WebSocketError } from "./websocket_error.ts";
@@ -46,7 +47,7 @@ function toBytes(chunk: BufferSource): Uint8Array {
  * with shared methods: closures would cost every socket, idle or not.
  */
 export class ConnectionSink
-  implements UnderlyingSink<OutgoingMessage>, PreparedQueueState {
+  implements UnderlyingSink<OutgoingMessage>, PreparedQueueState, PipeSink {
   // Set by the socket right after it makes the core (the core is made last).
   core!: SocketCore;
   // The hub's queue, made on first use: its messages wait for the socket's
@@ -54,6 +55,8 @@ export class ConnectionSink
   prepared: PreparedQueue | undefined;
   // True once `writable` is closed, aborted or errored.
   done = false;
+  // `readable.pipeTo(writable)` running inside the socket, if it is.
+  pipe: SocketPipe | undefined;
 
   readonly #queue: WriteQueue;
   readonly #deflate: MessageDeflate | undefined;
@@ -98,16 +101,12 @@ export class ConnectionSink
     this.core.close(info);
   }
 
-  /**
-   * Errors `writable`, unless it is already done: no more messages.
-   *
-   * @returns Whether it errored it.
-   */
-  error(error: Error): boolean {
-    if (this.done) return false;
+  /** Errors `writable`, unless it is already done: no more messages. */
+  error(error: Error): void {
+    if (this.done) return;
     this.done = true;
     this.#controller.error(error);
-    return true;
+    this.pipe?.destinationErrored(error);
   }
 
   /**

@@ -21,14 +21,6 @@ const MAX_READ_BYTES = 256 * 1024;
 
 const EMPTY_BYTES = new Uint8Array(0);
 
-// A buffer for reads: pooled when large (a socket echoing large messages
-// reuses the buffers whose echoes were written, instead of making fresh
-// ones between garbage collections), else its own (an idle socket's read
-// stays small).
-function newBuffer(size: number): Uint8Array {
-  return size >= MIN_POOLED_BYTES ? takeHeld(size) : new Uint8Array(size);
-}
-
 // `size` rounded down to whole frames of `frameBytes` (possibly none), so a
 // read of a stream of same-size frames ends between two of them.
 function frameAligned(size: number, frameBytes: number): number {
@@ -44,6 +36,11 @@ export interface ReadLoopOwner {
   readPaused(): boolean;
   /** Resolves when the application reads `readable` again. */
   waitForReader(): Promise<void>;
+  /**
+   * Whether the messages read are sent back by the socket itself (a pipe
+   * into its own `writable`), which returns their buffers to the pool.
+   */
+  readsPooled(): boolean;
 }
 
 /**
@@ -187,7 +184,7 @@ export class ReadLoop {
       if (!this.#drained && spare !== undefined && spare.length >= size) {
         this.#buffer = spare.subarray(0, size);
       } else {
-        this.#buffer = newBuffer(size);
+        this.#buffer = this.#newBuffer(size);
         if (spare !== undefined) letGoHeld(spare);
       }
       this.#spare = undefined;
@@ -220,7 +217,7 @@ export class ReadLoop {
         ? Math.min(frameBytes, Math.max(2 * MAX_READ_BYTES, pending * 8))
         : expectedFrameBytes +
           frameAligned(Math.max(readSize - expectedFrameBytes, 0), unit);
-      const moved = newBuffer(size);
+      const moved = this.#newBuffer(size);
       moved.set(buffer.subarray(this.#start, this.#end));
       // A buffer no message refers to serves the next read after the
       // frame, unless the socket may be idle by then.
@@ -235,6 +232,15 @@ export class ReadLoop {
       this.#end = pending;
     }
     return expectedFrameBytes;
+  }
+
+  // A buffer for reads: from the pool when large and the socket echoes
+  // the messages itself (it reuses the buffers whose echoes were written,
+  // instead of making fresh ones between garbage collections), else its own.
+  #newBuffer(size: number): Uint8Array {
+    return size >= MIN_POOLED_BYTES && this.#owner.readsPooled()
+      ? takeHeld(size)
+      : new Uint8Array(size);
   }
 
   // A read of `count` bytes into a target of `targetBytes`: reads grow

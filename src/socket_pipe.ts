@@ -16,10 +16,13 @@
  * @module
  */
 
+import { holdHeld } from "./buffer_pool.ts";
 import type { Message } from "./message_assembler.ts";
 
-/** What a {@linkcode SocketPipe} drives: its socket. */
-export interface SocketPipeOwner {
+/** The sink of the socket's `writable`, which a {@linkcode SocketPipe} writes through. */
+export interface PipeSink {
+  /** The pipe running, set by the socket; the pipe clears it when done. */
+  pipe: SocketPipe | undefined;
   /**
    * Sends a message received back out, after those sent before it.
    *
@@ -28,12 +31,14 @@ export interface SocketPipeOwner {
    * @throws When the socket may no longer send.
    */
   forward(message: Message): void | Promise<void>;
-  /** Sending failed: the socket errors its `writable` with `error`. */
-  forwardFailed(error: unknown): void;
-  /** The pipe takes messages again: the socket may read on. */
+  /** Errors `writable` (sending failed). */
+  error(error: Error): void;
+}
+
+/** The socket's reading side: told when the pipe takes messages again. */
+export interface PipeReads {
+  /** The socket may read on. */
   resumeReading(): void;
-  /** The pipe has released both streams. */
-  pipeEnded(): void;
 }
 
 // What the pipe does once it shuts down (after the messages taken are
@@ -55,7 +60,7 @@ type Action = typeof Action[keyof typeof Action];
  *
  * @example
  * ```ts ignore
- * const pipe = new SocketPipe(owner, readable.getReader(), writable.getWriter(), options);
+ * const pipe = SocketPipe.start(sink, reads, readable, writable, options, highWaterMark)!;
  * pipe.message("hi"); // forwarded at once
  * pipe.sourceClosed(); // then closes the writable and settles pipe.promise
  * ```
@@ -64,7 +69,8 @@ export class SocketPipe {
   /** Settles as `pipeTo`'s promise. */
   readonly promise: Promise<void>;
 
-  readonly #owner: SocketPipeOwner;
+  readonly #sink: PipeSink;
+  readonly #reads: PipeReads;
   readonly #reader: ReadableStreamDefaultReader<Message>;
   readonly #writer: WritableStreamDefaultWriter<Message>;
   readonly #preventClose: boolean;
@@ -85,18 +91,21 @@ export class SocketPipe {
   /**
    * Starts a pipe over streams already locked by `reader` and `writer`.
    *
-   * @param owner The socket.
+   * @param sink The sink of the socket's `writable`.
+   * @param reads The socket's reading side.
    * @param reader A reader of the socket's `readable`.
    * @param writer A writer of the socket's `writable`.
    * @param options `pipeTo`'s options (a signal not aborted yet).
    */
   constructor(
-    owner: SocketPipeOwner,
+    sink: PipeSink,
+    reads: PipeReads,
     reader: ReadableStreamDefaultReader<Message>,
     writer: WritableStreamDefaultWriter<Message>,
     options: StreamPipeOptions | undefined,
   ) {
-    this.#owner = owner;
+    this.#sink = sink;
+    this.#reads = reads;
     this.#reader = reader;
     this.#writer = writer;
     this.#preventClose = Boolean(options?.preventClose);
@@ -117,7 +126,8 @@ export class SocketPipe {
    * returns `undefined` (the generic pipe runs, and settles as the WHATWG
    * pipe does in those cases).
    *
-   * @param owner The socket.
+   * @param sink The sink of the socket's `writable`.
+   * @param reads The socket's reading side.
    * @param readable The socket's `readable`, nothing queued in it.
    * @param writable The socket's `writable`.
    * @param options `pipeTo`'s options.
@@ -125,7 +135,8 @@ export class SocketPipe {
    * @returns The running pipe, or `undefined`.
    */
   static start(
-    owner: SocketPipeOwner,
+    sink: PipeSink,
+    reads: PipeReads,
     readable: ReadableStream<Message>,
     writable: WritableStream<Message>,
     options: StreamPipeOptions | undefined,
@@ -145,7 +156,7 @@ export class SocketPipe {
       writer.releaseLock();
       return undefined;
     }
-    return new SocketPipe(owner, readable.getReader(), writer, options);
+    return new SocketPipe(sink, reads, readable.getReader(), writer, options);
   }
 
   /** Whether messages go to the pipe (not yet shutting down). */
@@ -164,6 +175,9 @@ export class SocketPipe {
    * @param message The message.
    */
   message(message: Message): void {
+    // Its read buffer may return to the pool once it is written (see
+    // buffer_pool.ts).
+    if (typeof message !== "string") holdHeld(message);
     if (this.#busy) (this.#waiting ??= []).push(message);
     else this.#send(message);
   }
@@ -214,16 +228,16 @@ export class SocketPipe {
   #send(message: Message): void {
     let sent;
     try {
-      sent = this.#owner.forward(message);
+      sent = this.#sink.forward(message);
     } catch (error) {
-      this.#owner.forwardFailed(error);
+      this.#forwardFailed(error);
       return;
     }
     if (sent === undefined) return;
     this.#busy = true;
     sent.then(() => this.#sent(), (error) => {
       this.#busy = false;
-      this.#owner.forwardFailed(error);
+      this.#forwardFailed(error);
     });
   }
 
@@ -237,7 +251,13 @@ export class SocketPipe {
     }
     if (this.#busy) return;
     if (this.#shuttingDown) this.#act();
-    else this.#owner.resumeReading();
+    else this.#reads.resumeReading();
+  }
+
+  #forwardFailed(error: unknown): void {
+    this.#sink.error(
+      error instanceof Error ? error : new TypeError(String(error)),
+    );
   }
 
   // WHATWG "shutdown with an action": once, after the messages taken are
@@ -289,7 +309,7 @@ export class SocketPipe {
     this.#writer.releaseLock();
     this.#reader.releaseLock();
     this.#signal?.removeEventListener("abort", this);
-    this.#owner.pipeEnded();
+    this.#sink.pipe = undefined;
     if (isError) this.#reject(error);
     else this.#resolve();
   }

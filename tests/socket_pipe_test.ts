@@ -478,3 +478,63 @@ Deno.test("large messages the application keeps are never overwritten by later r
     await server.shutdown();
   }
 });
+
+Deno.test("an echo of frames arriving many per read, to a peer that reads late, returns every byte unchanged", async () => {
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (socket) => socket.readable.pipeTo(socket.writable),
+  );
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  try {
+    await conn.write(
+      new TextEncoder().encode(
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      ),
+    );
+    const head = new Uint8Array(1024);
+    const headBytes = (await conn.read(head))!;
+    assert(
+      new TextDecoder().decode(head.subarray(0, headBytes)).includes(" 101 "),
+    );
+    const count = 64;
+    const maskKey = new Uint8Array(4); // zero: the payload is sent as is
+    const frames = Array.from(
+      { length: count },
+      (_, i) =>
+        frameBytes({ opcode: 0x2, payload: patterned(i, 65536), maskKey }),
+    );
+    frames.push(
+      frameBytes({ opcode: 0x8, payload: new Uint8Array([3, 232]), maskKey }),
+    );
+    const writing = (async () => {
+      const all = concat(frames);
+      for (let at = 0; at < all.length;) {
+        at += await conn.write(all.subarray(at));
+      }
+    })();
+    // The echoes wait in the server's write queue meanwhile.
+    await delay(200);
+    const echoed: Uint8Array[] = [];
+    const decoder = new FrameDecoder({ role: "client" });
+    const buffer = new Uint8Array(256 * 1024);
+    let closed = false;
+    while (!closed) {
+      const n = await within(5000, conn.read(buffer), "the echoes");
+      if (n === null) break;
+      decoder.decode(buffer.slice(0, n), (frame) => {
+        if (frame.opcode === 0x8) closed = true;
+        else echoed.push(frame.payload.slice());
+      });
+    }
+    await writing;
+    assertEquals(echoed.length, count);
+    echoed.forEach((payload, i) => assertEquals(payload, patterned(i, 65536)));
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
