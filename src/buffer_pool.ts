@@ -116,3 +116,115 @@ export function returnPooled(bytes: Uint8Array): void {
 export function isPooled(bytes: Uint8Array): boolean {
   return takenBuffers.has(bytes.buffer as ArrayBuffer);
 }
+
+// Read buffers lent to the messages decoded from them, by how many users
+// (the read loop, a message being echoed) still hold each. Weak: a buffer
+// whose users never let go (an application kept a message) is collected
+// as usual.
+const heldBuffers = new WeakMap<ArrayBuffer, number>();
+
+/**
+ * A buffer of exactly `size` bytes for a read loop, from the pool when one
+ * of its capacity is free, held once (by the caller). It returns to the
+ * pool once every holder has let go ({@linkcode letGoHeld}); a view given
+ * to code that keeps it must be passed to {@linkcode keepHeld} first.
+ *
+ * @example
+ * ```ts
+ * import { holdHeld, letGoHeld, takeHeld } from "./buffer_pool.ts";
+ * import { assertEquals, assertNotStrictEquals } from "@std/assert";
+ *
+ * const bytes = takeHeld(10_000);
+ * holdHeld(bytes.subarray(100)); // a message echoed from it
+ * letGoHeld(bytes); // the read loop moved on
+ * assertNotStrictEquals(takeHeld(10_000).buffer, bytes.buffer);
+ * letGoHeld(bytes.subarray(100)); // the echo was written
+ * assertEquals(takeHeld(10_000).buffer, bytes.buffer);
+ * ```
+ *
+ * @param size The bytes needed.
+ * @returns A view of `size` bytes.
+ */
+export function takeHeld(size: number): Uint8Array<ArrayBuffer> {
+  const capacity = poolCapacity(size);
+  let buffer = freeBuffers.get(capacity)?.pop();
+  if (buffer !== undefined) freeBytes -= capacity;
+  else buffer = new ArrayBuffer(capacity);
+  heldBuffers.set(buffer, 1);
+  return new Uint8Array(buffer, 0, size);
+}
+
+/**
+ * One more holder of the buffer `bytes` views, if it came from
+ * {@linkcode takeHeld} and is not kept.
+ *
+ * @example
+ * ```ts
+ * import { holdHeld, letGoHeld, takeHeld } from "./buffer_pool.ts";
+ *
+ * const bytes = takeHeld(8192);
+ * holdHeld(bytes);
+ * letGoHeld(bytes);
+ * letGoHeld(bytes); // back in the pool
+ * ```
+ *
+ * @param bytes Any view of the buffer.
+ */
+export function holdHeld(bytes: Uint8Array): void {
+  const buffer = bytes.buffer as ArrayBuffer;
+  const holders = heldBuffers.get(buffer);
+  if (holders !== undefined) heldBuffers.set(buffer, holders + 1);
+}
+
+/**
+ * One holder fewer; the last one returns the buffer to the pool.
+ *
+ * @example
+ * ```ts
+ * import { letGoHeld, takeHeld } from "./buffer_pool.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const bytes = takeHeld(8192);
+ * letGoHeld(bytes);
+ * assertEquals(takeHeld(8192).buffer, bytes.buffer);
+ * ```
+ *
+ * @param bytes Any view of the buffer.
+ */
+export function letGoHeld(bytes: Uint8Array): void {
+  const buffer = bytes.buffer as ArrayBuffer;
+  const holders = heldBuffers.get(buffer);
+  if (holders === undefined) return;
+  if (holders > 1) {
+    heldBuffers.set(buffer, holders - 1);
+    return;
+  }
+  heldBuffers.delete(buffer);
+  const capacity = buffer.byteLength;
+  if (freeBytes + capacity > MAX_POOLED_BYTES) return;
+  let free = freeBuffers.get(capacity);
+  if (free === undefined) freeBuffers.set(capacity, free = []);
+  free.push(buffer);
+  freeBytes += capacity;
+}
+
+/**
+ * The buffer `bytes` views is kept by code outside the socket (an
+ * application's message): it never returns to the pool.
+ *
+ * @example
+ * ```ts
+ * import { keepHeld, letGoHeld, takeHeld } from "./buffer_pool.ts";
+ * import { assertNotStrictEquals } from "@std/assert";
+ *
+ * const bytes = takeHeld(8192);
+ * keepHeld(bytes);
+ * letGoHeld(bytes);
+ * assertNotStrictEquals(takeHeld(8192).buffer, bytes.buffer);
+ * ```
+ *
+ * @param bytes Any view of the buffer.
+ */
+export function keepHeld(bytes: Uint8Array): void {
+  heldBuffers.delete(bytes.buffer as ArrayBuffer);
+}

@@ -9,11 +9,16 @@
  * @module
  */
 
+import { keepHeld } from "./buffer_pool.ts";
 import { closeRequest } from "./close_payload.ts";
 import type { Message } from "./message_assembler.ts";
 import { sharedDeflateWindowBits } from "./shared_deflate.ts";
 import { BatchingWritable } from "./batching_writable.ts";
 import { ConnectionSink } from "./connection_sink.ts";
+import {
+  ConnectionReadable,
+  type PipingSource,
+} from "./connection_readable.ts";
 import { PreparedQueue, providePreparedQueues } from "./prepared_queue.ts";
 import type { MessageStream } from "./message_stream.ts";
 import {
@@ -22,6 +27,7 @@ import {
 } from "./message_stream_receiver.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
 import { SocketCore } from "./socket_core.ts";
+import { type PipeReads, SocketPipe } from "./socket_pipe.ts";
 import type { SocketCoreHost, TimerKind } from "./socket_core_host.ts";
 import type {
   CloseResult,
@@ -176,6 +182,7 @@ export class WebSocketConnection<
   #pendingReadableError: Error | undefined;
   #resumeReading: (() => void) | undefined;
   readonly #reads: ReadLoop;
+  readonly #host: PipeReads;
 
   #resolveClosed!: (result: CloseResult) => void;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -187,7 +194,7 @@ export class WebSocketConnection<
   // queue report to (the sink of `writable` is a ConnectionSink): each an
   // object with one field and shared methods, where closures would cost a
   // few hundred bytes per socket, idle or not.
-  static readonly #Source = class implements UnderlyingDefaultSource<Message> {
+  static readonly #Source = class implements PipingSource<Message> {
     readonly #socket: AnySocket;
 
     constructor(socket: AnySocket) {
@@ -213,6 +220,13 @@ export class WebSocketConnection<
 
     cancel(): void {
       this.#socket.#cancelReadable();
+    }
+
+    pipeItself(
+      destination: WritableStream<Message>,
+      options: StreamPipeOptions | undefined,
+    ): Promise<void> | undefined {
+      return this.#socket.#pipeItself(destination, options);
     }
   };
 
@@ -240,7 +254,13 @@ export class WebSocketConnection<
           markHeaderRoom(message);
         }
       }
-      socket.#readableController.enqueue(message);
+      const pipe = socket.#sink.pipe;
+      if (pipe?.forwarding) pipe.message(message);
+      else {
+        // The application keeps its read buffer (see buffer_pool.ts).
+        if (typeof message !== "string") keepHeld(message);
+        socket.#readableController.enqueue(message);
+      }
     }
 
     fragment(
@@ -331,9 +351,15 @@ export class WebSocketConnection<
     readPaused(): boolean {
       const socket = this.#socket;
       if (socket.#readableDone) return false;
+      const pipe = socket.#sink.pipe;
+      if (pipe?.forwarding) return pipe.paused;
       return socket.#receiver
         ? socket.#receiver.readPaused()
         : socket.#readableController.desiredSize! <= 0;
+    }
+
+    readsPooled(): boolean {
+      return this.#socket.#sink.pipe?.forwarding === true;
     }
 
     waitForReader(): Promise<void> {
@@ -365,7 +391,7 @@ export class WebSocketConnection<
     );
     const maxBufferedBytes = this.#maxBufferedBytes = init.maxBufferedBytes ??
       DEFAULT_MAX_BUFFERED_BYTES;
-    const host = new WebSocketConnection.#Host(this);
+    const host = this.#host = new WebSocketConnection.#Host(this);
     this.#queue = new WriteQueue(init.transport, {
       mask: init.role === "client",
       maxBufferedBytes,
@@ -376,10 +402,10 @@ export class WebSocketConnection<
       this.#receiver = new MessageStreamReceiver(host);
       this.readable = this.#receiver.readable as ReadableStream<M>;
     } else {
-      this.readable = new ReadableStream<Message>(
+      this.readable = new ConnectionReadable<Message>(
         new WebSocketConnection.#Source(this),
         { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
-      ) as ReadableStream<M>;
+      ) as ReadableStream<Message> as ReadableStream<M>;
     }
     const sink = this.#sink = new ConnectionSink(
       this.#queue,
@@ -509,8 +535,32 @@ export class WebSocketConnection<
     if (this.#readableDone) return;
     this.#readableDone = true;
     if (this.#receiver) this.#receiver.error(error);
-    else if (this.#readableQueueEmpty()) this.#readableController.error(error);
-    else this.#pendingReadableError = error;
+    else if (this.#readableQueueEmpty()) {
+      this.#readableController.error(error);
+      this.#sink.pipe?.sourceErrored(error);
+    } else this.#pendingReadableError = error;
+  }
+
+  // `readable.pipeTo(writable)` inside the socket, when nothing has been
+  // read or written yet; else undefined (the generic pipe runs).
+  #pipeItself(
+    destination: WritableStream<Message>,
+    options: StreamPipeOptions | undefined,
+  ): Promise<void> | undefined {
+    const sink = this.#sink;
+    if (
+      destination !== this.writable || this.#readableDone || sink.done ||
+      sink.busy || !this.#readableQueueEmpty() ||
+      this.#core.closeSent !== undefined
+    ) return undefined;
+    return (sink.pipe = SocketPipe.start(
+      sink,
+      this.#host,
+      this.readable as ReadableStream<Message>,
+      destination,
+      options,
+      this.#maxBufferedBytes,
+    ))?.promise;
   }
 
   // The application reads again: so may the read loop.
@@ -531,7 +581,10 @@ export class WebSocketConnection<
     if (this.#readableDone) return;
     this.#readableDone = true;
     if (this.#receiver) this.#receiver.close();
-    else this.#readableController.close();
+    else {
+      this.#readableController.close();
+      this.#sink.pipe?.sourceClosed();
+    }
   }
 
   #readableQueueEmpty(): boolean {

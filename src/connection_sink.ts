@@ -12,6 +12,7 @@
  * @module
  */
 
+import { keepHeld, letGoHeld } from "./buffer_pool.ts";
 import { isValidCloseCode } from "./close_code.ts";
 import { Opcode } from "./frame.ts";
 import {
@@ -24,6 +25,7 @@ import {
 import type { PreparedQueue, PreparedQueueState } from "./prepared_queue.ts";
 import { MessageBatch } from "./batching_writable.ts";
 import type { SocketCore } from "./socket_core.ts";
+import type { PipeSink, SocketPipe } from "./socket_pipe.ts";
 import type { MessageDeflate } from "./socket_options.ts";
 import { isBufferSource } from "./websocket_data.ts";
 import { WebSocketError } from "./websocket_error.ts";
@@ -48,7 +50,8 @@ function toBytes(chunk: BufferSource): Uint8Array {
 export class ConnectionSink
   implements
     UnderlyingSink<OutgoingMessage | MessageBatch<OutgoingMessage>>,
-    PreparedQueueState {
+    PreparedQueueState,
+    PipeSink {
   // Set by the socket right after it makes the core (the core is made last).
   core!: SocketCore;
   // The hub's queue, made on first use: its messages wait for the socket's
@@ -56,6 +59,8 @@ export class ConnectionSink
   prepared: PreparedQueue | undefined;
   // True once `writable` is closed, aborted or errored.
   done = false;
+  // `readable.pipeTo(writable)` running inside the socket, if it is.
+  pipe: SocketPipe | undefined;
 
   readonly #queue: WriteQueue;
   readonly #deflate: MessageDeflate | undefined;
@@ -108,6 +113,19 @@ export class ConnectionSink
     if (this.done) return;
     this.done = true;
     this.#controller.error(error);
+    this.pipe?.destinationErrored(error);
+  }
+
+  /**
+   * Sends a message the socket received, for a pipe running inside the
+   * socket (socket_pipe.ts): as {@linkcode ConnectionSink.write}, but its
+   * bytes are the socket's own, so it need not wait until they are written.
+   *
+   * @returns A promise while the message is being compressed or sent in
+   * fragments, or the write queue is over its limit.
+   */
+  forward(message: string | Uint8Array<ArrayBuffer>): void | Promise<void> {
+    return this.#sendMessage(message, true);
   }
 
   /** The socket ended: stops the message being sent from a stream. */
@@ -138,7 +156,10 @@ export class ConnectionSink
     }
   }
 
-  #sendMessage(chunk: OutgoingMessage): void | Promise<void> {
+  #sendMessage(
+    chunk: OutgoingMessage,
+    owned = false,
+  ): void | Promise<void> {
     const core = this.core;
     core.assertSendable();
     let opcode: Opcode;
@@ -149,6 +170,12 @@ export class ConnectionSink
     } else if (isBufferSource(chunk)) {
       opcode = Opcode.Binary;
       bytes = toBytes(chunk);
+      // Compressed or split, an echoed message's buffer is not tracked
+      // until written: it never returns to the pool.
+      if (
+        owned &&
+        (this.#deflate || bytes.length > this.#maxOutgoingFrameBytes)
+      ) keepHeld(bytes);
     } else if (isStreamedMessage(chunk)) {
       return this.#sendInFragments((target) =>
         sendStreamedMessage(
@@ -184,13 +211,15 @@ export class ConnectionSink
     if (deflated !== undefined) {
       return this.#sendPayload(opcode, deflated, true);
     }
-    return this.#sendPayload(opcode, bytes, false);
+    return this.#sendPayload(opcode, bytes, false, owned);
   }
 
+  // `owned`: the payload is the socket's, not the caller's to reuse.
   #sendPayload(
     opcode: Opcode,
     payload: Uint8Array,
     rsv1: boolean,
+    owned = false,
   ): void | Promise<void> {
     const maxFrameBytes = this.#maxOutgoingFrameBytes;
     if (payload.length > maxFrameBytes) {
@@ -199,7 +228,12 @@ export class ConnectionSink
       );
     }
     const queue = this.#queue;
-    if (this.core.send(opcode, payload, rsv1) && !rsv1) {
+    const viewed = this.core.send(opcode, payload, rsv1);
+    if (owned) {
+      // An echoed message: copied into the queue, its read buffer is free
+      // (else the queue lets go of it once written).
+      if (!viewed) letGoHeld(payload);
+    } else if (viewed && !rsv1) {
       // The frame views the caller's bytes: the write completes only once
       // they are written, so the caller may reuse its buffer right after.
       return queue.whenWritten().then(() => queue.backpressure());

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { letGoHeld, MIN_POOLED_BYTES, takeHeld } from "./buffer_pool.ts";
 import type { SocketCore } from "./socket_core.ts";
 import type { Transport } from "./transport.ts";
 
@@ -35,6 +36,11 @@ export interface ReadLoopOwner {
   readPaused(): boolean;
   /** Resolves when the application reads `readable` again. */
   waitForReader(): Promise<void>;
+  /**
+   * Whether the messages read are sent back by the socket itself (a pipe
+   * into its own `writable`), which returns their buffers to the pool.
+   */
+  readsPooled(): boolean;
 }
 
 /**
@@ -175,10 +181,13 @@ export class ReadLoop {
       // 64 KiB echoes gets a single frame in about one read of four).
       const size = frameAligned(readSize, unit);
       const spare = this.#spare;
-      this.#buffer = !this.#drained && spare !== undefined &&
-          spare.length >= size
-        ? spare.subarray(0, size)
-        : new Uint8Array(size);
+      letGoHeld(buffer);
+      if (!this.#drained && spare !== undefined && spare.length >= size) {
+        this.#buffer = spare.subarray(0, size);
+      } else {
+        this.#buffer = this.#newBuffer(size);
+        if (spare !== undefined) letGoHeld(spare);
+      }
       this.#spare = undefined;
       this.lent = false;
       this.#start = this.#end = 0;
@@ -219,17 +228,30 @@ export class ReadLoop {
         ? Math.min(frameBytes, Math.max(2 * MAX_READ_BYTES, pending * 8))
         : expectedFrameBytes +
           frameAligned(Math.max(readSize - expectedFrameBytes, 0), unit);
-      const moved = new Uint8Array(size);
+      const moved = this.#newBuffer(size);
       moved.set(buffer.subarray(this.#start, this.#end));
       // A buffer no message refers to serves the next read after the
       // frame, unless the socket may be idle by then.
-      this.#spare = this.lent || this.#drained ? undefined : buffer;
+      if (this.#spare !== undefined) letGoHeld(this.#spare);
+      if (this.lent || this.#drained) {
+        this.#spare = undefined;
+        letGoHeld(buffer);
+      } else this.#spare = buffer;
       this.#buffer = moved;
       this.lent = false;
       this.#start = 0;
       this.#end = pending;
     }
     return expectedFrameBytes;
+  }
+
+  // A buffer for reads: from the pool when large and the socket echoes
+  // the messages itself (it reuses the buffers whose echoes were written,
+  // instead of making fresh ones between garbage collections), else its own.
+  #newBuffer(size: number): Uint8Array {
+    return size >= MIN_POOLED_BYTES && this.#owner.readsPooled()
+      ? takeHeld(size)
+      : new Uint8Array(size);
   }
 
   // A read of `count` bytes into a target of `targetBytes`: reads grow

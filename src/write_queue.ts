@@ -8,6 +8,8 @@
 
 import {
   isPooled,
+  keepHeld,
+  letGoHeld,
   MIN_POOLED_BYTES,
   returnPooled,
   takePooled,
@@ -470,7 +472,13 @@ export class WriteQueue implements FrameSink {
         this.#outgoing = [];
         for (const bytes of chunks) {
           await this.#writer.write(bytes);
-          if (this.#reuseWrites) returnPooled(bytes);
+          // Buffers the transport is done with go back to the pool (a read
+          // buffer once the last echo viewing it is written); a stream
+          // transport may keep what it was given.
+          if (this.#reuseWrites) {
+            returnPooled(bytes);
+            letGoHeld(bytes);
+          } else keepHeld(bytes);
           this.#outgoingBytes -= bytes.length;
           this.#writtenBytesTotal += bytes.length;
           if (this.#writtenWaiters.length > 0) this.#notifyWritten(false);
