@@ -44,6 +44,25 @@ export function poolCapacity(size: number): number {
   return Math.ceil(size / step) * step;
 }
 
+// A free buffer of `capacity` bytes, or a new one.
+function freeOrNew(capacity: number): ArrayBuffer {
+  const buffer = freeBuffers.get(capacity)?.pop();
+  if (buffer === undefined) return new ArrayBuffer(capacity);
+  freeBytes -= capacity;
+  return buffer;
+}
+
+// Keeps a buffer no one uses any more for the next taker, while the free
+// buffers stay within their bound.
+function keepFree(buffer: ArrayBuffer): void {
+  const capacity = buffer.byteLength;
+  if (freeBytes + capacity > MAX_POOLED_BYTES) return;
+  let free = freeBuffers.get(capacity);
+  if (free === undefined) freeBuffers.set(capacity, free = []);
+  free.push(buffer);
+  freeBytes += capacity;
+}
+
 /**
  * A buffer of at least `size` bytes (the whole of its capacity), reused when
  * one of that capacity was returned.
@@ -63,10 +82,7 @@ export function poolCapacity(size: number): number {
  * @returns A buffer of {@linkcode poolCapacity}`(size)` bytes.
  */
 export function takePooled(size: number): Uint8Array<ArrayBuffer> {
-  const capacity = poolCapacity(size);
-  let buffer = freeBuffers.get(capacity)?.pop();
-  if (buffer !== undefined) freeBytes -= capacity;
-  else buffer = new ArrayBuffer(capacity);
+  const buffer = freeOrNew(poolCapacity(size));
   takenBuffers.add(buffer);
   return new Uint8Array(buffer);
 }
@@ -89,13 +105,7 @@ export function takePooled(size: number): Uint8Array<ArrayBuffer> {
  */
 export function returnPooled(bytes: Uint8Array): void {
   const buffer = bytes.buffer as ArrayBuffer;
-  if (!takenBuffers.delete(buffer)) return;
-  const capacity = buffer.byteLength;
-  if (freeBytes + capacity > MAX_POOLED_BYTES) return;
-  let free = freeBuffers.get(capacity);
-  if (free === undefined) freeBuffers.set(capacity, free = []);
-  free.push(buffer);
-  freeBytes += capacity;
+  if (takenBuffers.delete(buffer)) keepFree(buffer);
 }
 
 /**
@@ -146,10 +156,7 @@ const heldBuffers = new WeakMap<ArrayBuffer, number>();
  * @returns A view of `size` bytes.
  */
 export function takeHeld(size: number): Uint8Array<ArrayBuffer> {
-  const capacity = poolCapacity(size);
-  let buffer = freeBuffers.get(capacity)?.pop();
-  if (buffer !== undefined) freeBytes -= capacity;
-  else buffer = new ArrayBuffer(capacity);
+  const buffer = freeOrNew(poolCapacity(size));
   heldBuffers.set(buffer, 1);
   return new Uint8Array(buffer, 0, size);
 }
@@ -200,12 +207,7 @@ export function letGoHeld(bytes: Uint8Array): void {
     return;
   }
   heldBuffers.delete(buffer);
-  const capacity = buffer.byteLength;
-  if (freeBytes + capacity > MAX_POOLED_BYTES) return;
-  let free = freeBuffers.get(capacity);
-  if (free === undefined) freeBuffers.set(capacity, free = []);
-  free.push(buffer);
-  freeBytes += capacity;
+  keepFree(buffer);
 }
 
 /**
