@@ -185,24 +185,29 @@ if (import.meta.main) {
     : startDenoServer(options.server === "paced");
   // The C server needs a moment to listen.
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const cell = await runLoadgen(loadgen, [
-    "--raw",
-    "--port",
-    String(server.port),
-    "--pid",
-    String(server.pid),
-    "--conns",
-    String(options.conns),
-    "--window",
-    String(options.window),
-    "--size",
-    "64",
-    "--duration",
-    String(options.duration),
-    "--warmup",
-    "2",
-  ], (options.duration + 60) * 1000);
-  await server.stop();
+  let cell;
+  try {
+    cell = await runLoadgen(loadgen, [
+      "--raw",
+      "--port",
+      String(server.port),
+      "--pid",
+      String(server.pid),
+      "--conns",
+      String(options.conns),
+      "--window",
+      String(options.window),
+      "--size",
+      "64",
+      "--duration",
+      String(options.duration),
+      "--warmup",
+      "2",
+    ], (options.duration + 60) * 1000);
+  } finally {
+    // Stopped whatever the load generator did, so no server outlives us.
+    await server.stop();
+  }
   const raw = cell.raw as Record<string, number> | undefined;
   if (!raw) throw new Error(`the load generator gave no result: ${cell.note}`);
   console.log(

@@ -121,9 +121,10 @@ export class BatchingWritable<W> extends WritableStream<W> {
 
 /**
  * A writer that writes a message straight to the stream while fewer than
- * `MAX_SINGLE_WRITES` it wrote are in flight, and otherwise adds it to a batch that goes to the
- * stream a microtask later (or at once, once its bytes would use up the
- * stream's room, or before `close()`, `abort()` or `releaseLock()`).
+ * `MAX_SINGLE_WRITES` it wrote are in flight, and otherwise adds it to a
+ * batch that goes to the stream a microtask later (or at once, once its
+ * bytes would use up the stream's room, or before `close()`, `abort()` or
+ * `releaseLock()`).
  */
 class BatchingWriter<W> extends WritableStreamDefaultWriter<W> {
   readonly #sizeOf: (message: W) => number;
