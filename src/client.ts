@@ -42,6 +42,7 @@ import {
   withoutCredentials,
 } from "./redirect.ts";
 import { WebSocketError } from "./websocket_error.ts";
+import { isWebSocketScheme, useWebSocketScheme } from "./websocket_scheme.ts";
 import { currentRuntime, type DialedConn, type Runtime } from "./runtime.ts";
 
 /**
@@ -133,9 +134,7 @@ export function parseWebSocketUrl(url: string | URL): URL {
       "SyntaxError",
     );
   }
-  if (parsed.protocol === "http:") parsed.protocol = "ws:";
-  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
-  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
+  if (!isWebSocketScheme(useWebSocketScheme(parsed))) {
     throw new DOMException(
       `expected a ws:, wss:, http: or https: URL, found the scheme ${parsed.protocol} in ${
         JSON.stringify(parsed.href)

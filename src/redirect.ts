@@ -7,6 +7,7 @@
  */
 
 import { WebSocketHandshakeError } from "./handshake_error.ts";
+import { isWebSocketScheme, useWebSocketScheme } from "./websocket_scheme.ts";
 
 /** The statuses `connect()` follows when `maxRedirects` allows. */
 export const REDIRECT_STATUSES: ReadonlySet<number> = new Set([
@@ -65,9 +66,7 @@ export function redirectTarget(
       }: expected a URL, found something that does not parse as one`,
     );
   }
-  if (next.protocol === "http:") next.protocol = "ws:";
-  else if (next.protocol === "https:") next.protocol = "wss:";
-  if (next.protocol !== "ws:" && next.protocol !== "wss:") {
+  if (!isWebSocketScheme(useWebSocketScheme(next))) {
     return fail(
       `with Location ${
         JSON.stringify(location)

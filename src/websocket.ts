@@ -12,6 +12,7 @@ import { CloseCode } from "./close_code.ts";
 import { RuntimeCloseEvent } from "./close_event.ts";
 import type { OutgoingMessage } from "./connection.ts";
 import type { Socket } from "./socket.ts";
+import { useWebSocketScheme } from "./websocket_scheme.ts";
 import { validateProtocols } from "./subprotocols.ts";
 import {
   clampUint16,
@@ -228,10 +229,7 @@ export class WebSocket extends EventTarget {
   ): WebSocket {
     let url = "";
     if (request) {
-      const parsed = new URL(request.url);
-      if (parsed.protocol === "http:") parsed.protocol = "ws:";
-      else if (parsed.protocol === "https:") parsed.protocol = "wss:";
-      url = parsed.href;
+      url = useWebSocketScheme(new URL(request.url)).href;
     }
     adopting = { socket, url };
     try {
