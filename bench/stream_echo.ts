@@ -39,8 +39,10 @@ async function runServer(mode: string): Promise<void> {
     maxFrameBytes: 2 ** 31,
     onListen: ({ port }) => console.log(JSON.stringify({ port })),
   }, (socket) => socket.readable.pipeTo(socket.writable));
-  // Ends when the parent closes stdin.
-  await Deno.stdin.readable.pipeTo(new WritableStream());
+  // Ends when the parent closes stdin (read plainly: a stream pipe would
+  // add its own machinery to the RSS measured).
+  const scratch = new Uint8Array(64);
+  while (await Deno.stdin.read(scratch) !== null) { /* until closed */ }
   await server.shutdown();
   console.log(JSON.stringify({ peakRss: peakRss() }));
 }
