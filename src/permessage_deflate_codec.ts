@@ -12,7 +12,7 @@
  * is not faster either: `deno task bench bench/deflate_bench.ts` (Deno
  * 2.9.6, 64 distinct 16 KiB JSON-like messages, a shared 2-CPU machine, so
  * the figures are rough) measured deflate at about 400 µs a message for
- * both, inflate at 120–180 µs for `DecompressionStream` against 80–120 µs
+ * both, inflate at 120-180 µs for `DecompressionStream` against 80-120 µs
  * for a `node:zlib` inflater with context takeover, and a whole round trip
  * at par. Context takeover also makes the messages about 9 % smaller on the
  * wire (215,312 against 237,647 bytes for the 64 messages). Deno runs the
