@@ -11,7 +11,7 @@ const SIZE_MIB = Number(Deno.env.get("STREAM_TEST_MIB") ?? 1024);
 // Issue 17's bound. Deno 2.9.6 alone takes most of it: a bare `deno run` is
 // at ~29 MiB, and a bare file-to-TCP copy with one reused buffer peaks at
 // ~46 MiB (the executable's code pages, V8's compilers and heap). These
-// processes peak at 58-62 MiB for a 64 MiB and a 1 GiB message alike: what
+// processes peak at 57-62 MiB for a 64 MiB and a 1 GiB message alike: what
 // wstream adds is its modules (their source is kept in the V8 heap) and a
 // few 64 KiB chunks, never the message (see the README, "One large message").
 const PEAK_RSS_LIMIT = 64 * MIB;
