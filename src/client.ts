@@ -66,7 +66,7 @@ export interface ConnectOptions extends WebSocketOptions, ExtensionOptions {
   /** The subprotocols to offer, most preferred first. */
   protocols?: string | readonly string[];
   /**
-   * More request headers (`Authorization`, `Cookie`, …). Names must be
+   * More request headers (`Authorization`, `Cookie`, ...). Names must be
    * tokens and values free of CR, LF and NUL, or `connect()` throws a
    * `TypeError` before connecting.
    */

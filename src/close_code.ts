@@ -45,9 +45,9 @@ export const CloseCode = {
 
 /**
  * Whether `code` may be sent in a Close frame (RFC 6455 §7.4.1, §7.4.2 and
- * the IANA registry of §11.7): 1000–1003, 1007–1014 and 3000–4999. Codes
- * 1004–1006 and 1015 are reserved for reporting; everything below 1000, in
- * 1016–2999 or at 5000 and above is invalid on the wire.
+ * the IANA registry of §11.7): 1000-1003, 1007-1014 and 3000-4999. Codes
+ * 1004-1006 and 1015 are reserved for reporting; everything below 1000, in
+ * 1016-2999 or at 5000 and above is invalid on the wire.
  *
  * @example
  * ```ts

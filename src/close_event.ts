@@ -1,6 +1,6 @@
 /**
  * The `CloseEvent` the WHATWG {@linkcode WebSocket} dispatches: the
- * runtime's own where it has one (Deno, Bun, Node ≥ 23), otherwise a class
+ * runtime's own where it has one (Deno, Bun, Node >= 23), otherwise a class
  * with the same fields (Node 20 to 22 have `Event` and `MessageEvent` but no
  * `CloseEvent`).
  *

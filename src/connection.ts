@@ -1,7 +1,7 @@
 /**
  * The socket: one WebSocket connection over a byte transport. A thin driver
  * around the sans-I/O {@linkcode SocketCore} (the closing handshake, RFC
- * 6455 §7; ping/pong, §5.5.2–3; keep-alive): it owns the transport, the
+ * 6455 §7; ping/pong, §5.5.2-3; keep-alive): it owns the transport, the
  * read loop, the timers, the application's `readable` and `writable`, and
  * the {@linkcode WriteQueue}, and moves bytes and events between them and
  * the core.

@@ -5,7 +5,7 @@
  */
 
 /**
- * Frame opcodes of RFC 6455 §5.2 (and §11.8). Opcodes 3–7 and 11–15 are
+ * Frame opcodes of RFC 6455 §5.2 (and §11.8). Opcodes 3-7 and 11-15 are
  * reserved; receiving one is a protocol error.
  *
  * @example Test a frame's kind
@@ -92,7 +92,7 @@ export interface Frame {
  * ```
  *
  * @param opcode The opcode to test.
- * @returns `true` for opcodes 0x8–0xF.
+ * @returns `true` for opcodes 0x8-0xF.
  */
 export function isControlOpcode(opcode: number): boolean {
   return (opcode & 0x8) !== 0;

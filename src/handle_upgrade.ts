@@ -1,6 +1,6 @@
 /**
  * `handleUpgrade()`: wstream's own handshake checks and codec on the raw
- * socket of a `node:http` server's `upgrade` event (Express, Fastify, Koa…
+ * socket of a `node:http` server's `upgrade` event (Express, Fastify, Koa...
  * under Deno), with permessage-deflate, limits and the close handshake as
  * in `serve()`.
  *

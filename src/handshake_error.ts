@@ -92,7 +92,7 @@ export class WebSocketHandshakeError extends WebSocketError {
  * ```
  *
  * @param status The HTTP status.
- * @returns `true` for 429 and 500–599.
+ * @returns `true` for 429 and 500-599.
  */
 export function isTransientStatus(status: number): boolean {
   return status === 429 || (status >= 500 && status <= 599);

@@ -81,9 +81,9 @@ export interface HandshakeOptions extends WebSocketOptions, ExtensionOptions {
 export interface ResponderOptions extends HandshakeOptions {
   /** Answers requests that are not upgrades; else they get 426. */
   fallback?: (request: Request) => Response | Promise<Response>;
-  /** The largest request head accepted (default 16 KiB); larger → 431. */
+  /** The largest request head accepted (default 16 KiB); larger -> 431. */
   maxHeaderBytes?: number;
-  /** The most header fields accepted (default 100); more → 431. */
+  /** The most header fields accepted (default 100); more -> 431. */
   maxHeaderCount?: number;
 }
 

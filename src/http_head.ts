@@ -1,6 +1,6 @@
 /**
  * Parsing the HTTP/1.1 head (start line and header fields) that opens every
- * WebSocket connection (RFC 6455 §4.1, §4.2.1; RFC 9112 §2–§5), and the
+ * WebSocket connection (RFC 6455 §4.1, §4.2.1; RFC 9112 §2-§5), and the
  * token and field-value grammar it checks (RFC 9110 §5). Reading a head
  * from a connection is `http_head_reader.ts`; its start line is
  * `http_start_line.ts`.
@@ -194,7 +194,7 @@ const asciiDecoder = new TextDecoder();
 
 /**
  * One char per byte (ISO-8859-1), so obs-text bytes survive as they are.
- * (TextDecoder's "latin1" is windows-1252, which remaps 0x80–0x9F.)
+ * (TextDecoder's "latin1" is windows-1252, which remaps 0x80-0x9F.)
  */
 function bytesToLatin1(bytes: Uint8Array): string {
   // Heads are nearly always ASCII, where UTF-8 decoding gives the same

@@ -27,9 +27,9 @@ export interface HeadSource {
 
 /** Limits for {@linkcode readHttpHead}. */
 export interface ReadHttpHeadOptions {
-  /** The largest head accepted, CRLF CRLF included (default 16 KiB → 431). */
+  /** The largest head accepted, CRLF CRLF included (default 16 KiB -> 431). */
   maxHeaderBytes?: number;
-  /** The most header fields accepted (default 100 → 431). */
+  /** The most header fields accepted (default 100 -> 431). */
   maxHeaderCount?: number;
   /**
    * Aborting stops the read: the reader is cancelled (which closes a

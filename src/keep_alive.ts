@@ -1,6 +1,6 @@
 /**
  * Keep-alive for a socket core: a Ping every interval, and a deadline for
- * its Pong (RFC 6455 §5.5.2–3). Sans I/O: it asks its host for timers and
+ * its Pong (RFC 6455 §5.5.2-3). Sans I/O: it asks its host for timers and
  * is told when they are due.
  *
  * @module

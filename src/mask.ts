@@ -7,7 +7,10 @@
 // Below this length applyMask works a byte at a time.
 const SMALL_PAYLOAD_BYTES = 96;
 const rotatedKey = new Uint8Array(4);
-const rotatedKeyWord = new Uint32Array(rotatedKey.buffer);
+// Signed words: XOR of two int32 values stays an int32, where Uint32 values
+// above 2^31 made the optimized word loop deoptimize again and again (65
+// times in a 1 GiB message, each followed by a new compilation).
+const rotatedKeyWord = new Int32Array(rotatedKey.buffer);
 
 /**
  * XORs `bytes` in place with the 4-byte masking `key` (RFC 6455 §5.3).
@@ -77,7 +80,7 @@ export function applyMask(
     rotatedKey[2] = key[(start + 2) & 3];
     rotatedKey[3] = key[(start + 3) & 3];
     const keyWord = rotatedKeyWord[0];
-    const words = new Uint32Array(
+    const words = new Int32Array(
       bytes.buffer,
       bytes.byteOffset + index,
       wordCount,
@@ -103,11 +106,16 @@ export function applyMask(
   }
 }
 
-// WebAssembly SIMD masking for payloads of 4 KiB and more: the payload is
+// WebAssembly SIMD masking for payloads of 256 KiB and more: the payload is
 // copied into the module's memory, masked 16 bytes at a time, and copied
-// out (to its target, or back in place), which costs less than a
-// JavaScript word loop even with the two copies (64 KiB in place: 10-12 us
-// against 15-16 us). A hand-assembled module (no build step):
+// out (to its target, or back in place), which costs less than the
+// JavaScript word loop even with the two copies (1 MiB: 75 against 147 us
+// copied and masked, 94 against 125 us in place). Below that the word loop
+// is close (64 KiB in place: 7.5 against 5.6 us), and a process that never
+// masks a payload that large never loads the module: compiling and running
+// WebAssembly costs V8 3-4 MiB of RSS (measured in the 1 GiB streaming test,
+// whose 64 KiB frames no longer pay it). A hand-assembled module (no build
+// step):
 //   (memory (export "memory") 2)
 //   (func (export "mask") (param $ptr i32) (param $len i32) (param $key i32)
 //     ;; [ptr, ptr + len) ^= i32x4.splat(key), len a multiple of 16
@@ -136,8 +144,8 @@ const SIMD_MODULE = new Uint8Array([
 ]);
 // Payloads are masked through the module's memory in pieces of this size.
 const SIMD_PIECE_BYTES = 64 * 1024;
-// Below this size the JavaScript copy and mask are as fast.
-const SIMD_MIN_BYTES = 4 * 1024;
+// Below this size the JavaScript copy and mask are nearly as fast.
+const SIMD_MIN_BYTES = 256 * 1024;
 
 let simdMask: ((ptr: number, len: number, key: number) => void) | undefined;
 let simdMemory: Uint8Array | undefined;

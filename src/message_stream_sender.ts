@@ -453,7 +453,7 @@ async function sendChunks(
 
 // Sends a byte stream read into two buffers in turn: one is read into
 // while the other's frame is sent, and a buffer is read into again only
-// once its frame is written (or copied, as a client's masked frame is).
+// once its frame is written.
 async function sendByteStream(
   reader: ReadableStreamBYOBReader,
   sender: FragmentSender,
@@ -507,8 +507,7 @@ class FragmentSender {
 
   // Sends what is pending: small chunks joined, each large one on its own;
   // with `fin`, the message's last frame (empty when nothing is pending).
-  // With `reused`, returns only once the chunks' bytes are no longer
-  // needed (written, or copied into the queue).
+  // With `reused`, returns only once the chunks' frames are written.
   async flush(fin: boolean, reused = false): Promise<void> {
     const tail = fin ? this.#encoder.finish() : undefined;
     if (tail) this.#pending.push(tail);
@@ -533,15 +532,18 @@ class FragmentSender {
     const opcode = this.#first
       ? (this.#encoder.type === "text" ? Opcode.Text : Opcode.Binary)
       : Opcode.Continuation;
-    // RFC 7692 §6.1: RSV1 on the message's first frame only. A chunk of a
-    // default stream is the stream's to give away: no need to wait until
-    // it is written; a buffer read into again is not.
+    // RFC 7692 §6.1: RSV1 on the message's first frame only.
     const rsv1 = compressed && this.#first;
     this.#first = false;
     await sendInFragments(target, opcode, payload, rsv1, this.#maxFrameBytes, {
       fin,
-      waitForWrite: reused && !compressed,
+      waitForWrite: false,
     });
+    // A buffer read into again waits until its frame is written, also when
+    // the frame is a copy (a client's masked frame, a compressed one): the
+    // message then holds two chunks, not up to `maxBufferedBytes` of copies
+    // (1 MiB by default, which the kernel's socket buffer makes useless).
+    if (reused) await target.whenWritten();
   }
 }
 

@@ -6,10 +6,14 @@
  * @module
  */
 
-import net from "node:net";
-import tls from "node:tls";
+import type net from "node:net";
 import type { DialedConn, Runtime, TlsOptions } from "./runtime.ts";
 import { NodeSocketTransport } from "./node_socket_transport.ts";
+
+// node:net and node:tls are loaded on first use: a program on Deno, which
+// dials with Deno.connect, never pays for them (several MiB of RSS).
+let netModule: Promise<typeof import("node:net")> | undefined;
+let tlsModule: Promise<typeof import("node:tls")> | undefined;
 
 type ProcessGlobal = {
   process?: { env?: Record<string, string | undefined> };
@@ -47,6 +51,8 @@ export const nodeRuntime: Runtime = {
     signal: AbortSignal,
   ): Promise<DialedConn> {
     signal.throwIfAborted();
+    const net = await (netModule ??= import("node:net"));
+    signal.throwIfAborted();
     const socket = net.connect({ host: hostname, port });
     await settled(socket, "connect", signal);
     return new NodeSocketTransport(socket);
@@ -58,6 +64,10 @@ export const nodeRuntime: Runtime = {
         "expected a connection that connectTcp() of the Node runtime opened, found another kind",
       );
     }
+    const [net, tls] = await Promise.all([
+      netModule ??= import("node:net"),
+      tlsModule ??= import("node:tls"),
+    ]);
     const raw = conn.release() as net.Socket;
     const socket = tls.connect({
       socket: raw,

@@ -44,7 +44,7 @@ const PAUSE_AT_BYTES = 64 * 1024;
  * ```ts ignore
  * server.on("upgrade", (request, socket, head) => {
  *   const transport = new NodeSocketTransport(socket);
- *   // … answer the handshake, then new WebSocketConnection({ transport, … })
+ *   // ... answer the handshake, then new WebSocketConnection({ transport, ... })
  * });
  * ```
  */

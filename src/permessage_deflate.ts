@@ -49,14 +49,14 @@ export interface PerMessageDeflateOptions {
    */
   clientNoContextTakeover?: boolean;
   /**
-   * The largest LZ77 window, in bits (8–15), the server may compress with
+   * The largest LZ77 window, in bits (8-15), the server may compress with
    * (RFC 7692 §7.1.2.1). Client: offers `server_max_window_bits` and fails
    * the connection on an answer without it or with a larger value. Server:
    * compresses with at most this window. Default 15.
    */
   serverMaxWindowBits?: number;
   /**
-   * The largest LZ77 window, in bits (8–15), the client may compress with
+   * The largest LZ77 window, in bits (8-15), the client may compress with
    * (RFC 7692 §7.1.2.2). Client: offers `client_max_window_bits` with this
    * value (without a value, as browsers do, when unset). Server: answers
    * with at most this value, and declines offers without
@@ -93,9 +93,9 @@ export interface NegotiatedDeflate {
   serverNoContextTakeover: boolean;
   /** The client compresses every message with a fresh context. */
   clientNoContextTakeover: boolean;
-  /** The largest window (8–15 bits) the server compresses with. */
+  /** The largest window (8-15 bits) the server compresses with. */
   serverMaxWindowBits: number;
-  /** The largest window (8–15 bits) the client compresses with. */
+  /** The largest window (8-15 bits) the client compresses with. */
   clientMaxWindowBits: number;
 }
 

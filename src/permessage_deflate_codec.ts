@@ -12,7 +12,7 @@
  * is not faster either: `deno task bench bench/deflate_bench.ts` (Deno
  * 2.9.6, 64 distinct 16 KiB JSON-like messages, a shared 2-CPU machine, so
  * the figures are rough) measured deflate at about 400 µs a message for
- * both, inflate at 120–180 µs for `DecompressionStream` against 80–120 µs
+ * both, inflate at 120-180 µs for `DecompressionStream` against 80-120 µs
  * for a `node:zlib` inflater with context takeover, and a whole round trip
  * at par. Context takeover also makes the messages about 9 % smaller on the
  * wire (215,312 against 237,647 bytes for the 64 messages). Deno runs the
@@ -23,7 +23,7 @@
 
 import type { MessageDeflate } from "./connection.ts";
 import type { MessageInflater } from "./message_assembler.ts";
-import zlib from "node:zlib";
+import type { DeflateRaw, InflateRaw } from "node:zlib";
 import type { Buffer } from "node:buffer";
 import { WebSocketError } from "./websocket_error.ts";
 import {
@@ -38,6 +38,21 @@ import {
 
 // RFC 7692 §7.2.1 / §7.2.2: the end of a sync flush, removed by the sender
 // and appended by the receiver.
+// node:zlib is loaded when a socket first compresses or inflates a message:
+// a process whose sockets never negotiate permessage-deflate does not pay
+// for it (a few MiB of RSS).
+let zlib: typeof import("node:zlib") | undefined;
+let zlibLoading: Promise<unknown> | undefined;
+
+function whenZlibLoaded(): Promise<unknown> {
+  return zlibLoading ??= import("node:zlib").then((module) => zlib = module);
+}
+
+// zlib.constants, known before node:zlib is loaded.
+const Z_SYNC_FLUSH = 2;
+const Z_RLE = 3;
+const Z_DEFAULT_STRATEGY = 0;
+
 const SYNC_FLUSH_TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
 
 // Inflater output comes in chunks of this size; the size limit is checked
@@ -95,7 +110,7 @@ function concat(chunks: Uint8Array[], length: number): Uint8Array {
  * Keeps a zlib stream's late errors (after an operation settled, or after
  * close) from becoming uncaught: each operation listens for its own.
  */
-function withErrorGuard<T extends zlib.InflateRaw | zlib.DeflateRaw>(
+function withErrorGuard<T extends InflateRaw | DeflateRaw>(
   stream: T,
 ): T {
   stream.on("error", () => {});
@@ -106,7 +121,7 @@ class ZlibInflater implements MessageInflater {
   readonly #windowBits: number;
   readonly #noContextTakeover: boolean;
   readonly #serializer = new Serializer();
-  #zlib: zlib.InflateRaw | undefined;
+  #zlib: InflateRaw | undefined;
   /** The peer ended its DEFLATE stream (a block with BFINAL set). */
   #ended = false;
   #messageBytes = 0;
@@ -146,6 +161,9 @@ class ZlibInflater implements MessageInflater {
     maxBytes: number,
   ): Promise<Uint8Array> {
     if (this.#failure) return Promise.reject(this.#failure);
+    if (zlib === undefined) {
+      return whenZlibLoaded().then(() => this.#inflate(payload, fin, maxBytes));
+    }
     this.#messageInputBytes += payload.length;
     if (fin && this.#messageInputBytes === 0) {
       // A message without a single compressed byte is empty; 00 00 ff ff
@@ -155,7 +173,7 @@ class ZlibInflater implements MessageInflater {
     const stream = this.#zlib ??= withErrorGuard(zlib.createInflateRaw({
       windowBits: this.#windowBits,
       chunkSize: INFLATE_CHUNK_BYTES,
-      flush: zlib.constants.Z_SYNC_FLUSH,
+      flush: Z_SYNC_FLUSH,
     }));
     return new Promise((resolve, reject) => {
       const chunks: Uint8Array[] = [];
@@ -253,7 +271,7 @@ class ZlibDeflater {
   readonly #level: number;
   readonly #noContextTakeover: boolean;
   readonly #serializer = new Serializer();
-  #zlib: zlib.DeflateRaw | undefined;
+  #zlib: DeflateRaw | undefined;
   #failure: WebSocketError | undefined;
   /** Fails the operation in flight, if any. */
   #abort: ((error: WebSocketError) => void) | undefined;
@@ -264,9 +282,7 @@ class ZlibDeflater {
     // with a true 256-byte window). With 8 we use 9 and the Z_RLE strategy,
     // whose matches all have distance 1, valid under any window.
     this.#windowBits = Math.max(windowBits, 9);
-    this.#strategy = windowBits === 8
-      ? zlib.constants.Z_RLE
-      : zlib.constants.Z_DEFAULT_STRATEGY;
+    this.#strategy = windowBits === 8 ? Z_RLE : Z_DEFAULT_STRATEGY;
     this.#level = level;
     this.#noContextTakeover = noContextTakeover;
   }
@@ -289,13 +305,16 @@ class ZlibDeflater {
   #deflate(message: Uint8Array, fin: boolean): Promise<Uint8Array> {
     // After a failure the peer's inflater no longer matches our context.
     if (this.#failure) return Promise.reject(this.#failure);
+    if (zlib === undefined) {
+      return whenZlibLoaded().then(() => this.#deflate(message, fin));
+    }
     const stream = this.#zlib ??= withErrorGuard(zlib.createDeflateRaw({
       windowBits: this.#windowBits,
       strategy: this.#strategy,
       level: this.#level,
       // Every write ends with a sync flush: the message ends on a byte
       // boundary with 00 00 ff ff (RFC 7692 §7.2.1).
-      flush: zlib.constants.Z_SYNC_FLUSH,
+      flush: Z_SYNC_FLUSH,
     }));
     return new Promise((resolve, reject) => {
       const chunks: Uint8Array[] = [];

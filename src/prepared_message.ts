@@ -29,7 +29,7 @@ export interface PreparedMessageOptions {
    * compression off.
    */
   compressionThreshold?: number;
-  /** The zlib level of the shared compression, 0–9. Default 6. */
+  /** The zlib level of the shared compression, 0-9. Default 6. */
   compressionLevel?: number;
 }
 
@@ -75,7 +75,7 @@ export class PreparedMessage {
   readonly text: string | undefined;
   readonly #threshold: number;
   readonly #level: number;
-  // Indexed by window bits (8–15).
+  // Indexed by window bits (8-15).
   readonly #compressed: Compressed[] = [];
   readonly #compressedFrames: (Uint8Array | undefined)[] = [];
 
@@ -126,7 +126,7 @@ export class PreparedMessage {
    * `2 ** windowBits` bytes back, or `undefined` when the message is below
    * the threshold or does not shrink. Made once per `windowBits`.
    *
-   * @param windowBits The receiver's window for this sender (8–15).
+   * @param windowBits The receiver's window for this sender (8-15).
    * @returns The compressed payload, or `undefined` to send it as it is.
    */
   compressedPayload(windowBits: number): Uint8Array | undefined {
@@ -144,7 +144,7 @@ export class PreparedMessage {
    * The unmasked frame (RSV1 set) of {@linkcode compressedPayload}, or
    * `undefined` when the message goes uncompressed.
    *
-   * @param windowBits The receiver's window for this sender (8–15).
+   * @param windowBits The receiver's window for this sender (8-15).
    * @returns The frame's bytes, the same for every call.
    */
   compressedFrame(windowBits: number): Uint8Array | undefined {

@@ -29,7 +29,7 @@ export interface ProxyServer {
   port: number;
   /** `Proxy-Authorization` value from the URL's credentials, if any. */
   authorization?: string;
-  /** Where the setting came from, for error messages ("HTTPS_PROXY", …). */
+  /** Where the setting came from, for error messages ("HTTPS_PROXY", ...). */
   source: string;
 }
 

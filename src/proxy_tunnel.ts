@@ -45,7 +45,7 @@ export function hostPort(hostname: string, port: number): string {
 }
 
 /**
- * A URL's `hostname` without the brackets of an IPv6 address (`[::1]` →
+ * A URL's `hostname` without the brackets of an IPv6 address (`[::1]` ->
  * `::1`), as connecting and proxy matching want it; the inverse of
  * {@linkcode hostPort}'s bracketing.
  *

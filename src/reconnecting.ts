@@ -45,9 +45,9 @@ export interface RetryInfo {
 
 /**
  * Options of {@linkcode reconnecting}: every {@linkcode connect} option,
- * and the backoff between attempts. The wait before retry `n` (1, 2, …) is
+ * and the backoff between attempts. The wait before retry `n` (1, 2, ...) is
  * a random time between half and all of
- * `min(maxDelayMs, initialDelayMs × backoffFactor^(n−1))`, or longer when
+ * `min(maxDelayMs, initialDelayMs × backoffFactor^(n-1))`, or longer when
  * the server's `Retry-After` asks for it (up to `maxDelayMs`).
  *
  * @example
@@ -129,7 +129,7 @@ function checkBackoff(options: ReconnectingOptions): Backoff {
 }
 
 /**
- * The wait before retry `attempt` (1, 2, …): a random time between half and
+ * The wait before retry `attempt` (1, 2, ...): a random time between half and
  * all of the exponential delay, so clients dropped together do not return
  * together; never less than a `Retry-After` the server asked for, up to
  * `maxDelayMs`.
@@ -188,7 +188,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  *   option throws as `connect()` does; a failed handshake that is not
  *   transient (4xx other than 429, a protocol error in the 101, a bad
  *   redirect, a bad certificate) throws its {@linkcode WebSocketHandshakeError};
- *   another close (1002, 1003, 1007, 1008, 1009, 1010, 3000–4999) throws a
+ *   another close (1002, 1003, 1007, 1008, 1009, 1010, 3000-4999) throws a
  *   `WebSocketError` with that `closeCode` and `reason`; after `maxRetries`
  *   failures in a row the last one is thrown; an abort throws the signal's
  *   reason.

@@ -136,7 +136,7 @@ const BUN_RAW_UPGRADE_SINCE = [1, 4] as const;
 
 /**
  * Why the runtime's `node:http` `upgrade` sockets cannot carry a WebSocket,
- * or `undefined` when they can (Deno, Node, Bun ≥ 1.4).
+ * or `undefined` when they can (Deno, Node, Bun >= 1.4).
  *
  * @example
  * ```ts

@@ -73,15 +73,15 @@ export interface ServeOptions extends ListenOptions, HandshakeOptions {
    * handshake; a slower one is disconnected. Default 10 000 ms.
    */
   handshakeTimeoutMs?: number;
-  /** The largest request head accepted (default 16 KiB); larger → 431. */
+  /** The largest request head accepted (default 16 KiB); larger -> 431. */
   maxHeaderBytes?: number;
-  /** The most header fields accepted (default 100); more → 431. */
+  /** The most header fields accepted (default 100); more -> 431. */
   maxHeaderCount?: number;
 }
 
 /**
  * A running server, as {@linkcode serve} returns it. It is
- * `AsyncDisposable`: `await using server = serve(…)` shuts it down at the
+ * `AsyncDisposable`: `await using server = serve(...)` shuts it down at the
  * end of the scope.
  *
  * @example

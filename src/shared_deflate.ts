@@ -63,7 +63,7 @@ const sharedWindowBits = new WeakMap<MessageDeflate, number>();
  * ```
  *
  * @param deflate A connection's permessage-deflate.
- * @param windowBits The window its receiver was agreed to take (8–15).
+ * @param windowBits The window its receiver was agreed to take (8-15).
  */
 export function allowSharedCompression(
   deflate: MessageDeflate,
@@ -94,7 +94,7 @@ export function allowSharedCompression(
  * ```
  *
  * @param deflate A connection's permessage-deflate, if negotiated.
- * @returns Window bits (8–15), or 0.
+ * @returns Window bits (8-15), or 0.
  */
 export function sharedDeflateWindowBits(
   deflate: MessageDeflate | undefined,

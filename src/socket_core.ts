@@ -1,6 +1,6 @@
 /**
  * The sans-I/O core of a socket: the protocol state (open, closing,
- * closed), the closing handshake (RFC 6455 §7), ping/pong (§5.5.2–3), the
+ * closed), the closing handshake (RFC 6455 §7), ping/pong (§5.5.2-3), the
  * decisions of keep-alive and failing the connection with a close code.
  * It is fed received bytes, messages to send, close requests and timer
  * expiries; it hands frames to a {@linkcode FrameSink} and events to a

@@ -39,7 +39,7 @@ export type {
 } from "./websocket_options.ts";
 
 /**
- * An event handler attribute's value (`onopen`, `onmessage`, …).
+ * An event handler attribute's value (`onopen`, `onmessage`, ...).
  *
  * @example
  * ```ts
@@ -73,7 +73,7 @@ let adopting: { socket: Socket; url: string } | undefined;
  * As the standard says: `send()` throws `InvalidStateError` while
  * connecting and, once closing, counts what it is given in
  * `bufferedAmount` without sending it; `close()` throws
- * `InvalidAccessError` for a code other than 1000 or 3000–4999 and
+ * `InvalidAccessError` for a code other than 1000 or 3000-4999 and
  * `SyntaxError` for a reason over 123 bytes, and with no arguments sends a
  * Close frame without a body; messages that arrive after `close()` are
  * dropped; a connection that fails or ends without a closing handshake
@@ -148,7 +148,7 @@ export class WebSocket extends EventTarget {
    *
    * @param url The URL to connect to.
    * @param protocols One subprotocol or a list, most preferred first; or,
-   * as Deno's built-in takes it, `{ protocols, headers, … }`.
+   * as Deno's built-in takes it, `{ protocols, headers, ... }`.
    * @param options wstream's options (see {@linkcode WebSocketInit}).
    */
   constructor(
@@ -378,7 +378,7 @@ export class WebSocket extends EventTarget {
    * cancels the connection attempt while `CONNECTING`, which then fires
    * `error` and `close` with 1006). Does nothing once closing.
    *
-   * @param code 1000 or 3000–4999; without it (and without a reason) the
+   * @param code 1000 or 3000-4999; without it (and without a reason) the
    * Close frame has no body.
    * @param reason At most 123 bytes of UTF-8; alone, it is sent with 1000.
    * @throws {DOMException} `InvalidAccessError` for another code,

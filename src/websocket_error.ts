@@ -32,8 +32,8 @@ export interface WebSocketCloseInfo {
  * `closeCode` and `reason`).
  *
  * Unlike the WHATWG constructor, it accepts any close code, because the codec
- * reports protocol failures (1002, 1007, 1009, …) with it; the codes an
- * application may send (1000, 3000–4999) are checked where they are sent, by
+ * reports protocol failures (1002, 1007, 1009, ...) with it; the codes an
+ * application may send (1000, 3000-4999) are checked where they are sent, by
  * `close()`.
  *
  * @example Tell a protocol error from a size limit

@@ -302,10 +302,10 @@ export class WebSocketStream {
    * Starts the closing handshake, or cancels the connection attempt when it
    * is not open yet (then `opened` and `closed` reject).
    *
-   * @param closeInfo `closeCode` 1000 or 3000–4999 and a `reason` of at most
+   * @param closeInfo `closeCode` 1000 or 3000-4999 and a `reason` of at most
    * 123 bytes of UTF-8; with neither, the Close frame has no body, and a
    * reason without a code sends 1000.
-   * @throws {TypeError} for a `closeCode` that is not an integer in 0–65535.
+   * @throws {TypeError} for a `closeCode` that is not an integer in 0-65535.
    * @throws {DOMException} `InvalidAccessError` for another code,
    * `SyntaxError` for a longer reason.
    */
@@ -318,7 +318,7 @@ export class WebSocketStream {
       : toUSVString(closeInfo.reason);
     const request = closeRequest(code, reason);
     if (this.#socket === undefined) {
-      // WHATWG: not yet established → fail the WebSocket connection.
+      // WHATWG: not yet established -> fail the WebSocket connection.
       this.#cancelOpening.abort(
         new WebSocketError(
           "the WebSocketStream was closed before its connection opened",
@@ -379,7 +379,7 @@ export class WebSocketStream {
         this.#resolveClosed({ closeCode, reason });
         return;
       }
-      // RFC 6455 §7.1.5: no closing handshake → the close code is 1006.
+      // RFC 6455 §7.1.5: no closing handshake -> the close code is 1006.
       const error = new WebSocketError(
         `the WebSocket connection closed without a closing handshake${
           reason ? `: ${reason}` : ""

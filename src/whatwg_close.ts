@@ -14,7 +14,7 @@ const encoder = new TextEncoder();
 
 /** A close request the connection understands. */
 export interface CloseRequest {
-  /** 1000, 3000–4999, or 1005 for a Close frame without a body. */
+  /** 1000, 3000-4999, or 1005 for a Close frame without a body. */
   closeCode: number;
   /** The reason, "" when none. */
   reason: string;
@@ -22,8 +22,8 @@ export interface CloseRequest {
 
 /**
  * Checks a close code and reason the way the WHATWG standard does and says
- * which Close frame to send: none given → a Close frame without a body
- * (1005, RFC 6455 §5.5.1), a reason without a code → 1000.
+ * which Close frame to send: none given -> a Close frame without a body
+ * (1005, RFC 6455 §5.5.1), a reason without a code -> 1000.
  *
  * @example
  * ```ts
@@ -39,7 +39,7 @@ export interface CloseRequest {
  * @param reason The reason, already converted to a string, or `undefined`.
  * @returns What to pass to the connection's `close()`.
  * @throws {DOMException} `InvalidAccessError` for a code other than 1000 or
- * 3000–4999, `SyntaxError` for a reason over 123 bytes of UTF-8.
+ * 3000-4999, `SyntaxError` for a reason over 123 bytes of UTF-8.
  */
 export function closeRequest(
   code: number | undefined,
@@ -96,7 +96,7 @@ export function toUSVString(value: unknown): string {
 
 /**
  * Converts a close code the way WebIDL converts `[EnforceRange] unsigned
- * short` (`WebSocketStream.close()`): not finite or outside 0–65535 →
+ * short` (`WebSocketStream.close()`): not finite or outside 0-65535 ->
  * `TypeError`, fractions dropped.
  *
  * @example
@@ -127,7 +127,7 @@ export function enforceRangeUint16(value: unknown): number {
 
 /**
  * Converts a close code the way WebIDL converts `[Clamp] unsigned short`
- * (`WebSocket.close()`): NaN → 0, clamped to 0–65535, rounded to the
+ * (`WebSocket.close()`): NaN -> 0, clamped to 0-65535, rounded to the
  * nearest integer (ties to even).
  *
  * @example

@@ -96,6 +96,12 @@ Deno.test("copyMasked uses WebAssembly SIMD for large payloads and matches the d
     65550,
     131072,
     200003,
+    // SIMD from 256 KiB on.
+    262143,
+    262144,
+    262145,
+    262160,
+    300003,
   ];
   for (const size of sizes) {
     for (const sourceOffset of [0, 1, 3]) {
@@ -128,7 +134,9 @@ Deno.test("copyMasked uses WebAssembly SIMD for large payloads and matches the d
 Deno.test("applyMask in place through WebAssembly SIMD matches the definition for large payloads at every alignment and key offset, touching nothing around them", () => {
   const random = seededRandom(13);
   const key = randomBytes(4, random);
-  for (const length of [4096, 4097, 4111, 65535, 65536, 65550, 140_001]) {
+  for (
+    const length of [4096, 65536, 140_001, 262_143, 262_144, 262_161, 300_003]
+  ) {
     const buffer = randomBytes(length + 16, random);
     for (let start = 0; start < 4; start++) {
       for (let keyOffset = 0; keyOffset < 5; keyOffset++) {
