@@ -1,5 +1,5 @@
 /**
- * The `http:` → `ws:` and `https:` → `wss:` mapping that the WHATWG
+ * The `http:` -> `ws:` and `https:` -> `wss:` mapping that the WHATWG
  * `WebSocket` constructor, a redirect's `Location` and a server-side
  * socket's URL all share.
  *
