@@ -7,6 +7,7 @@
  */
 
 import { letGoHeld, MIN_POOLED_BYTES, takeHeld } from "./buffer_pool.ts";
+import { readPacer } from "./read_pacer.ts";
 import type { SocketCore } from "./socket_core.ts";
 import type { Transport } from "./transport.ts";
 
@@ -120,6 +121,10 @@ export class ReadLoop {
         const target = this.#nextTarget();
         const count = await this.#source.read(target);
         if (count === null) break;
+        // Fairness: past a round's share of reads, this socket's bytes wait
+        // for a later round (see read_pacer.ts).
+        const turn = readPacer.admit();
+        if (turn !== undefined) await turn;
         this.#readDone(count, target.length);
         if (core.ended) break;
       }
