@@ -2,10 +2,11 @@
  * Minimal program showing that Deno starves most of thousands of busy TCP
  * connections, without any WebSocket code (issue 18, "fairness and tails").
  *
- *     deno run -A bench/tcp_starvation.ts                 # Deno echo, 5,000 × 4
- *     deno run -A bench/tcp_starvation.ts --paced         # same, reads paced by setTimeout(0) turns
- *     deno run -A bench/tcp_starvation.ts --c             # control: the C echo server
- *     deno run -A bench/tcp_starvation.ts --conns 1000 --window 1
+ *     deno run --import-map=import_map.npm.json -A bench/tcp_starvation.ts                 # Deno echo, 5,000 × 4
+ *     deno run --import-map=import_map.npm.json -A bench/tcp_starvation.ts --paced         # same, reads paced by setTimeout(0) turns
+ *     deno run --import-map=import_map.npm.json -A bench/tcp_starvation.ts --adaptive      # same, paced as wstream paces them
+ *     deno run --import-map=import_map.npm.json -A bench/tcp_starvation.ts --c             # control: the C echo server
+ *     deno run --import-map=import_map.npm.json -A bench/tcp_starvation.ts --conns 1000 --window 1
  *
  * A raw TCP echo server (a `conn.read` / `conn.write` loop per connection)
  * runs in this process; the C load generator (bench/loadgen, `--raw`) keeps
@@ -43,32 +44,56 @@
  * turns, the deferred wakes run with few fresh ones ahead of them, and every
  * connection is served evenly (5,000 × 4: min = median = 212, 134,000
  * echoes/s). A turn that does not idle the process (setImmediate, a
- * MessageChannel) does not help (median 0), and a setTimeout(0) turn takes
- * ~2.6 ms here, so pacing caps the read rate: 1,000 × 1 is fair (min 267,
- * median 268) but at 33,000 echoes/s against 115,000 unpaced. That is why
- * wstream does not pace its reads; the fix belongs in Deno (poll ops
- * outside the cooperative budget, or requeue budget-deferred ops ahead of
- * fresh ones).
+ * MessageChannel) does not help (median 0). A setTimeout(0) turn takes
+ * ~2.2 ms in Deno 2.9.6 whether nested or not (a 1 ms minimum rounded up
+ * by tokio's millisecond timer wheel; not HTML's 4 ms clamp after 5 nested
+ * timers), so timer pacing caps the read rate: 1,000 × 1 is fair (min 267,
+ * median 268) but at 33,000 echoes/s against 115,000 unpaced.
+ *
+ * `--adaptive` (`--per-round N`, default wstream's READS_PER_ROUND) is what
+ * wstream does (src/read_pacer.ts): at most N read completions proceed per
+ * round, a round being one batch of op completions (it ends with a
+ * microtask queued by its first completion); the others wait in a FIFO and
+ * go first in later rounds, with a setTimeout(0) only when no completion
+ * comes. Below N completions a round nothing waits; under saturation the
+ * admitted reads plus their writes stay under the budget, so the deferred
+ * reads are served. Seen (a loaded 2-core machine, 6 s runs): 5,000 × 4,
+ * N = 16: min 264, median 268 (222,000 echoes/s); N = 24: 336 / 336
+ * (280,000/s); N = 32: 320 / 324 (268,000/s); N = 40: 112 / 136; N = 48:
+ * 0 / 0, against 0 / 0 (93,000/s) unpaced. 1,000 × 1, N = 16: 536 / 536 at
+ * 89,000/s (p99 19 ms) against 24 / 540 at 99,000/s (p99 145 ms) unpaced.
+ * Pacing the next read's start instead (process and answer every
+ * completion, then wait) was fair but half as fast (N = 32: 128 / 136,
+ * 114,000/s): the answers to all completions still spend the budget.
  *
  * @module
  */
 
 import { buildLoadgen, runLoadgen } from "./echo_e2e.ts";
+import { ReadPacer, READS_PER_ROUND } from "../src/read_pacer.ts";
 
 const PACED_READS_PER_TURN = 64;
 
 function parseOptions(args: string[]) {
-  const options = { conns: 5000, window: 4, duration: 10, server: "deno" };
+  const options = {
+    conns: 5000,
+    window: 4,
+    duration: 10,
+    server: "deno",
+    perRound: READS_PER_ROUND,
+  };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
     if (flag === "--paced") options.server = "paced";
     else if (flag === "--c") options.server = "c";
+    else if (flag === "--adaptive") options.server = "adaptive";
+    else if (flag === "--per-round") options.perRound = Number(args[++i]);
     else if (flag === "--conns") options.conns = Number(args[++i]);
     else if (flag === "--window") options.window = Number(args[++i]);
     else if (flag === "--duration") options.duration = Number(args[++i]);
     else {
       throw new Error(
-        `unknown option "${flag}"; expected --paced, --c, --conns N, --window W or --duration S`,
+        `unknown option "${flag}"; expected --paced, --adaptive, --per-round N, --c, --conns N, --window W or --duration S`,
       );
     }
   }
@@ -76,7 +101,7 @@ function parseOptions(args: string[]) {
 }
 
 /** FIFO of reads waiting for a later setTimeout(0) turn (`--paced`). */
-class ReadPacer {
+class TimerPacer {
   #used = 0;
   #scheduled = false;
   readonly #waiting: (() => void)[] = [];
@@ -111,7 +136,7 @@ async function echo(
   conn: Deno.Conn,
   counts: number[],
   index: number,
-  pacer: ReadPacer | undefined,
+  pacer: TimerPacer | ReadPacer | undefined,
 ): Promise<void> {
   const buffer = new Uint8Array(64 * 1024);
   try {
@@ -132,7 +157,7 @@ async function echo(
   conn.close();
 }
 
-function startDenoServer(paced: boolean) {
+function startDenoServer(kind: string, perRound: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const counts: number[] = [];
   let last: number[] = [];
@@ -143,7 +168,11 @@ function startDenoServer(paced: boolean) {
     );
     last = counts.slice();
   }, 1000);
-  const pacer = paced ? new ReadPacer() : undefined;
+  const pacer = kind === "paced"
+    ? new TimerPacer()
+    : kind === "adaptive"
+    ? new ReadPacer(perRound)
+    : undefined;
   (async () => {
     for await (const conn of listener) {
       conn.setNoDelay(true);
@@ -182,7 +211,7 @@ if (import.meta.main) {
   const { loadgen, cEcho } = await buildLoadgen();
   const server = options.server === "c"
     ? startCServer(cEcho, 30000 + Math.floor(Math.random() * 20000))
-    : startDenoServer(options.server === "paced");
+    : startDenoServer(options.server, options.perRound);
   // The C server needs a moment to listen.
   await new Promise((resolve) => setTimeout(resolve, 300));
   let cell;

@@ -7,8 +7,9 @@
  */
 
 import { letGoHeld, MIN_POOLED_BYTES, takeHeld } from "./buffer_pool.ts";
+import { readPacer } from "./read_pacer.ts";
 import type { SocketCore } from "./socket_core.ts";
-import type { Transport } from "./transport.ts";
+import { StreamByteReader, type Transport } from "./transport.ts";
 
 // Reads start small so an idle socket pins little memory (a read that waits
 // holds its buffer: 2 KiB made an idle server socket ~2 KB larger in RSS),
@@ -71,6 +72,9 @@ export class ReadLoop {
   #spare: Uint8Array | undefined;
   // Whether the last read emptied the socket: then the next one may wait.
   #drained = true;
+  // Whether reads are paced: those of a connection are (Deno's op budget,
+  // see read_pacer.ts), not those of in-memory streams.
+  readonly #paced: boolean;
 
   /**
    * Prepares a loop; {@linkcode ReadLoop.run} starts it.
@@ -81,6 +85,7 @@ export class ReadLoop {
    */
   constructor(source: ByteSource, core: SocketCore, owner: ReadLoopOwner) {
     this.#source = source;
+    this.#paced = !(source instanceof StreamByteReader);
     this.#core = core;
     this.#owner = owner;
   }
@@ -120,6 +125,12 @@ export class ReadLoop {
         const target = this.#nextTarget();
         const count = await this.#source.read(target);
         if (count === null) break;
+        // Fairness: past a round's share of reads, this socket's bytes wait
+        // for a later round (see read_pacer.ts).
+        if (this.#paced) {
+          const turn = readPacer.admit();
+          if (turn !== undefined) await turn;
+        }
         this.#readDone(count, target.length);
         if (core.ended) break;
       }
