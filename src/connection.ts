@@ -78,6 +78,7 @@ export { enqueueSharedFrames } from "./prepared_queue.ts";
 
 // Set by WebSocketConnection's static block.
 let endedOf: (socket: WebSocketConnection) => boolean;
+let listenForEnd: (socket: WebSocketConnection, listener: () => void) => void;
 
 /**
  * Whether a socket has ended (closed or failed, its `closed` settled or
@@ -105,6 +106,38 @@ let endedOf: (socket: WebSocketConnection) => boolean;
  */
 export function socketEnded(socket: WebSocketConnection): boolean {
   return endedOf(socket);
+}
+
+/**
+ * Calls `listener` once the socket has ended (at once when it has), without
+ * a promise: the server's handler runner waits so for every socket. One
+ * listener per socket; not exported from `mod.ts`.
+ *
+ * @example
+ * ```ts
+ * import { whenSocketEnded, WebSocketConnection } from "./connection.ts";
+ * import { assert } from "@std/assert";
+ *
+ * const socket = new WebSocketConnection({
+ *   role: "server",
+ *   transport: { readable: new ReadableStream(), writable: new WritableStream() },
+ *   closeTimeoutMs: 10,
+ * });
+ * let ended = false;
+ * whenSocketEnded(socket, () => ended = true);
+ * socket.close();
+ * await socket.closed;
+ * assert(ended);
+ * ```
+ *
+ * @param socket The socket.
+ * @param listener Called once it has ended.
+ */
+export function whenSocketEnded(
+  socket: WebSocketConnection,
+  listener: () => void,
+): void {
+  listenForEnd(socket, listener);
 }
 
 /**
@@ -160,8 +193,6 @@ export class WebSocketConnection<
   readonly protocol: string;
   /** The negotiated extensions (`Sec-WebSocket-Extensions`), "" when none. */
   readonly extensions: string;
-  /** Resolves once the socket has ended, with how it ended. */
-  readonly closed: Promise<CloseResult>;
 
   readonly #role: "client" | "server";
   readonly #transport: Transport;
@@ -184,7 +215,11 @@ export class WebSocketConnection<
   readonly #reads: ReadLoop;
   readonly #host: PipeReads;
 
-  #resolveClosed!: (result: CloseResult) => void;
+  // `closed`, made when first asked for (most server sockets never are).
+  #closed: Promise<CloseResult> | undefined;
+  #resolveClosed: ((result: CloseResult) => void) | undefined;
+  #result: CloseResult | undefined;
+  #endListener: (() => void) | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
@@ -397,7 +432,6 @@ export class WebSocketConnection<
       maxBufferedBytes,
       listener: host,
     });
-    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     if (init.messages === "stream") {
       this.#receiver = new MessageStreamReceiver(host);
       this.readable = this.#receiver.readable as ReadableStream<M>;
@@ -442,6 +476,17 @@ export class WebSocketConnection<
     this.#reads.run(init.leftover);
   }
 
+  /** Resolves once the socket has ended, with how it ended. */
+  get closed(): Promise<CloseResult> {
+    if (this.#closed === undefined) {
+      const result = this.#result;
+      this.#closed = result !== undefined
+        ? Promise.resolve(result)
+        : new Promise((resolve) => this.#resolveClosed = resolve);
+    }
+    return this.#closed;
+  }
+
   /**
    * The bytes of frames accepted for sending that the TCP connection has
    * not taken yet.
@@ -481,6 +526,10 @@ export class WebSocketConnection<
 
   static {
     endedOf = (socket) => socket.#core.ended;
+    listenForEnd = (socket, listener) => {
+      if (socket.#result !== undefined) listener();
+      else socket.#endListener = listener;
+    };
     // The hub's way in (see preparedQueueOf): no public member.
     providePreparedQueues((socket) =>
       socket.#sink.prepared ??= new PreparedQueue(
@@ -615,7 +664,12 @@ export class WebSocketConnection<
     this.#resumeReading?.();
     this.#closeTransport();
     this.#queue.end();
-    this.#resolveClosed({ closeCode, reason, wasClean });
+    const result = this.#result = { closeCode, reason, wasClean };
+    this.#resolveClosed?.(result);
+    this.#resolveClosed = undefined;
+    const listener = this.#endListener;
+    this.#endListener = undefined;
+    listener?.();
   }
 
   #closeTransport(): void {
