@@ -61,6 +61,11 @@ const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 // Messages (by bytes) that may wait in `readable` before the socket stops
 // reading from the TCP connection.
 const READABLE_HIGH_WATER_BYTES = 256 * 1024;
+// `readable`'s own high-water mark, in messages, never reached: the socket
+// counts the bytes queued itself (a strategy with a size function would
+// cost every socket a closure and a dictionary), and the stream still asks
+// for more (pull) after every read.
+const READABLE_QUEUE_LIMIT = 2 ** 30;
 // How many microtasks a socket waits for a pipe to answer the peer's Close
 // by closing the writable (`pipeTo` takes two when no write is pending)
 // before it sets the close timer instead.
@@ -205,6 +210,10 @@ export class WebSocketConnection<
   readonly #sink: ConnectionSink;
 
   #readableController!: ReadableStreamDefaultController<Message>;
+  // The sizes of the messages given to `readable` that may still be in its
+  // queue (made with the first one), and their sum.
+  #queuedSizes: number[] | undefined;
+  #queuedBytes = 0;
   // The `messages: "stream"` mode's readable, else undefined.
   readonly #receiver: MessageStreamReceiver | undefined;
   #readableDone = false;
@@ -294,6 +303,9 @@ export class WebSocketConnection<
       else {
         // The application keeps its read buffer (see buffer_pool.ts).
         if (typeof message !== "string") keepHeld(message);
+        const size = sizeOf(message);
+        (socket.#queuedSizes ??= []).push(size);
+        socket.#queuedBytes += size;
         socket.#readableController.enqueue(message);
       }
     }
@@ -390,7 +402,7 @@ export class WebSocketConnection<
       if (pipe?.forwarding) return pipe.paused;
       return socket.#receiver
         ? socket.#receiver.readPaused()
-        : socket.#readableController.desiredSize! <= 0;
+        : socket.#readableBytes() >= READABLE_HIGH_WATER_BYTES;
     }
 
     readsPooled(): boolean {
@@ -438,7 +450,7 @@ export class WebSocketConnection<
     } else {
       this.readable = new ConnectionReadable<Message>(
         new WebSocketConnection.#Source(this),
-        { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
+        { highWaterMark: READABLE_QUEUE_LIMIT },
       ) as ReadableStream<Message> as ReadableStream<M>;
     }
     const sink = this.#sink = new ConnectionSink(
@@ -637,7 +649,17 @@ export class WebSocketConnection<
   }
 
   #readableQueueEmpty(): boolean {
-    return this.#readableController.desiredSize === READABLE_HIGH_WATER_BYTES;
+    return this.#readableController.desiredSize === READABLE_QUEUE_LIMIT;
+  }
+
+  // The bytes of the messages waiting in `readable`: those read since the
+  // last call (the first ones queued) are taken off first.
+  #readableBytes(): number {
+    const sizes = this.#queuedSizes;
+    if (sizes === undefined) return 0;
+    const queued = READABLE_QUEUE_LIMIT - this.#readableController.desiredSize!;
+    while (sizes.length > queued) this.#queuedBytes -= sizes.shift()!;
+    return this.#queuedBytes;
   }
 
   #ended(closeCode: number, reason: string, wasClean: boolean): void {
