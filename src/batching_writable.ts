@@ -79,6 +79,24 @@ export class MessageBatch<W> {
   }
 }
 
+// The strategy's size of a message or a batch, one function per message
+// size function rather than a closure per stream.
+const chunkSizes = new WeakMap<
+  (message: never) => number,
+  (chunk: unknown) => number
+>();
+function chunkSizeOf<W>(
+  sizeOf: (message: W) => number,
+): (chunk: W | MessageBatch<W>) => number {
+  let size = chunkSizes.get(sizeOf);
+  if (size === undefined) {
+    size = (chunk) =>
+      chunk instanceof MessageBatch ? chunk.bytes : sizeOf(chunk as W);
+    chunkSizes.set(sizeOf, size);
+  }
+  return size;
+}
+
 /**
  * A `WritableStream` whose `getWriter()` gives a {@linkcode BatchingWriter}.
  * Its sink gets {@linkcode MessageBatch}es beside single messages, and its
@@ -103,8 +121,7 @@ export class BatchingWritable<W> extends WritableStream<W> {
   ) {
     super(sink as UnderlyingSink<W>, {
       highWaterMark,
-      size: (chunk) =>
-        chunk instanceof MessageBatch ? chunk.bytes : sizeOf(chunk),
+      size: chunkSizeOf(sizeOf) as (chunk: W) => number,
     });
     this.#sizeOf = sizeOf;
   }
@@ -132,8 +149,10 @@ class BatchingWriter<W> extends WritableStreamDefaultWriter<W> {
   // Writes (messages or batches) given to the stream and not settled.
   #inFlight = 0;
   #released = false;
-  readonly #settle = (): void => void this.#inFlight--;
-  readonly #flushLater = (): void => this.#flush();
+  // Made at the first write: a writer that only holds the lock (a pipe
+  // run inside the socket) costs no closures.
+  #settle: (() => void) | undefined;
+  #flushLater: (() => void) | undefined;
 
   constructor(stream: WritableStream<W>, sizeOf: (message: W) => number) {
     super(stream);
@@ -150,7 +169,7 @@ class BatchingWriter<W> extends WritableStreamDefaultWriter<W> {
     }
     if (batch === undefined) {
       batch = this.#batch = new MessageBatch();
-      queueMicrotask(this.#flushLater);
+      queueMicrotask(this.#flushLater ??= () => this.#flush());
     }
     const written = batch.add(message, this.#sizeOf(message));
     // Handed on as the stream's room runs out, so `ready` waits from the
@@ -188,7 +207,8 @@ class BatchingWriter<W> extends WritableStreamDefaultWriter<W> {
   #hand(chunk: W | MessageBatch<W>): Promise<void> {
     this.#inFlight++;
     const written = super.write(chunk as W);
-    written.then(this.#settle, this.#settle);
+    const settle = this.#settle ??= () => void this.#inFlight--;
+    written.then(settle, settle);
     return written;
   }
 

@@ -61,6 +61,11 @@ const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 // Messages (by bytes) that may wait in `readable` before the socket stops
 // reading from the TCP connection.
 const READABLE_HIGH_WATER_BYTES = 256 * 1024;
+// `readable`'s own high-water mark, in messages, never reached: the socket
+// counts the bytes queued itself (a strategy with a size function would
+// cost every socket a closure and a dictionary), and the stream still asks
+// for more (pull) after every read.
+const READABLE_QUEUE_LIMIT = 2 ** 30;
 // How many microtasks a socket waits for a pipe to answer the peer's Close
 // by closing the writable (`pipeTo` takes two when no write is pending)
 // before it sets the close timer instead.
@@ -78,6 +83,7 @@ export { enqueueSharedFrames } from "./prepared_queue.ts";
 
 // Set by WebSocketConnection's static block.
 let endedOf: (socket: WebSocketConnection) => boolean;
+let listenForEnd: (socket: WebSocketConnection, listener: () => void) => void;
 
 /**
  * Whether a socket has ended (closed or failed, its `closed` settled or
@@ -105,6 +111,38 @@ let endedOf: (socket: WebSocketConnection) => boolean;
  */
 export function socketEnded(socket: WebSocketConnection): boolean {
   return endedOf(socket);
+}
+
+/**
+ * Calls `listener` once the socket has ended (at once when it has), without
+ * a promise: the server's handler runner waits so for every socket. One
+ * listener per socket; not exported from `mod.ts`.
+ *
+ * @example
+ * ```ts
+ * import { whenSocketEnded, WebSocketConnection } from "./connection.ts";
+ * import { assert } from "@std/assert";
+ *
+ * const socket = new WebSocketConnection({
+ *   role: "server",
+ *   transport: { readable: new ReadableStream(), writable: new WritableStream() },
+ *   closeTimeoutMs: 10,
+ * });
+ * let ended = false;
+ * whenSocketEnded(socket, () => ended = true);
+ * socket.close();
+ * await socket.closed;
+ * assert(ended);
+ * ```
+ *
+ * @param socket The socket.
+ * @param listener Called once it has ended.
+ */
+export function whenSocketEnded(
+  socket: WebSocketConnection,
+  listener: () => void,
+): void {
+  listenForEnd(socket, listener);
 }
 
 /**
@@ -160,8 +198,6 @@ export class WebSocketConnection<
   readonly protocol: string;
   /** The negotiated extensions (`Sec-WebSocket-Extensions`), "" when none. */
   readonly extensions: string;
-  /** Resolves once the socket has ended, with how it ended. */
-  readonly closed: Promise<CloseResult>;
 
   readonly #role: "client" | "server";
   readonly #transport: Transport;
@@ -174,6 +210,10 @@ export class WebSocketConnection<
   readonly #sink: ConnectionSink;
 
   #readableController!: ReadableStreamDefaultController<Message>;
+  // The sizes of the messages given to `readable` that may still be in its
+  // queue (made with the first one), and their sum.
+  #queuedSizes: number[] | undefined;
+  #queuedBytes = 0;
   // The `messages: "stream"` mode's readable, else undefined.
   readonly #receiver: MessageStreamReceiver | undefined;
   #readableDone = false;
@@ -184,7 +224,11 @@ export class WebSocketConnection<
   readonly #reads: ReadLoop;
   readonly #host: PipeReads;
 
-  #resolveClosed!: (result: CloseResult) => void;
+  // `closed`, made when first asked for (most server sockets never are).
+  #closed: Promise<CloseResult> | undefined;
+  #resolveClosed: ((result: CloseResult) => void) | undefined;
+  #result: CloseResult | undefined;
+  #endListener: (() => void) | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
@@ -259,6 +303,9 @@ export class WebSocketConnection<
       else {
         // The application keeps its read buffer (see buffer_pool.ts).
         if (typeof message !== "string") keepHeld(message);
+        const size = sizeOf(message);
+        (socket.#queuedSizes ??= []).push(size);
+        socket.#queuedBytes += size;
         socket.#readableController.enqueue(message);
       }
     }
@@ -355,7 +402,7 @@ export class WebSocketConnection<
       if (pipe?.forwarding) return pipe.paused;
       return socket.#receiver
         ? socket.#receiver.readPaused()
-        : socket.#readableController.desiredSize! <= 0;
+        : socket.#readableBytes() >= READABLE_HIGH_WATER_BYTES;
     }
 
     readsPooled(): boolean {
@@ -397,14 +444,13 @@ export class WebSocketConnection<
       maxBufferedBytes,
       listener: host,
     });
-    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     if (init.messages === "stream") {
       this.#receiver = new MessageStreamReceiver(host);
       this.readable = this.#receiver.readable as ReadableStream<M>;
     } else {
       this.readable = new ConnectionReadable<Message>(
         new WebSocketConnection.#Source(this),
-        { highWaterMark: READABLE_HIGH_WATER_BYTES, size: sizeOf },
+        { highWaterMark: READABLE_QUEUE_LIMIT },
       ) as ReadableStream<Message> as ReadableStream<M>;
     }
     const sink = this.#sink = new ConnectionSink(
@@ -440,6 +486,17 @@ export class WebSocketConnection<
       host,
     );
     this.#reads.run(init.leftover);
+  }
+
+  /** Resolves once the socket has ended, with how it ended. */
+  get closed(): Promise<CloseResult> {
+    if (this.#closed === undefined) {
+      const result = this.#result;
+      this.#closed = result !== undefined
+        ? Promise.resolve(result)
+        : new Promise((resolve) => this.#resolveClosed = resolve);
+    }
+    return this.#closed;
   }
 
   /**
@@ -481,6 +538,10 @@ export class WebSocketConnection<
 
   static {
     endedOf = (socket) => socket.#core.ended;
+    listenForEnd = (socket, listener) => {
+      if (socket.#result !== undefined) listener();
+      else socket.#endListener = listener;
+    };
     // The hub's way in (see preparedQueueOf): no public member.
     providePreparedQueues((socket) =>
       socket.#sink.prepared ??= new PreparedQueue(
@@ -588,7 +649,17 @@ export class WebSocketConnection<
   }
 
   #readableQueueEmpty(): boolean {
-    return this.#readableController.desiredSize === READABLE_HIGH_WATER_BYTES;
+    return this.#readableController.desiredSize === READABLE_QUEUE_LIMIT;
+  }
+
+  // The bytes of the messages waiting in `readable`: those read since the
+  // last call (the first ones queued) are taken off first.
+  #readableBytes(): number {
+    const sizes = this.#queuedSizes;
+    if (sizes === undefined) return 0;
+    const queued = READABLE_QUEUE_LIMIT - this.#readableController.desiredSize!;
+    while (sizes.length > queued) this.#queuedBytes -= sizes.shift()!;
+    return this.#queuedBytes;
   }
 
   #ended(closeCode: number, reason: string, wasClean: boolean): void {
@@ -615,7 +686,12 @@ export class WebSocketConnection<
     this.#resumeReading?.();
     this.#closeTransport();
     this.#queue.end();
-    this.#resolveClosed({ closeCode, reason, wasClean });
+    const result = this.#result = { closeCode, reason, wasClean };
+    this.#resolveClosed?.(result);
+    this.#resolveClosed = undefined;
+    const listener = this.#endListener;
+    this.#endListener = undefined;
+    listener?.();
   }
 
   #closeTransport(): void {

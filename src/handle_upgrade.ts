@@ -131,7 +131,9 @@ export async function handleUpgrade<Options extends HandshakeOptions>(
       state,
     );
     if (upgraded) {
-      await runHandler(handler as WebSocketHandler, state, () => false);
+      await new Promise<void>((done) =>
+        runHandler(handler as WebSocketHandler, state, () => false, done)
+      );
     }
   } catch (error) {
     console.error("wstream: handleUpgrade() failed:", error);

@@ -7,6 +7,7 @@
  */
 
 import { letGoHeld, MIN_POOLED_BYTES, takeHeld } from "./buffer_pool.ts";
+import type { Message } from "./message_assembler.ts";
 import { readPacer } from "./read_pacer.ts";
 import type { SocketCore } from "./socket_core.ts";
 import { StreamByteReader, type Transport } from "./transport.ts";
@@ -75,6 +76,10 @@ export class ReadLoop {
   // Whether reads are paced: those of a connection are (Deno's op budget,
   // see read_pacer.ts), not those of in-memory streams.
   readonly #paced: boolean;
+  // The size of the view the pending read goes into.
+  #targetBytes = 0;
+  // Made the first time the application stops reading.
+  #resume: (() => void) | undefined;
 
   /**
    * Prepares a loop; {@linkcode ReadLoop.run} starts it.
@@ -92,51 +97,107 @@ export class ReadLoop {
 
   /**
    * Runs the loop: the bytes read after the HTTP head first, then reads
-   * until the socket ends or the transport does. Settles once done; never
-   * rejects (errors go to the core).
+   * until the socket ends or the transport does. Never throws (errors go
+   * to the core).
+   *
+   * It is a loop of callbacks rather than an `async` function: a socket
+   * waiting for its peer then keeps one reaction to its read, not a
+   * suspended frame.
    *
    * @param leftover The first bytes of the WebSocket, if any.
    */
-  async run(leftover: Uint8Array | undefined): Promise<void> {
-    const core = this.#core;
+  run(leftover: Uint8Array | undefined): void {
     if (leftover !== undefined) {
       this.#buffer = leftover;
       this.#end = leftover.length;
     }
+    this.#loop();
+  }
+
+  // Goes on until the loop must wait (for a read, for the application to
+  // read, for a frame being inflated); that wait's callback calls it again.
+  // `receive` false: the bytes pending were just received (up to an
+  // incomplete frame) and wait for more.
+  #loop(receive = true): void {
+    const core = this.#core;
     try {
       while (!core.ended) {
-        if (this.#end > this.#start) {
-          const bytes = this.#buffer.subarray(this.#start, this.#end);
-          let used = core.receive(bytes);
-          while (typeof used !== "number") {
-            used = core.resumeReceive(await used);
+        if (receive && this.#end > this.#start) {
+          const used = core.receive(
+            this.#buffer.subarray(this.#start, this.#end),
+          );
+          if (typeof used !== "number") {
+            this.#waitForInflate(used);
+            return;
           }
           this.#start += used;
           if (core.ended) break;
         }
+        receive = true;
         // RFC 6455 §5.5.1, §7.1.1: nothing after the peer's Close is read
         // by a server (see SocketCore.inputDone).
         if (core.inputDone) return;
         if (this.#owner.readPaused()) {
           // Backpressure: the application is not reading; neither do we.
-          await this.#owner.waitForReader();
-          continue;
+          this.#owner.waitForReader().then(this.#resume ??= () => this.#loop());
+          return;
         }
         const target = this.#nextTarget();
-        const count = await this.#source.read(target);
-        if (count === null) break;
-        // Fairness: past a round's share of reads, this socket's bytes wait
-        // for a later round (see read_pacer.ts).
-        if (this.#paced) {
-          const turn = readPacer.admit();
-          if (turn !== undefined) await turn;
-        }
-        this.#readDone(count, target.length);
-        if (core.ended) break;
+        this.#targetBytes = target.length;
+        this.#source.read(target).then(this.#onRead, this.#onReadFailed);
+        return;
       }
       core.transportEnded();
     } catch (error) {
       core.readFailed(error);
+    }
+  }
+
+  readonly #onRead = (count: number | null): void => {
+    if (count === null) return this.#ended();
+    // Fairness: past a round's share of reads, this socket's bytes wait
+    // for a later round (see read_pacer.ts).
+    const turn = this.#paced ? readPacer.admit() : undefined;
+    if (turn === undefined) this.#afterRead(count);
+    else turn.then(() => this.#afterRead(count));
+  };
+
+  #afterRead(count: number): void {
+    this.#readDone(count, this.#targetBytes);
+    if (this.#core.ended) this.#ended();
+    else this.#loop();
+  }
+
+  readonly #onReadFailed = (error: unknown): void => {
+    this.#core.readFailed(error);
+  };
+
+  // A frame of the chunk is being inflated: the chunk goes on once it is.
+  #waitForInflate(pending: Promise<Message | undefined>): void {
+    pending.then((message) => {
+      const core = this.#core;
+      try {
+        const used = core.resumeReceive(message);
+        if (typeof used !== "number") {
+          this.#waitForInflate(used);
+          return;
+        }
+        this.#start += used;
+      } catch (error) {
+        core.readFailed(error);
+        return;
+      }
+      if (core.ended) this.#ended();
+      else this.#loop(false);
+    }, this.#onReadFailed);
+  }
+
+  // The transport ended (or the socket did).
+  #ended(): void {
+    try {
+      this.#core.transportEnded();
+    } catch (error) {
+      this.#core.readFailed(error);
     }
   }
 

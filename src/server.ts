@@ -150,7 +150,6 @@ export function serve<Options extends ServeOptions>(
 // One accepted TCP connection, from accept to its end.
 interface Tracked extends HandshakeState {
   conn: Deno.Conn;
-  done: Promise<void>;
   /** When the opening handshake must be over (`performance.now()` ms). */
   deadline: number;
 }
@@ -171,6 +170,8 @@ class Server implements WebSocketServer {
   #closing = false;
   #resolveFinished!: () => void;
   #shutdownPromise: Promise<void> | undefined;
+  // Set while shutdown waits for the last connection to end.
+  #allGone: (() => void) | undefined;
 
   constructor(options: ServeOptions, handler: WebSocketHandler) {
     this.#options = options;
@@ -229,10 +230,20 @@ class Server implements WebSocketServer {
 
   async #whenAllGone(): Promise<void> {
     await this.#accepting;
-    while (this.#tracked.size > 0) {
-      await Promise.all([...this.#tracked].map((entry) => entry.done));
+    if (this.#tracked.size > 0) {
+      await new Promise<void>((resolve) => this.#allGone = resolve);
     }
     this.#resolveFinished();
+  }
+
+  // A connection has ended (and its handler returned).
+  #forget(entry: Tracked): void {
+    const tracked = this.#tracked;
+    tracked.delete(entry);
+    if (tracked.size === 0 && this.#allGone !== undefined) {
+      this.#allGone();
+      this.#allGone = undefined;
+    }
   }
 
   readonly #onConnection = (conn: Deno.Conn): void => {
@@ -240,39 +251,47 @@ class Server implements WebSocketServer {
       conn,
       socket: undefined,
       request: undefined,
-      done: undefined!,
       deadline: 0,
       timedOut: false,
     };
     const tracked = this.#tracked;
-    if (tracked.size >= this.#maxConnections) {
-      tracked.add(entry);
-      entry.done = refuseBusy(conn, this.#maxConnections).finally(() =>
-        tracked.delete(entry)
-      );
+    tracked.add(entry);
+    if (tracked.size > this.#maxConnections) {
+      refuseBusy(conn, this.#maxConnections).finally(() => this.#forget(entry));
       return;
     }
-    tracked.add(entry);
-    entry.done = this.#handleConnection(entry);
+    this.#handshake(entry).then((upgraded) => {
+      if (!upgraded) {
+        this.#forget(entry);
+        return;
+      }
+      try {
+        runHandler(
+          this.#handler,
+          entry,
+          this.#isClosing,
+          () => this.#forget(entry),
+        );
+      } catch (error) {
+        this.#failed(entry, error);
+      }
+    }, (error) => this.#failed(entry, error));
   };
 
-  async #handleConnection(entry: Tracked): Promise<void> {
+  // The opening handshake (async only while it lasts: an open socket keeps
+  // no suspended frame of the server's).
+  async #handshake(entry: Tracked): Promise<boolean> {
+    this.#deadlines.start(entry);
     try {
-      this.#deadlines.start(entry);
-      let upgraded: boolean;
-      try {
-        upgraded = await this.#responder.readAndAnswer(entry.conn, entry);
-      } finally {
-        this.#deadlines.finish(entry);
-      }
-      if (upgraded) {
-        await runHandler(this.#handler, entry, this.#isClosing);
-      }
-    } catch (error) {
-      console.error("wstream: a connection failed:", error);
-      closeQuietly(entry.conn);
+      return await this.#responder.readAndAnswer(entry.conn, entry);
     } finally {
-      this.#tracked.delete(entry);
+      this.#deadlines.finish(entry);
     }
+  }
+
+  #failed(entry: Tracked, error: unknown): void {
+    console.error("wstream: a connection failed:", error);
+    closeQuietly(entry.conn);
+    this.#forget(entry);
   }
 }

@@ -126,9 +126,15 @@ export class SocketCore {
   readonly #role: "client" | "server";
   readonly #sink: FrameSink;
   readonly #host: SocketCoreHost;
-  readonly #receiver: FrameReceiver;
+  // Made with the first bytes received: an idle socket has no decoder.
+  #receiver: FrameReceiver | undefined;
+  readonly #maxMessageBytes: number | undefined;
+  readonly #maxFrameBytes: number | undefined;
+  readonly #inflater: MessageInflater | undefined;
+  readonly #streamed: boolean;
   readonly #closeTimeoutMs: number;
-  readonly #keepAlive: KeepAlive;
+  // Only with keep-alive on.
+  readonly #keepAlive: KeepAlive | undefined;
 
   #closeSent: CloseInfo | undefined;
   #closeReceived: CloseInfo | undefined;
@@ -151,27 +157,37 @@ export class SocketCore {
     this.#sink = init.sink;
     this.#host = init.host;
     this.#closeTimeoutMs = init.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.#maxMessageBytes = init.maxMessageBytes;
+    this.#maxFrameBytes = init.maxFrameBytes;
+    this.#inflater = init.inflater;
+    this.#streamed = init.messages === "stream";
     const pingIntervalMs = init.pingIntervalMs ?? 0;
-    this.#keepAlive = new KeepAlive(
-      init.sink,
-      init.host,
-      pingIntervalMs,
-      init.pongTimeoutMs ?? pingIntervalMs,
-    );
-    const host = init.host;
-    this.#receiver = new FrameReceiver({
-      role: init.role,
-      maxMessageBytes: init.maxMessageBytes,
-      maxFrameBytes: init.maxFrameBytes,
-      inflater: init.inflater,
+    if (pingIntervalMs > 0) {
+      this.#keepAlive = new KeepAlive(
+        init.sink,
+        init.host,
+        pingIntervalMs,
+        init.pongTimeoutMs ?? pingIntervalMs,
+      );
+      this.#keepAlive?.schedule();
+    }
+  }
+
+  #receiverOf(): FrameReceiver {
+    if (this.#receiver !== undefined) return this.#receiver;
+    const host = this.#host;
+    return this.#receiver = new FrameReceiver({
+      role: this.#role,
+      maxMessageBytes: this.#maxMessageBytes,
+      maxFrameBytes: this.#maxFrameBytes,
+      inflater: this.#inflater,
       onMessage: (message, bytes) => host.message(message, bytes),
       onControlFrame: (frame) => this.#onControlFrame(frame),
-      onFragment: init.messages === "stream"
+      onFragment: this.#streamed
         ? (text, payload, first, fin, bytes) =>
           host.fragment!(text, payload, first, fin, bytes)
         : undefined,
     });
-    this.#keepAlive.schedule();
   }
 
   /** Our Close, once sent (or queued): no data frame may follow it. */
@@ -209,7 +225,7 @@ export class SocketCore {
    * before the first. The driver sizes its reads by it.
    */
   get lastFrameBytes(): number {
-    return this.#receiver.lastFrameBytes;
+    return this.#receiver?.lastFrameBytes ?? 0;
   }
 
   /**
@@ -217,7 +233,7 @@ export class SocketCore {
    * left, once its header is complete; else 0.
    */
   get incompleteFrameBytes(): number {
-    return this.#receiver.incompleteFrameBytes;
+    return this.#receiver?.incompleteFrameBytes ?? 0;
   }
 
   // ---- receiving --------------------------------------------------------
@@ -240,7 +256,7 @@ export class SocketCore {
     // RFC 6455 §5.5.1, §7.1.1: nothing after the peer's Close is processed,
     // not even bytes that are no frame at all; §7.1.7: nor after a failure.
     if (this.#closeReceived || this.#failure) return bytes.length;
-    return this.#receiver.receive(bytes);
+    return this.#receiverOf().receive(bytes);
   }
 
   /**
@@ -256,8 +272,9 @@ export class SocketCore {
   ): number | Promise<Message | undefined> {
     // RFC 6455 §7.1.7: nothing is processed after a failure (keep-alive's,
     // while the frame was inflated).
-    if (this.#failure) return this.#receiver.abandon();
-    return this.#receiver.resume(message);
+    const receiver = this.#receiverOf();
+    if (this.#failure) return receiver.abandon();
+    return receiver.resume(message);
   }
 
   #onControlFrame(frame: Frame): void {
@@ -272,7 +289,7 @@ export class SocketCore {
       case Opcode.Pong:
         // RFC 6455 §5.5.3: a Pong answers our Ping (an unsolicited one is
         // a heartbeat and is not answered).
-        this.#keepAlive.pongReceived();
+        this.#keepAlive?.pongReceived();
         break;
       case Opcode.Close:
         this.#onClose(parseClosePayload(frame.payload));
@@ -325,7 +342,7 @@ export class SocketCore {
     }
     // RFC 6455 §7.1.5: no Close frame was received: 1006.
     const detail = cause instanceof Error ? `: ${cause.message}` : "";
-    const message = this.#receiver.hasPartialFrame
+    const message = this.#receiver?.hasPartialFrame
       ? `the connection ended inside a frame${detail}`
       : `the connection ended without a Close frame${detail}`;
     const error = new WebSocketError(message, {
@@ -431,7 +448,7 @@ export class SocketCore {
       ? EMPTY_BYTES
       : encodeClosePayload(info.closeCode, info.reason);
     this.#sink.sendFrame(Opcode.Close, payload, false);
-    this.#keepAlive.stop();
+    this.#keepAlive?.stop();
     if (received) {
       this.#closeHandshakeDone();
     } else {
@@ -481,7 +498,7 @@ export class SocketCore {
   fail(error: WebSocketError): void {
     if (this.#ended || this.#failure) return;
     this.#failure = error;
-    this.#keepAlive.stop();
+    this.#keepAlive?.stop();
     // Set first: the host may report at once that no message is waiting.
     this.#setCloseTimer(CloseWait.FailureHeld);
     this.#host.failed(error);
@@ -533,7 +550,7 @@ export class SocketCore {
   end(closeCode: number, reason: string, wasClean: boolean): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#keepAlive.stop();
+    this.#keepAlive?.stop();
     if (this.#closeWait !== undefined) {
       this.#closeWait = undefined;
       this.#host.clearTimer("close");
@@ -552,9 +569,9 @@ export class SocketCore {
     if (kind === "close") {
       this.#closeTimeout();
     } else if (kind === "ping") {
-      if (!this.#closeSent && !this.#ended) this.#keepAlive.pingDue();
+      if (!this.#closeSent && !this.#ended) this.#keepAlive?.pingDue();
     } else {
-      const late = this.#keepAlive.pongDue();
+      const late = this.#keepAlive?.pongDue();
       if (late) this.fail(late);
     }
   }

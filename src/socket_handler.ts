@@ -6,7 +6,11 @@
  */
 
 import { CloseCode } from "./close_code.ts";
-import { socketEnded, type WebSocketConnection } from "./connection.ts";
+import {
+  socketEnded,
+  type WebSocketConnection,
+  whenSocketEnded,
+} from "./connection.ts";
 import type { HandshakeState } from "./handshake_responder.ts";
 import type { Message } from "./message_assembler.ts";
 import type { MessageStream } from "./message_stream.ts";
@@ -47,61 +51,96 @@ const GOING_AWAY = {
  * Calls `handler` with the socket and request a handshake left in `state`
  * (which then lets go of the request: while a socket is open, only the
  * handler decides whether its request stays in memory), closes the socket
- * with 1011 when the handler fails, and resolves once the socket has ended.
- * A server that began shutting down during the handshake closes the socket
- * with 1001 instead of calling the handler.
+ * with 1011 when the handler fails, and calls `done` once the socket has
+ * ended and the handler has returned. A server that began shutting down
+ * during the handshake closes the socket with 1001 instead of calling the
+ * handler.
+ *
+ * A callback rather than a promise, and no `async` frame: an idle socket
+ * then keeps no suspended function of ours, only a reaction to the
+ * handler's promise and a listener for its end.
  *
  * @example
  * ```ts ignore
  * const state = { timedOut: false };
  * if (await responder.readAndAnswer(conn, state)) {
- *   await runHandler(handler, state, () => false);
+ *   runHandler(handler, state, () => false, () => console.log("gone"));
  * }
  * ```
  *
  * @param handler The application's handler.
  * @param state An accepted handshake (`socket` and `request` set).
  * @param isClosing Whether the server shuts down.
- * @returns When the socket has ended and the handler has returned.
+ * @param done Called once when the socket has ended and the handler has
+ * returned.
  */
-export async function runHandler(
+export function runHandler(
   handler: WebSocketHandler,
   state: HandshakeState,
   isClosing: () => boolean,
-): Promise<void> {
+  done: () => void,
+): void {
   const socket = state.socket!;
   if (isClosing()) {
     // shutdown() ran during the handshake: say goodbye properly.
-    socket.close(GOING_AWAY);
-    await socket.closed.catch(() => {});
+    closeGoingAway(socket);
+    whenSocketEnded(socket, done);
     return;
   }
+  let returned;
   try {
-    await callHandler(handler, state);
+    returned = callHandler(handler, state);
   } catch (error) {
-    // Errors the socket itself raised (the peer failed it, or the socket
-    // was closed under a pipe by shutdown()) are not handler bugs.
-    // (Read now rather than through a reaction on `closed`: that would cost
-    // every idle socket a promise and a closure.)
-    if (
-      !isClosing() && !socketEnded(socket) &&
-      !(error instanceof WebSocketError)
-    ) {
-      console.error(
-        "wstream: the WebSocket handler threw; closing its socket with 1011:",
-        error,
-      );
-    }
-    try {
-      socket.close({
-        closeCode: CloseCode.InternalError,
-        reason: "internal error",
-      });
-    } catch {
-      // Closed already.
-    }
+    handlerFailed(socket, isClosing, error);
+    whenSocketEnded(socket, done);
+    return;
   }
-  await socket.closed.catch(() => {});
+  if (!isPromiseLike(returned)) {
+    whenSocketEnded(socket, done);
+    return;
+  }
+  Promise.resolve(returned).then(
+    () => whenSocketEnded(socket, done),
+    (error) => {
+      handlerFailed(socket, isClosing, error);
+      whenSocketEnded(socket, done);
+    },
+  );
+}
+
+// The handler threw or rejected: log it unless the socket itself raised
+// the error, and close the socket with 1011.
+function handlerFailed(
+  socket: WebSocketConnection,
+  isClosing: () => boolean,
+  error: unknown,
+): void {
+  // Errors the socket itself raised (the peer failed it, or the socket was
+  // closed under a pipe by shutdown()) are not handler bugs. (Read now
+  // rather than through a reaction on `closed`: that would cost every idle
+  // socket a promise and a closure.)
+  if (
+    !isClosing() && !socketEnded(socket) &&
+    !(error instanceof WebSocketError)
+  ) {
+    console.error(
+      "wstream: the WebSocket handler threw; closing its socket with 1011:",
+      error,
+    );
+  }
+  try {
+    socket.close({
+      closeCode: CloseCode.InternalError,
+      reason: "internal error",
+    });
+  } catch {
+    // Closed already.
+  }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then ===
+    "function";
 }
 
 /**

@@ -331,7 +331,9 @@ export class WriteQueue implements FrameSink {
       return;
     }
     this.#quietHops = 0;
-    queueMicrotask(this.#flushWhenQuiet);
+    // (Made at the first frame: an idle socket that never sent one has no
+    // closure for it.)
+    queueMicrotask(this.#flushWhenQuiet ??= () => this.#flushIfQuiet());
   }
 
   #encodeIntoBatch(frame: Frame, size: number): void {
@@ -430,7 +432,9 @@ export class WriteQueue implements FrameSink {
   // Frames written in the same turn leave in one TCP write: the flush waits
   // until a few microtask hops pass without a new frame (a pipe hands its
   // messages over a few hops apart), then writes them together.
-  readonly #flushWhenQuiet = (): void => {
+  #flushWhenQuiet: (() => void) | undefined;
+
+  #flushIfQuiet(): void {
     if (this.#closeQueued) {
       // Nothing follows a Close: no reason to wait for more frames.
       void this.#flush();
@@ -443,8 +447,8 @@ export class WriteQueue implements FrameSink {
       void this.#flush();
       return;
     }
-    queueMicrotask(this.#flushWhenQuiet);
-  };
+    queueMicrotask(this.#flushWhenQuiet!);
+  }
 
   // A buffer to encode small frames into: from the pool when the transport
   // takes each write's bytes before it resolves (see reusesWrites).

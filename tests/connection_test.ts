@@ -57,6 +57,23 @@ Deno.test("a piped server echoes text and binary, then the client's close comple
   });
 });
 
+Deno.test("closed first asked for after the socket ended resolves with how it ended, and is one promise", async () => {
+  const { client, server } = socketPair();
+  const echo = server.readable.pipeTo(server.writable);
+  // Only the client's `closed` is asked for before the end.
+  client.close({ closeCode: 4001, reason: "done" });
+  await client.closed;
+  await echo;
+  // The server's ended before anyone asked for its `closed`.
+  const closed = server.closed;
+  assertEquals(await closed, {
+    closeCode: 4001,
+    reason: "done",
+    wasClean: true,
+  });
+  assert(server.closed === closed, "expected the same promise each time");
+});
+
 Deno.test("close() with a code and reason reaches the peer, which echoes it", async () => {
   const { client, server } = socketPair();
   server.close({ closeCode: 4000, reason: "bye" });

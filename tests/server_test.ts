@@ -628,6 +628,37 @@ Deno.test("serve(): shutdown() closes every socket with 1001 and resolves when t
   );
 });
 
+Deno.test("serve(): shutdown() waits for a handler that goes on after its socket ended, and for a socket that outlives its handler", async () => {
+  let releaseHandler!: () => void;
+  const handlerMayReturn = new Promise<void>((r) => releaseHandler = r);
+  let handlerReturned = false;
+  const sockets: WebSocketConnection[] = [];
+  const server = start({ closeTimeoutMs: 2000 }, async (socket, request) => {
+    sockets.push(socket);
+    if (new URL(request.url).pathname === "/returns-at-once") return;
+    await socket.closed;
+    await handlerMayReturn;
+    handlerReturned = true;
+  });
+  const url = `ws://127.0.0.1:${server.addr.port}`;
+  const lingering = await openBuiltin(`${url}/waits`);
+  // This one's handler returned at once; its socket stays open until
+  // shutdown closes it.
+  const returnedAtOnce = await openBuiltin(`${url}/returns-at-once`);
+  const events = [closeEvent(lingering), closeEvent(returnedAtOnce)];
+  let finished = false;
+  server.finished.then(() => finished = true);
+  const shutdown = server.shutdown();
+  await Promise.all(events);
+  await Promise.all(sockets.map((socket) => socket.closed));
+  await delay(50);
+  assert(!finished, "expected shutdown to wait for the running handler");
+  releaseHandler();
+  await within(2000, shutdown, "shutdown()");
+  assert(handlerReturned);
+  assert(finished);
+});
+
 Deno.test("serve(): shutdown() also ends handshakes in progress", async () => {
   const server = start({});
   const conn = await Deno.connect({
