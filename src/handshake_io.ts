@@ -82,7 +82,9 @@ export async function writeAll(
   conn: ByteConn,
   bytes: Uint8Array,
 ): Promise<void> {
-  let written = 0;
+  // The first write takes `bytes` itself: it nearly always writes them all.
+  if (bytes.length === 0) return;
+  let written = await conn.write(bytes);
   while (written < bytes.length) {
     written += await conn.write(bytes.subarray(written));
   }

@@ -53,17 +53,42 @@ export function generateKey(): string {
  * @returns The matching `Sec-WebSocket-Accept` value.
  */
 export function computeAccept(key: string): Promise<string> {
-  const input = key + WEBSOCKET_GUID;
-  // digest() copies its input before it returns (WebCrypto "get a copy of
-  // the bytes"), so one scratch buffer serves every handshake instead of an
-  // encoded copy each.
-  const { read, written } = encoder.encodeInto(input, acceptScratch);
-  const bytes = read === input.length
-    ? acceptScratch.subarray(0, written)
-    : encoder.encode(input);
   // A plain promise chain: no async function frame per handshake.
-  return crypto.subtle.digest("SHA-1", bytes).then(encodeBase64);
+  return acceptDigest(key).then(encodeBase64);
 }
 
-// Room for a key of the usual 24 characters and the GUID, with margin.
-const acceptScratch = new Uint8Array(128);
+/**
+ * The SHA-1 digest (SubtleCrypto) whose base64 is `Sec-WebSocket-Accept`
+ * (RFC 6455 §4.2.2, step 5.4): the server writes it into its 101 response
+ * as base64 digits directly, with no string in between.
+ *
+ * @example
+ * ```ts
+ * import { acceptDigest } from "./handshake_key.ts";
+ * import { encodeBase64 } from "./base64.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const digest = await acceptDigest("dGhlIHNhbXBsZSBub25jZQ==");
+ * assertEquals(encodeBase64(digest), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+ * ```
+ *
+ * @param key The client's `Sec-WebSocket-Key`.
+ * @returns The 20 bytes of the SHA-1 of the key followed by the GUID.
+ */
+export function acceptDigest(key: string): Promise<ArrayBuffer> {
+  // digest() copies its input before it returns (WebCrypto "get a copy of
+  // the bytes"), so one buffer that holds the GUID after room for a key of
+  // the usual 24 characters serves every handshake: no string, no copy.
+  if (key.length === KEY_CHARS) {
+    const { read, written } = encoder.encodeInto(key, scratchKey);
+    if (read === KEY_CHARS && written === KEY_CHARS) {
+      return crypto.subtle.digest("SHA-1", scratchInput);
+    }
+  }
+  return crypto.subtle.digest("SHA-1", encoder.encode(key + WEBSOCKET_GUID));
+}
+
+// RFC 6455 §4.1: a key is 16 bytes in base64, 24 characters.
+const KEY_CHARS = 24;
+const scratchInput = encoder.encode("x".repeat(KEY_CHARS) + WEBSOCKET_GUID);
+const scratchKey = scratchInput.subarray(0, KEY_CHARS);

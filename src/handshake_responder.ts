@@ -18,7 +18,7 @@ import {
   serverResponseHead,
   validateClientRequest,
 } from "./server_handshake.ts";
-import { computeAccept } from "./handshake_key.ts";
+import { acceptDigest } from "./handshake_key.ts";
 import { type ProtocolSelector, selectSubprotocol } from "./subprotocols.ts";
 import {
   type ExtensionOptions,
@@ -315,7 +315,7 @@ export class HandshakeResponder {
     // RFC 6455 §4.2.2 step 5.4: the hash runs on another thread: started
     // now, it is done (or nearly) once the checks below and the handler's
     // Request are.
-    const accept = computeAccept(offer.key);
+    const accept = acceptDigest(offer.key);
     // A refusal below leaves it unawaited: it must not become an unhandled
     // rejection (awaiting it still sees the error).
     accept.catch(() => {});

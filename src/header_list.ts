@@ -6,6 +6,8 @@
  * @module
  */
 
+import { asciiLowerEquals } from "./http_head.ts";
+
 /**
  * Splits a comma-separated header list (RFC 9110 §5.6.1) into its trimmed,
  * non-empty elements.
@@ -47,7 +49,31 @@ export function splitHeaderList(value: string | null): string[] {
  */
 export function hasToken(value: string | null, token: string): boolean {
   const lower = token.toLowerCase();
-  return splitHeaderList(value).some((item) => item.toLowerCase() === lower);
+  if (value === null || lower === "") return false;
+  // Scanned in place (no array, no strings): every handshake asks this
+  // three times.
+  let start = 0;
+  while (start <= value.length) {
+    let end = value.indexOf(",", start);
+    if (end < 0) end = value.length;
+    let first = start;
+    let last = end;
+    while (first < last && isTrimmed(value.charCodeAt(first))) first++;
+    while (last > first && isTrimmed(value.charCodeAt(last - 1))) last--;
+    if (
+      last - first === lower.length && asciiLowerEquals(value, first, lower)
+    ) {
+      return true;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+// The characters String.prototype.trim() removes that a head decoded one
+// char per byte can hold: HTAB, LF, VT, FF, CR, SP, NBSP.
+function isTrimmed(code: number): boolean {
+  return (code >= 0x09 && code <= 0x0d) || code === 0x20 || code === 0xa0;
 }
 
 /**

@@ -78,12 +78,12 @@ export interface HttpHead {
 }
 
 // Headers objects cost more than the whole rest of a server's handshake, and
-// most heads are only asked for a few fields: both views are built on demand.
+// most heads are only asked for a few fields: `headers` is built on demand,
+// and `get` scans the few fields in place (no map, no lower-cased copies).
 class ParsedHead implements HttpHead {
   readonly startLine: string;
   readonly fields: [name: string, value: string][];
   #headers: Headers | undefined;
-  #byName: Map<string, string> | undefined;
 
   constructor(startLine: string, fields: [name: string, value: string][]) {
     this.startLine = startLine;
@@ -100,20 +100,51 @@ class ParsedHead implements HttpHead {
   }
 
   get(name: string): string | null {
-    let byName = this.#byName;
-    if (byName === undefined) {
-      byName = this.#byName = new Map();
-      for (const [fieldName, value] of this.fields) {
-        const key = fieldName.toLowerCase();
-        const previous = byName.get(key);
-        byName.set(
-          key,
-          previous === undefined ? value : `${previous}, ${value}`,
-        );
+    let found: string | null = null;
+    for (const field of this.fields) {
+      const fieldName = field[0];
+      if (
+        fieldName.length === name.length &&
+        asciiLowerEquals(fieldName, 0, name)
+      ) {
+        found = found === null ? field[1] : `${found}, ${field[1]}`;
       }
     }
-    return byName.get(name) ?? null;
+    return found;
   }
+}
+
+/**
+ * Whether `text` holds `lower` (in ASCII lower case) at `at`, in any ASCII
+ * case: how header names and list tokens are compared, without a
+ * lower-cased copy.
+ *
+ * @example
+ * ```ts
+ * import { asciiLowerEquals } from "./http_head.ts";
+ * import { assert } from "@std/assert";
+ *
+ * assert(asciiLowerEquals("Connection: Upgrade", 12, "upgrade"));
+ * assert(!asciiLowerEquals("Upgrade", 0, "upgrades"));
+ * ```
+ *
+ * @param text The text to look in.
+ * @param at Where in `text` the comparison starts.
+ * @param lower The expected characters, ASCII letters in lower case.
+ * @returns `true` when the characters from `at` match `lower`.
+ */
+export function asciiLowerEquals(
+  text: string,
+  at: number,
+  lower: string,
+): boolean {
+  if (at + lower.length > text.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let code = text.charCodeAt(at + i);
+    if (code >= 0x41 && code <= 0x5a) code += 0x20; // A-Z
+    if (code !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /**
@@ -255,21 +286,23 @@ export function parseHttpHead(
   if (lines.length === 0) {
     throw new HttpHeadError("expected a start line, found an empty head", 400);
   }
-  const [startLine, ...fieldLines] = lines;
+  const startLine = lines[0];
   if (/[\r\n\0]/.test(startLine)) {
     throw new HttpHeadError(
       "expected the start line to end in CRLF, found a bare CR, LF or NUL in it",
       400,
     );
   }
-  if (fieldLines.length > maxHeaderCount) {
+  const fieldCount = lines.length - 1;
+  if (fieldCount > maxHeaderCount) {
     throw new HttpHeadError(
-      `expected at most ${maxHeaderCount} header fields, found ${fieldLines.length} (raise maxHeaderCount to accept them)`,
+      `expected at most ${maxHeaderCount} header fields, found ${fieldCount} (raise maxHeaderCount to accept them)`,
       431,
     );
   }
   const fields: [string, string][] = [];
-  for (const line of fieldLines) {
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
     if (line === "") {
       throw new HttpHeadError(
         "expected one empty line ending the head, found more lines after it",
@@ -297,7 +330,11 @@ export function parseHttpHead(
       );
     }
     // RFC 9110 §5.5: OWS around the value is not part of it.
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    let first = colon + 1;
+    let last = line.length;
+    while (first < last && isOws(line.charCodeAt(first))) first++;
+    while (last > first && isOws(line.charCodeAt(last - 1))) last--;
+    const value = line.slice(first, last);
     const bad = BAD_FIELD_VALUE.exec(value);
     if (bad) {
       throw new HttpHeadError(
@@ -310,6 +347,11 @@ export function parseHttpHead(
     fields.push([name, value]);
   }
   return new ParsedHead(startLine, fields);
+}
+
+// RFC 9110 §5.6.3: OWS is spaces and horizontal tabs.
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }
 
 /** An HTTP version, as in `HTTP/1.1`. */

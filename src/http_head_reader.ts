@@ -55,9 +55,12 @@ const CR = 0x0d;
 const LF = 0x0a;
 const NO_BYTES = new Uint8Array(0);
 
-/** Index of the first CRLF CRLF in `bytes` at or after `from`, or -1. */
-function findHeadEnd(bytes: Uint8Array, from: number): number {
-  for (let i = Math.max(0, from); i + 3 < bytes.length; i++) {
+/**
+ * Index of the first CRLF CRLF in `bytes[0, length)` at or after `from`, or
+ * -1.
+ */
+function findHeadEnd(bytes: Uint8Array, length: number, from: number): number {
+  for (let i = Math.max(0, from); i + 3 < length; i++) {
     if (
       bytes[i] === CR && bytes[i + 1] === LF && bytes[i + 2] === CR &&
       bytes[i + 3] === LF
@@ -75,15 +78,14 @@ function takeHead(
   options: ReadHttpHeadOptions,
 ): ReadHttpHeadResult | undefined {
   const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
-  const buffer = bytes.subarray(0, length);
-  const end = findHeadEnd(buffer, searchFrom);
+  const end = findHeadEnd(bytes, length, searchFrom);
   const headLength = end + 4;
   if (end >= 0 && headLength <= maxHeaderBytes) {
-    const head = parseHttpHead(buffer.subarray(0, headLength), options);
+    const head = parseHttpHead(bytes.subarray(0, headLength), options);
     // Usually nothing follows the head: no buffer for that.
     const leftover = headLength === length
       ? NO_BYTES
-      : buffer.slice(headLength);
+      : bytes.slice(headLength, length);
     return { head, leftover };
   }
   // RFC 6585 §5: 431 Request Header Fields Too Large.
@@ -190,7 +192,10 @@ async function readHeadFromSource(
         storage = grown;
       }
       settled = false;
-      const reading = source.read(storage.subarray(length));
+      // (The first read takes the whole buffer: no view for it.)
+      const reading = source.read(
+        length === 0 ? storage : storage.subarray(length),
+      );
       const count = aborted
         ? await Promise.race([reading, aborted])
         : await reading;

@@ -6,13 +6,14 @@
  * @module
  */
 
+import { encodeBase64Into } from "./base64.ts";
 import { computeAccept, WEBSOCKET_VERSION } from "./handshake_key.ts";
 import {
   describeHeaderValue,
   hasToken,
   splitHeaderList,
 } from "./header_list.ts";
-import { type HttpHead, isToken } from "./http_head.ts";
+import { asciiLowerEquals, type HttpHead, isToken } from "./http_head.ts";
 import { parseRequestLine, type RequestLine } from "./http_start_line.ts";
 
 /**
@@ -90,6 +91,7 @@ export function isUpgradeRequest(
 // RFC 6455 §4.1: the key is base64 of 16 bytes: 22 characters and "==".
 // (Any such string decodes to exactly 16 bytes, so it need not be decoded.)
 const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
+const KEY_FIELD = "sec-websocket-key";
 
 // RFC 6455 §4.2.1 items 3 and 4: a header that must list a token, else 400.
 function requireToken(
@@ -154,9 +156,28 @@ export function validateClientRequest(
       `expected HTTP/1.1 or later for a WebSocket upgrade, found HTTP/${version.major}.${version.minor}`,
     );
   }
+  // Items 2 and 5: the Host and Sec-WebSocket-Key fields, counted in one
+  // pass (each must be there once).
+  let hostCount = 0;
+  let host = "";
+  let keyCount = 0;
+  let lastKey = "";
+  for (const field of head.fields) {
+    const name = field[0];
+    // (By length first: most fields are neither.)
+    if (name.length === 4 && asciiLowerEquals(name, 0, "host")) {
+      hostCount++;
+      host = field[1];
+    } else if (
+      name.length === KEY_FIELD.length && asciiLowerEquals(name, 0, KEY_FIELD)
+    ) {
+      keyCount++;
+      lastKey = field[1];
+    }
+  }
   // Item 2: a Host header field (exactly one, RFC 9112 §3.2).
-  const hosts = head.fields.filter(([name]) => name.toLowerCase() === "host");
-  if (hosts.length !== 1 || hosts[0][1] === "") {
+  if (hostCount !== 1 || host === "") {
+    const hosts = head.fields.filter(([name]) => name.toLowerCase() === "host");
     throw new HandshakeRejection(
       400,
       `expected one non-empty Host header, found ${
@@ -181,17 +202,14 @@ export function validateClientRequest(
     );
   }
   // Item 5: Sec-WebSocket-Key, base64 that decodes to 16 bytes, sent once.
-  const keys = head.fields.filter(([name]) =>
-    name.toLowerCase() === "sec-websocket-key"
-  );
-  const key = keys.length === 1 ? keys[0][1] : null;
+  const key = keyCount === 1 ? lastKey : null;
   if (
     key === null || !KEY_PATTERN.test(key)
   ) {
     throw new HandshakeRejection(
       400,
       `expected one Sec-WebSocket-Key header holding 16 bytes in base64 (24 characters), found ${
-        keys.length > 1 ? `${keys.length} of them` : describeHeaderValue(key)
+        keyCount > 1 ? `${keyCount} of them` : describeHeaderValue(key)
       }`,
     );
   }
@@ -252,40 +270,63 @@ export function buildServerResponse(
 /**
  * Builds the server's 101 response (RFC 6455 §4.2.2, step 5) from an
  * accept value already computed, so that a server can start the hash early
- * and do other work while it runs.
+ * and do other work while it runs. The value may be given as its SHA-1
+ * digest (from {@linkcode acceptDigest}), whose base64 digits are then
+ * written into the response bytes directly.
  *
  * @example
  * ```ts
- * import { computeAccept } from "./handshake_key.ts";
+ * import { acceptDigest, computeAccept } from "./handshake_key.ts";
  * import { serverResponseHead } from "./server_handshake.ts";
- * import { assertStringIncludes } from "@std/assert";
+ * import { assertEquals, assertStringIncludes } from "@std/assert";
  *
  * const accept = await computeAccept("dGhlIHNhbXBsZSBub25jZQ==");
  * const response = new TextDecoder().decode(serverResponseHead(accept, "chat"));
  * assertStringIncludes(response, "Sec-WebSocket-Protocol: chat\r\n");
+ * const digest = await acceptDigest("dGhlIHNhbXBsZSBub25jZQ==");
+ * assertEquals(serverResponseHead(digest, "chat"), serverResponseHead(accept, "chat"));
  * ```
  *
- * @param accept The `Sec-WebSocket-Accept` value, from {@linkcode computeAccept}.
+ * @param accept The `Sec-WebSocket-Accept` value, from {@linkcode computeAccept},
+ * or the digest it is the base64 of.
  * @param protocol The chosen subprotocol, or "" for none.
  * @param extensions The `Sec-WebSocket-Extensions` value, or "" for none.
  * @returns The response head, ending in CRLF CRLF.
  */
 export function serverResponseHead(
-  accept: string,
+  accept: string | ArrayBuffer,
   protocol = "",
   extensions = "",
 ): Uint8Array {
+  // Step 5.5 (optional): the chosen subprotocol and extensions.
+  let tail = "\r\n";
+  if (protocol) tail += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  if (extensions) tail += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+  tail += "\r\n";
+  const acceptLength = typeof accept === "string"
+    ? accept.length
+    : 4 * Math.ceil(accept.byteLength / 3);
+  const bytes = new Uint8Array(
+    RESPONSE_START.length + acceptLength + tail.length,
+  );
   // Step 5.1: status 101; 5.2 and 5.3: Upgrade and Connection; 5.4: the
   // accept value.
-  let head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
-    `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n`;
-  // Step 5.5 (optional): the chosen subprotocol and extensions.
-  if (protocol) head += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
-  if (extensions) head += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
-  head += "\r\n";
-  // Every part is ASCII (base64, a token, an extension header we built):
-  // a copy loop costs less than a call into the encoder.
-  const bytes = new Uint8Array(head.length);
-  for (let i = 0; i < head.length; i++) bytes[i] = head.charCodeAt(i);
+  bytes.set(RESPONSE_START);
+  let at = RESPONSE_START.length;
+  if (typeof accept === "string") at = writeAscii(accept, bytes, at);
+  else at = encodeBase64Into(accept, bytes, at);
+  writeAscii(tail, bytes, at);
   return bytes;
+}
+
+const RESPONSE_START = new TextEncoder().encode(
+  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+    "Connection: Upgrade\r\nSec-WebSocket-Accept: ",
+);
+
+// Every part of the response is ASCII (base64, a token, an extension header
+// we built): a copy loop costs less than a call into the encoder.
+function writeAscii(text: string, target: Uint8Array, at: number): number {
+  for (let i = 0; i < text.length; i++) target[at++] = text.charCodeAt(i);
+  return at;
 }

@@ -73,7 +73,10 @@ class DirectWriter implements ByteWriter {
   }
 
   async write(bytes: Uint8Array): Promise<void> {
-    let written = 0;
+    // The first write takes `bytes` itself: it nearly always writes them
+    // all, with no view made for it.
+    if (bytes.length === 0) return;
+    let written = await this.#transport.write(bytes);
     while (written < bytes.length) {
       written += await this.#transport.write(bytes.subarray(written));
     }
