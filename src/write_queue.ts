@@ -561,7 +561,17 @@ export class WriteQueue implements FrameSink {
         const chunks = this.#outgoing;
         this.#outgoing = [];
         for (const bytes of chunks) {
-          await this.#writer.write(bytes);
+          // A Deno.Conn's write takes all the bytes at once nearly always:
+          // call it without the writer's extra promise.
+          const direct = this.#reuseWrites ? this.#transport.write : undefined;
+          const written = direct === undefined
+            ? 0
+            : await direct.call(this.#transport, bytes);
+          if (written < bytes.length) {
+            await this.#writer.write(
+              written === 0 ? bytes : bytes.subarray(written),
+            );
+          }
           // Buffers the transport is done with go back to the pool (a read
           // buffer once the last echo viewing it is written); a stream
           // transport may keep what it was given.
