@@ -17,6 +17,11 @@ import {
 import { type Frame, Opcode } from "./frame.ts";
 import type { FrameSink } from "./socket_core_host.ts";
 import {
+  flushWhenSharedQuiet,
+  type SharedFlushQueue,
+  sharedFrameQueued,
+} from "./shared_flush.ts";
+import {
   encodeFrame,
   encodeFrameHeader,
   encodeFrameInto,
@@ -106,7 +111,7 @@ export interface WriteQueueOptions {
  * assertEquals(writes, [new Uint8Array([0x81, 0x01, 0x48, 0x81, 0x01, 0x69])]);
  * ```
  */
-export class WriteQueue implements FrameSink {
+export class WriteQueue implements FrameSink, SharedFlushQueue {
   readonly #transport: Transport;
   readonly #writer: ByteWriter;
   readonly #mask: boolean;
@@ -275,6 +280,11 @@ export class WriteQueue implements FrameSink {
     this.#queued(size, false, true);
   }
 
+  /** Writes what is queued: the common flush of shared frames is due. */
+  flushShared(): void {
+    void this.#flush();
+  }
+
   /**
    * Resolves once the bytes queued are at most `maxBufferedBytes`, or at
    * once (`undefined`) when they are already.
@@ -342,12 +352,12 @@ export class WriteQueue implements FrameSink {
 
   // Counts a frame's bytes and starts a flush unless one is running: now,
   // or once a few microtask hops pass without another frame (shared frames:
-  // without another shared frame for any queue, see #cork).
+  // without another shared frame for any queue: see shared_flush.ts).
   #queued(size: number, now: boolean, shared = false): void {
     this.#outgoingBytes += size;
     this.#queuedBytesTotal += size;
     this.#queuedSinceCheck = true;
-    if (shared) WriteQueue.#corkActive = true;
+    if (shared) sharedFrameQueued();
     if (this.#flushing) return;
     this.#flushing = true;
     if (now) {
@@ -357,41 +367,12 @@ export class WriteQueue implements FrameSink {
       return;
     }
     if (shared) {
-      WriteQueue.#cork(this);
+      flushWhenSharedQuiet(this, QUIET_HOPS_BEFORE_FLUSH);
       return;
     }
     this.#quietHops = 0;
     queueMicrotask(this.#flushWhenQuiet);
   }
-
-  // Queues given shared frames (a hub's publication to many sockets) wait
-  // together, with one microtask chain for all of them rather than one
-  // each, and are all flushed once no queue got a shared frame for a few
-  // hops: one write per socket per turn.
-  static #corked: WriteQueue[] = [];
-  static #corkActive = false;
-  static #corkQuietHops = 0;
-
-  static #cork(queue: WriteQueue): void {
-    const corked = WriteQueue.#corked;
-    corked.push(queue);
-    if (corked.length > 1) return;
-    WriteQueue.#corkQuietHops = 0;
-    queueMicrotask(WriteQueue.#uncorkWhenQuiet);
-  }
-
-  static #uncorkWhenQuiet = (): void => {
-    if (WriteQueue.#corkActive) {
-      WriteQueue.#corkActive = false;
-      WriteQueue.#corkQuietHops = 0;
-    } else if (++WriteQueue.#corkQuietHops >= QUIET_HOPS_BEFORE_FLUSH) {
-      const corked = WriteQueue.#corked;
-      WriteQueue.#corked = [];
-      for (const queue of corked) void queue.#flush();
-      return;
-    }
-    queueMicrotask(WriteQueue.#uncorkWhenQuiet);
-  };
 
   #encodeIntoBatch(frame: Frame, size: number): void {
     this.#batchUsed = encodeFrameInto(
