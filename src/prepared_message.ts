@@ -8,6 +8,7 @@
 
 import zlib from "node:zlib";
 import { Opcode } from "./frame.ts";
+import { arenaBytes } from "./frame_arena.ts";
 import { encodeFrameHeader, frameHeaderLength } from "./frame_encoder.ts";
 import { withoutSyncFlushTail } from "./shared_deflate.ts";
 
@@ -164,7 +165,9 @@ function buildFrame(
   rsv1: boolean,
 ): Uint8Array {
   const headerLength = frameHeaderLength(payload.length, false);
-  const frame = new Uint8Array(headerLength + payload.length);
+  // Frames built one after another lie next to each other (see
+  // frame_arena.ts): a subscriber's queue sends a run of them in one write.
+  const frame = arenaBytes(headerLength + payload.length);
   encodeFrameHeader(frame, { fin: true, rsv1, opcode, payload });
   frame.set(payload, headerLength);
   return frame;

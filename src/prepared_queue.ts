@@ -296,13 +296,13 @@ export class PreparedQueue implements PreparedSender {
       );
       return;
     }
-    // A server socket sends the frame built once for all: a small one is
-    // copied into the batch written in one go (no header encoded again), a
-    // large one is queued as it is, not copied.
+    // A server socket sends the frame built once for all, never copied
+    // while it follows the hub's frame before it in memory (see
+    // WriteQueue.appendSharedFrame); a large one is queued as it is.
     const frame = compressed === undefined
       ? message.frame
       : message.compressedFrame(windowBits)!;
-    if (frame.length < MERGE_LIMIT_BYTES) this.#queue.appendEncodedFrame(frame);
+    if (frame.length < MERGE_LIMIT_BYTES) this.#queue.appendSharedFrame(frame);
     else this.#queue.enqueueShared(frame);
   }
 }

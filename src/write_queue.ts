@@ -17,6 +17,11 @@ import {
 import { type Frame, Opcode } from "./frame.ts";
 import type { FrameSink } from "./socket_core_host.ts";
 import {
+  flushWhenSharedQuiet,
+  type SharedFlushQueue,
+  sharedFrameQueued,
+} from "./shared_flush.ts";
+import {
   encodeFrame,
   encodeFrameHeader,
   encodeFrameInto,
@@ -106,7 +111,7 @@ export interface WriteQueueOptions {
  * assertEquals(writes, [new Uint8Array([0x81, 0x01, 0x48, 0x81, 0x01, 0x69])]);
  * ```
  */
-export class WriteQueue implements FrameSink {
+export class WriteQueue implements FrameSink, SharedFlushQueue {
   readonly #transport: Transport;
   readonly #writer: ByteWriter;
   readonly #mask: boolean;
@@ -119,6 +124,10 @@ export class WriteQueue implements FrameSink {
   // Small frames are encoded straight into one buffer, written as one chunk.
   #batch: Uint8Array | undefined;
   #batchUsed = 0;
+  // Or, instead of a batch (never both), a run of shared frames that lie
+  // next to each other in one buffer: its first frame, and where it ends.
+  #run: Uint8Array | undefined;
+  #runEnd = 0;
   #outgoingBytes = 0;
   // Bytes ever queued and ever written, and who waits for a position.
   #queuedBytesTotal = 0;
@@ -235,20 +244,45 @@ export class WriteQueue implements FrameSink {
   }
 
   /**
-   * Copies one small frame that is already encoded (unmasked: a server's,
-   * shorter than {@linkcode MERGE_LIMIT_BYTES}) into the batch written in
-   * one go, after the frames queued before it: the same as
-   * {@linkcode WriteQueue.sendFrame} without encoding the header again.
+   * Queues one small frame that is already encoded and shared by many
+   * sockets (unmasked: a server's, shorter than {@linkcode MERGE_LIMIT_BYTES};
+   * it must stay unchanged until written), after the frames queued before
+   * it: the same as {@linkcode WriteQueue.sendFrame} without encoding it
+   * again. Frames that lie right after the one before them in the same
+   * buffer (see frame_arena.ts) leave as one view of it, not copied; others
+   * are copied into the batch. Queues that take such frames in one turn are
+   * flushed together once the turn goes quiet.
    *
    * @param frame One whole encoded frame.
    */
-  appendEncodedFrame(frame: Uint8Array): void {
+  appendSharedFrame(frame: Uint8Array): void {
     if (this.#transportFailed) return;
     if (!this.#noDelaySet) this.#setNoDelay();
     const size = frame.length;
-    this.#batchWithRoom(size).set(frame, this.#batchUsed);
-    this.#batchUsed += size;
-    this.#queued(size, false);
+    const run = this.#run;
+    if (
+      run !== undefined && frame.byteOffset === this.#runEnd &&
+      frame.buffer === run.buffer
+    ) {
+      this.#runEnd += size;
+    } else {
+      // A short run is copied when something else follows it (see
+      // #closeRun), so no queue keeps a small view of a large buffer.
+      if (run !== undefined) this.#closeRun();
+      if (this.#batchUsed === 0) {
+        this.#run = frame;
+        this.#runEnd = frame.byteOffset + size;
+      } else {
+        this.#batchWithRoom(size).set(frame, this.#batchUsed);
+        this.#batchUsed += size;
+      }
+    }
+    this.#queued(size, false, true);
+  }
+
+  /** Writes what is queued: the common flush of shared frames is due. */
+  flushShared(): void {
+    void this.#flush();
   }
 
   /**
@@ -317,17 +351,23 @@ export class WriteQueue implements FrameSink {
   }
 
   // Counts a frame's bytes and starts a flush unless one is running: now,
-  // or once a few microtask hops pass without another frame.
-  #queued(size: number, now: boolean): void {
+  // or once a few microtask hops pass without another frame (shared frames:
+  // without another shared frame for any queue: see shared_flush.ts).
+  #queued(size: number, now: boolean, shared = false): void {
     this.#outgoingBytes += size;
     this.#queuedBytesTotal += size;
     this.#queuedSinceCheck = true;
+    if (shared) sharedFrameQueued();
     if (this.#flushing) return;
     this.#flushing = true;
     if (now) {
       // A large frame leaves on its own anyway, and nothing follows a Close
       // (RFC 6455 §5.5.1): no reason to wait for more frames.
       void this.#flush();
+      return;
+    }
+    if (shared) {
+      flushWhenSharedQuiet(this, QUIET_HOPS_BEFORE_FLUSH);
       return;
     }
     this.#quietHops = 0;
@@ -347,6 +387,7 @@ export class WriteQueue implements FrameSink {
 
   // The batch buffer, with room for size more bytes after #batchUsed.
   #batchWithRoom(size: number): Uint8Array {
+    if (this.#run !== undefined) this.#closeRun();
     let batch = this.#batch;
     const used = this.#batchUsed;
     if (batch === undefined || used + size > batch.length) {
@@ -457,8 +498,38 @@ export class WriteQueue implements FrameSink {
     return new Uint8Array(Math.max(MIN_POOLED_BYTES, size));
   }
 
-  // Moves the frames encoded into the batch buffer to the outgoing chunks.
+  // Ends the run of shared frames before another frame: a short one is
+  // copied into the batch (the frames after it may join it there), a long
+  // one goes out as a view.
+  #closeRun(): void {
+    const run = this.#run!;
+    const length = this.#runEnd - run.byteOffset;
+    this.#run = undefined;
+    if (length >= MERGE_LIMIT_BYTES) {
+      this.#outgoing.push(new Uint8Array(run.buffer, run.byteOffset, length));
+      return;
+    }
+    this.#batchWithRoom(length).set(
+      new Uint8Array(run.buffer, run.byteOffset, length),
+      this.#batchUsed,
+    );
+    this.#batchUsed += length;
+  }
+
+  // Moves the frames encoded into the batch buffer, or the run of shared
+  // frames, to the outgoing chunks.
   #sealBatch(): void {
+    const run = this.#run;
+    if (run !== undefined) {
+      const length = this.#runEnd - run.byteOffset;
+      this.#outgoing.push(
+        length === run.length
+          ? run
+          : new Uint8Array(run.buffer, run.byteOffset, length),
+      );
+      this.#run = undefined;
+      return;
+    }
     if (this.#batchUsed === 0) return;
     this.#outgoing.push(this.#batch!.subarray(0, this.#batchUsed));
     this.#batch = undefined;
@@ -475,7 +546,17 @@ export class WriteQueue implements FrameSink {
         const chunks = this.#outgoing;
         this.#outgoing = [];
         for (const bytes of chunks) {
-          await this.#writer.write(bytes);
+          // A Deno.Conn's write takes all the bytes at once nearly always:
+          // call it without the writer's extra promise.
+          const direct = this.#reuseWrites ? this.#transport.write : undefined;
+          const written = direct === undefined
+            ? 0
+            : await direct.call(this.#transport, bytes);
+          if (written < bytes.length) {
+            await this.#writer.write(
+              written === 0 ? bytes : bytes.subarray(written),
+            );
+          }
           // Buffers the transport is done with go back to the pool (a read
           // buffer once the last echo viewing it is written); a stream
           // transport may keep what it was given.
@@ -496,6 +577,7 @@ export class WriteQueue implements FrameSink {
       this.#outgoing = [];
       this.#batch = undefined;
       this.#batchUsed = 0;
+      this.#run = undefined;
       this.#outgoingBytes = 0;
       this.#notifyWritten(true);
       this.#listener.transportEnded(error);
@@ -509,7 +591,8 @@ export class WriteQueue implements FrameSink {
     const waiters = this.#drainWaiters;
     if (waiters.length === 0) return;
     if (
-      (this.#outgoing.length > 0 || this.#batchUsed > 0) &&
+      (this.#outgoing.length > 0 || this.#batchUsed > 0 ||
+        this.#run !== undefined) &&
       this.#outgoingBytes > this.#maxBufferedBytes
     ) return;
     this.#drainWaiters = [];

@@ -46,6 +46,27 @@ Deno.test("PreparedMessage: the frame is the RFC 6455 encoding of the message fo
   assertEquals(new TextDecoder().decode(text.payload), "héllo");
 });
 
+Deno.test("PreparedMessage: small frames built one after another lie next to each other in one buffer, large ones alone", () => {
+  const frames = ["a", new Uint8Array(1000), "c"].map((message) =>
+    new PreparedMessage(message).frame
+  );
+  let adjacent = 0;
+  for (let i = 1; i < frames.length; i++) {
+    const [before, frame] = [frames[i - 1], frames[i]];
+    if (frame.buffer === before.buffer) {
+      assertEquals(frame.byteOffset, before.byteOffset + before.length);
+      adjacent++;
+    } else {
+      assertEquals(frame.byteOffset, 0, "the start of a new shared buffer");
+    }
+  }
+  // A 64 KiB buffer ends between at most one of the two pairs.
+  assertGreater(adjacent, 0);
+  const large = new PreparedMessage(new Uint8Array(20_000)).frame;
+  assertEquals(large.byteOffset, 0);
+  assertEquals(large.buffer.byteLength, large.length);
+});
+
 Deno.test("PreparedMessage: compressed once per window, a DEFLATE stream of its own that any receiver inflates", () => {
   const text = "the same words again and again, ".repeat(200);
   const message = new PreparedMessage(text);

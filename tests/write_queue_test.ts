@@ -235,9 +235,9 @@ Deno.test("an encoded small frame is copied into the batch between the socket's 
   const shared = frameBytes({ opcode: Opcode.Text, payload: "to everyone" });
   const original = shared.slice();
   queue.sendFrame(Opcode.Text, utf8("before"), false);
-  queue.appendEncodedFrame(shared);
+  queue.appendSharedFrame(shared);
   queue.sendFrame(Opcode.Binary, bytes(7), false);
-  queue.appendEncodedFrame(shared);
+  queue.appendSharedFrame(shared);
   assertEquals(queue.bufferedAmount, 8 + 3 + 2 * shared.length);
   await queue.whenDrained();
   assertEquals(copies, [
@@ -249,6 +249,67 @@ Deno.test("an encoded small frame is copied into the batch between the socket's 
     ]),
   ]);
   assertEquals(shared, original);
+});
+
+Deno.test("shared frames that lie next to each other in one buffer leave as one view of it, not copied", async () => {
+  const { transport, chunks, copies } = recordingTransport({ conn: true });
+  const { queue } = queueOver(transport);
+  const first = frameBytes({ opcode: Opcode.Text, payload: "one" });
+  const second = frameBytes({ opcode: Opcode.Binary, payload: bytes(2, 3) });
+  const arena = concat([bytes(0xee), first, second]);
+  const original = arena.slice();
+  queue.appendSharedFrame(arena.subarray(1, 1 + first.length));
+  queue.appendSharedFrame(arena.subarray(1 + first.length));
+  assertEquals(queue.bufferedAmount, first.length + second.length);
+  await queue.whenDrained();
+  assertEquals(chunks.length, 1);
+  assert(chunks[0].buffer === arena.buffer, "a view, not a copy");
+  assertEquals([chunks[0].byteOffset, chunks[0].length], [1, arena.length - 1]);
+  assertEquals(copies, [concat([first, second])]);
+  assertEquals(arena, original);
+  assertEquals(isPooled(chunks[0]), false);
+});
+
+Deno.test("a short run of shared frames followed by other frames is copied into their batch, in order", async () => {
+  const { transport, chunks, copies } = recordingTransport({ conn: true });
+  const { queue } = queueOver(transport);
+  const first = frameBytes({ opcode: Opcode.Text, payload: "a" });
+  const second = frameBytes({ opcode: Opcode.Text, payload: "b" });
+  const arena = concat([first, second]);
+  const elsewhere = frameBytes({ opcode: Opcode.Text, payload: "c" });
+  queue.appendSharedFrame(arena.subarray(0, first.length));
+  queue.appendSharedFrame(arena.subarray(first.length));
+  queue.appendSharedFrame(elsewhere); // not next to the run
+  queue.sendFrame(Opcode.Text, utf8("own"), false);
+  queue.appendSharedFrame(arena.subarray(0, first.length));
+  await queue.whenDrained();
+  assertEquals(copies, [
+    concat([
+      first,
+      second,
+      elsewhere,
+      frameBytes({ opcode: Opcode.Text, payload: "own" }),
+      first,
+    ]),
+  ]);
+  assert(chunks[0].buffer !== arena.buffer, "copied: more followed the run");
+});
+
+Deno.test("queues given shared frames in one turn are written once each, after the turn goes quiet", async () => {
+  const transports = [recordingTransport(), recordingTransport()];
+  const queues = transports.map((t) => queueOver(t.transport).queue);
+  const a = frameBytes({ opcode: Opcode.Text, payload: "a" });
+  const b = frameBytes({ opcode: Opcode.Text, payload: "b" });
+  queues[0].appendSharedFrame(a);
+  await hops(5);
+  queues[1].appendSharedFrame(a);
+  await hops(5);
+  // Still one turn: each new shared frame restarts the wait for all.
+  assertEquals(transports.map((t) => t.copies.length), [0, 0]);
+  queues[0].appendSharedFrame(b);
+  queues[1].appendSharedFrame(b);
+  await Promise.all(queues.map((queue) => queue.whenDrained()));
+  for (const { copies } of transports) assertEquals(copies, [concat([a, b])]);
 });
 
 Deno.test("over a Deno.Conn the batch buffer comes from the pool and goes back once written", async () => {
