@@ -492,6 +492,41 @@ async function repeated(
   return summarize(runs);
 }
 
+/** A saturated echo load of 64 B messages, as `loadgen` takes it. */
+export interface EchoLoad {
+  port: number;
+  /** The server's PID, whose CPU loadgen reports. */
+  pid: number;
+  /** Plain TCP echo rather than WebSocket frames. */
+  raw?: boolean;
+  conns: number;
+  /** Messages in flight per connection. */
+  window: number;
+  durationSeconds: number;
+  warmupSeconds: number;
+}
+
+/** loadgen's arguments for an echo load of 64 B messages. */
+export function echoLoadArgs(load: EchoLoad): string[] {
+  return [
+    "--port",
+    String(load.port),
+    "--pid",
+    String(load.pid),
+    ...(load.raw ? ["--raw"] : []),
+    "--conns",
+    String(load.conns),
+    "--window",
+    String(load.window),
+    "--size",
+    "64",
+    "--duration",
+    String(load.durationSeconds),
+    "--warmup",
+    String(load.warmupSeconds),
+  ];
+}
+
 export async function runLoadgen(
   loadgen: string,
   args: string[],

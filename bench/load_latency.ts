@@ -31,6 +31,7 @@
 import {
   buildLoadgen,
   type Cell,
+  echoLoadArgs,
   loadAverage,
   printTable,
   runLoadgen,
@@ -96,23 +97,19 @@ if (import.meta.main) {
       continue;
     }
     try {
-      runs[kind] = await runLoadgen(loadgen, [
-        "--port",
-        String(server.port),
-        "--pid",
-        String(server.pid),
-        ...(kind === "tcp" ? ["--raw"] : []),
-        "--conns",
-        String(options.conns),
-        "--window",
-        String(options.window),
-        "--size",
-        "64",
-        "--duration",
-        String(options.duration),
-        "--warmup",
-        String(options.warmup),
-      ], (options.duration + options.warmup + 60) * 1000);
+      runs[kind] = await runLoadgen(
+        loadgen,
+        echoLoadArgs({
+          port: server.port,
+          pid: server.pid,
+          raw: kind === "tcp",
+          conns: options.conns,
+          window: options.window,
+          durationSeconds: options.duration,
+          warmupSeconds: options.warmup,
+        }),
+        (options.duration + options.warmup + 60) * 1000,
+      );
     } finally {
       await server.stop();
     }

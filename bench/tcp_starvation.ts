@@ -69,7 +69,7 @@
  * @module
  */
 
-import { buildLoadgen, runLoadgen } from "./echo_e2e.ts";
+import { buildLoadgen, echoLoadArgs, runLoadgen } from "./echo_e2e.ts";
 import { ReadPacer, READS_PER_ROUND } from "../src/read_pacer.ts";
 
 const PACED_READS_PER_TURN = 64;
@@ -216,23 +216,19 @@ if (import.meta.main) {
   await new Promise((resolve) => setTimeout(resolve, 300));
   let cell;
   try {
-    cell = await runLoadgen(loadgen, [
-      "--raw",
-      "--port",
-      String(server.port),
-      "--pid",
-      String(server.pid),
-      "--conns",
-      String(options.conns),
-      "--window",
-      String(options.window),
-      "--size",
-      "64",
-      "--duration",
-      String(options.duration),
-      "--warmup",
-      "2",
-    ], (options.duration + 60) * 1000);
+    cell = await runLoadgen(
+      loadgen,
+      echoLoadArgs({
+        port: server.port,
+        pid: server.pid,
+        raw: true,
+        conns: options.conns,
+        window: options.window,
+        durationSeconds: options.duration,
+        warmupSeconds: 2,
+      }),
+      (options.duration + 60) * 1000,
+    );
   } finally {
     // Stopped whatever the load generator did, so no server outlives us.
     await server.stop();
