@@ -36,8 +36,6 @@ import {
   type PerMessageDeflateOptions,
 } from "./permessage_deflate.ts";
 
-// RFC 7692 §7.2.1 / §7.2.2: the end of a sync flush, removed by the sender
-// and appended by the receiver.
 // node:zlib is loaded when a socket first compresses or inflates a message:
 // a process whose sockets never negotiate permessage-deflate does not pay
 // for it (a few MiB of RSS).
@@ -53,6 +51,8 @@ const Z_SYNC_FLUSH = 2;
 const Z_RLE = 3;
 const Z_DEFAULT_STRATEGY = 0;
 
+// RFC 7692 §7.2.1 / §7.2.2: the end of a sync flush, removed by the sender
+// and appended by the receiver.
 const SYNC_FLUSH_TAIL = new Uint8Array([0x00, 0x00, 0xff, 0xff]);
 
 // Inflater output comes in chunks of this size; the size limit is checked
