@@ -27,6 +27,7 @@ import {
 } from "./message_stream_receiver.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
 import { SocketCore } from "./socket_core.ts";
+import { provideSocketEnds } from "./socket_ended.ts";
 import { type PipeReads, SocketPipe } from "./socket_pipe.ts";
 import type { SocketCoreHost, TimerKind } from "./socket_core_host.ts";
 import type {
@@ -80,70 +81,6 @@ type AnySocket = WebSocketConnection<Message | MessageStream>;
 
 // The topic hub's way in, without a public member (see prepared_queue.ts).
 export { enqueueSharedFrames } from "./prepared_queue.ts";
-
-// Set by WebSocketConnection's static block.
-let endedOf: (socket: WebSocketConnection) => boolean;
-let listenForEnd: (socket: WebSocketConnection, listener: () => void) => void;
-
-/**
- * Whether a socket has ended (closed or failed, its `closed` settled or
- * settling), read without a promise reaction per socket. For the server's
- * handler runner; not exported from `mod.ts`.
- *
- * @example
- * ```ts
- * import { socketEnded, WebSocketConnection } from "./connection.ts";
- * import { assert } from "@std/assert";
- *
- * const socket = new WebSocketConnection({
- *   role: "server",
- *   transport: { readable: new ReadableStream(), writable: new WritableStream() },
- *   closeTimeoutMs: 10,
- * });
- * assert(!socketEnded(socket));
- * socket.close();
- * await socket.closed;
- * assert(socketEnded(socket));
- * ```
- *
- * @param socket The socket.
- * @returns Whether it has ended.
- */
-export function socketEnded(socket: WebSocketConnection): boolean {
-  return endedOf(socket);
-}
-
-/**
- * Calls `listener` once the socket has ended (at once when it has), without
- * a promise: the server's handler runner waits so for every socket. One
- * listener per socket; not exported from `mod.ts`.
- *
- * @example
- * ```ts
- * import { whenSocketEnded, WebSocketConnection } from "./connection.ts";
- * import { assert } from "@std/assert";
- *
- * const socket = new WebSocketConnection({
- *   role: "server",
- *   transport: { readable: new ReadableStream(), writable: new WritableStream() },
- *   closeTimeoutMs: 10,
- * });
- * let ended = false;
- * whenSocketEnded(socket, () => ended = true);
- * socket.close();
- * await socket.closed;
- * assert(ended);
- * ```
- *
- * @param socket The socket.
- * @param listener Called once it has ended.
- */
-export function whenSocketEnded(
-  socket: WebSocketConnection,
-  listener: () => void,
-): void {
-  listenForEnd(socket, listener);
-}
 
 /**
  * One WebSocket connection: messages arrive on `readable` (text as `string`,
@@ -540,11 +477,13 @@ export class WebSocketConnection<
   }
 
   static {
-    endedOf = (socket) => socket.#core.ended;
-    listenForEnd = (socket, listener) => {
-      if (socket.#result !== undefined) listener();
-      else socket.#endListener = listener;
-    };
+    provideSocketEnds(
+      (socket) => socket.#core.ended,
+      (socket, listener) => {
+        if (socket.#result !== undefined) listener();
+        else socket.#endListener = listener;
+      },
+    );
     // The hub's way in (see preparedQueueOf): no public member.
     providePreparedQueues((socket) =>
       socket.#sink.prepared ??= new PreparedQueue(
