@@ -26,6 +26,13 @@ import {
   MessageStreamReceiver,
 } from "./message_stream_receiver.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
+import {
+  READABLE_HIGH_WATER_BYTES,
+  READABLE_QUEUE_LIMIT,
+  readableQueueEmpty,
+  sizeOf,
+  takeReadSizes,
+} from "./readable_queue.ts";
 import { SocketCore } from "./socket_core.ts";
 import { provideSocketEnds } from "./socket_ended.ts";
 import { type PipeReads, SocketPipe } from "./socket_pipe.ts";
@@ -59,22 +66,10 @@ export type {
 } from "./socket_options.ts";
 
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
-// Messages (by bytes) that may wait in `readable` before the socket stops
-// reading from the TCP connection.
-const READABLE_HIGH_WATER_BYTES = 256 * 1024;
-// `readable`'s own high-water mark, in messages, never reached: the socket
-// counts the bytes queued itself (a strategy with a size function would
-// cost every socket a closure and a dictionary), and the stream still asks
-// for more (pull) after every read.
-const READABLE_QUEUE_LIMIT = 2 ** 30;
 // How many microtasks a socket waits for a pipe to answer the peer's Close
 // by closing the writable (`pipeTo` takes two when no write is pending)
 // before it sets the close timer instead.
 const ANSWER_HOPS = 16;
-
-function sizeOf(chunk: string | { byteLength: number }): number {
-  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
-}
 
 // Any socket, whatever its readable yields.
 type AnySocket = WebSocketConnection<Message | MessageStream>;
@@ -189,7 +184,7 @@ export class WebSocketConnection<
     pull(): void {
       const socket = this.#socket;
       const error = socket.#pendingReadableError;
-      if (error && socket.#readableQueueEmpty()) {
+      if (error && readableQueueEmpty(socket.#readableController)) {
         socket.#pendingReadableError = undefined;
         socket.#readableController.error(error);
         // The application has every message from before a failure.
@@ -538,7 +533,7 @@ export class WebSocketConnection<
     if (this.#readableDone) return;
     this.#readableDone = true;
     if (this.#receiver) this.#receiver.error(error);
-    else if (this.#readableQueueEmpty()) {
+    else if (readableQueueEmpty(this.#readableController)) {
       this.#readableController.error(error);
       this.#sink.pipe?.sourceErrored(error);
     } else this.#pendingReadableError = error;
@@ -553,7 +548,7 @@ export class WebSocketConnection<
     const sink = this.#sink;
     if (
       destination !== this.writable || this.#readableDone || sink.done ||
-      sink.busy || !this.#readableQueueEmpty() ||
+      sink.busy || !readableQueueEmpty(this.#readableController) ||
       this.#core.closeSent !== undefined
     ) return undefined;
     return (sink.pipe = SocketPipe.start(
@@ -590,18 +585,12 @@ export class WebSocketConnection<
     }
   }
 
-  #readableQueueEmpty(): boolean {
-    return this.#readableController.desiredSize === READABLE_QUEUE_LIMIT;
-  }
-
   // The bytes of the messages waiting in `readable`: those read since the
   // last call (the first ones queued) are taken off first.
   #readableBytes(): number {
     const sizes = this.#queuedSizes;
     if (sizes === undefined) return 0;
-    const queued = READABLE_QUEUE_LIMIT - this.#readableController.desiredSize!;
-    while (sizes.length > queued) this.#queuedBytes -= sizes.shift()!;
-    return this.#queuedBytes;
+    return this.#queuedBytes -= takeReadSizes(sizes, this.#readableController);
   }
 
   #ended(closeCode: number, reason: string, wasClean: boolean): void {
