@@ -10,6 +10,11 @@
  */
 
 import { keepHeld } from "./buffer_pool.ts";
+import {
+  answerOrWait,
+  answerPeerClose,
+  type CloseAnswerer,
+} from "./close_answer.ts";
 import { closeRequest } from "./close_payload.ts";
 import type { Message } from "./message_assembler.ts";
 import { sharedDeflateWindowBits } from "./shared_deflate.ts";
@@ -66,10 +71,6 @@ export type {
 } from "./socket_options.ts";
 
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
-// How many microtasks a socket waits for a pipe to answer the peer's Close
-// by closing the writable (`pipeTo` takes two when no write is pending)
-// before it sets the close timer instead.
-const ANSWER_HOPS = 16;
 
 // Any socket, whatever its readable yields.
 type AnySocket = WebSocketConnection<Message | MessageStream>;
@@ -209,6 +210,7 @@ export class WebSocketConnection<
   static readonly #Host = class
     implements
       SocketCoreHost,
+      CloseAnswerer,
       WriteFailureListener,
       ReadLoopOwner,
       MessageStreamOwner {
@@ -266,7 +268,21 @@ export class WebSocketConnection<
     closeReceived(): void {
       const socket = this.#socket;
       socket.#closeReadable();
-      if (socket.#core.closeSent === undefined) socket.#answerClose();
+      // RFC 6455 §5.5.1: the peer's Close is answered (see close_answer.ts).
+      if (socket.#core.closeSent === undefined) {
+        socket.#answerTimer = answerPeerClose(
+          socket.#core,
+          socket.writable,
+          socket.#sink,
+          this,
+        );
+      }
+    }
+
+    answerOrWait(): void {
+      const socket = this.#socket;
+      socket.#answerTimer = undefined;
+      answerOrWait(socket.#core, socket.writable, socket.#sink);
     }
 
     failed(error: WebSocketError): void {
@@ -494,38 +510,6 @@ export class WebSocketConnection<
   }
 
   // ---- closing ----------------------------------------------------------
-
-  // RFC 6455 §5.5.1: the peer's Close is answered. An application that is
-  // writing (the writable is locked, e.g. by a pipe) may finish its current
-  // messages first and answer by closing the writable; others are answered
-  // now. Either way, the close timeout bounds the wait.
-  #answerClose(): void {
-    if (this.writable.locked && !this.#sink.done) {
-      // A pipe closes the writable a few microtasks after `readable`
-      // closed: wait for that before paying for a timer. (Closures made
-      // here, once per connection, cost an idle socket nothing.)
-      const core = this.#core;
-      let hops = 0;
-      const watch = (): void => {
-        if (core.closeSent || core.ended) return;
-        if (++hops < ANSWER_HOPS) queueMicrotask(watch);
-        else this.#answerOrWait();
-      };
-      queueMicrotask(watch);
-      return;
-    }
-    // The check waits one task, so a handler that starts its pipe right
-    // away (when the Close came with the handshake's bytes) is seen.
-    this.#answerTimer = setTimeout(() => this.#answerOrWait(), 0);
-  }
-
-  // Answers the peer's Close now unless the application is still writing,
-  // which then has up to the close timeout to close the writable.
-  #answerOrWait(): void {
-    this.#answerTimer = undefined;
-    if (!this.writable.locked || this.#sink.done) this.#core.close();
-    else this.#core.waitForAnswer();
-  }
 
   // Errors `readable`, but only once the application has read the messages
   // that arrived before the failure: controller.error() would drop them.
