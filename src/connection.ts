@@ -52,7 +52,11 @@ import {
   outgoingSizeOf,
   resolveOutgoingFrameBytes,
 } from "./message_stream_sender.ts";
-import { StreamByteReader, type Transport } from "./transport.ts";
+import {
+  closeTransport,
+  StreamByteReader,
+  type Transport,
+} from "./transport.ts";
 import { WebSocketError } from "./websocket_error.ts";
 import {
   markHeaderRoom,
@@ -601,7 +605,7 @@ export class WebSocketConnection<
       );
     }
     this.#resumeReading?.();
-    this.#closeTransport();
+    closeTransport(this.#transport, this.#queue, this.#reader);
     this.#queue.end();
     const result = this.#result = { closeCode, reason, wasClean };
     this.#resolveClosed?.(result);
@@ -609,19 +613,5 @@ export class WebSocketConnection<
     const listener = this.#endListener;
     this.#endListener = undefined;
     listener?.();
-  }
-
-  #closeTransport(): void {
-    try {
-      if (this.#transport.close) {
-        this.#transport.close();
-        return;
-      }
-    } catch {
-      // Already closed.
-    }
-    // In-memory transports: end both directions.
-    this.#queue.closeWriter();
-    this.#reader?.cancel().catch(() => {});
   }
 }
