@@ -171,11 +171,19 @@ export class WebSocketConnection<
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
-  // The underlying source of `readable`, and what the core and the write
-  // queue report to (the sink of `writable` is a ConnectionSink): each an
-  // object with one field and shared methods, where closures would cost a
-  // few hundred bytes per socket, idle or not.
-  static readonly #Source = class implements PipingSource<Message> {
+  // What the core, the write queue, the read loop and the stream receiver
+  // report to, and the underlying source of `readable` (the sink of
+  // `writable` is a ConnectionSink): one object with one field and shared
+  // methods, where closures would cost a few hundred bytes per socket, idle
+  // or not.
+  static readonly #Host = class
+    implements
+      SocketCoreHost,
+      CloseAnswerer,
+      WriteFailureListener,
+      ReadLoopOwner,
+      MessageStreamOwner,
+      PipingSource<Message> {
     readonly #socket: AnySocket;
 
     constructor(socket: AnySocket) {
@@ -208,20 +216,6 @@ export class WebSocketConnection<
       options: StreamPipeOptions | undefined,
     ): Promise<void> | undefined {
       return this.#socket.#pipeItself(destination, options);
-    }
-  };
-
-  static readonly #Host = class
-    implements
-      SocketCoreHost,
-      CloseAnswerer,
-      WriteFailureListener,
-      ReadLoopOwner,
-      MessageStreamOwner {
-    readonly #socket: AnySocket;
-
-    constructor(socket: AnySocket) {
-      this.#socket = socket;
     }
 
     message(message: Message, bytes: Uint8Array): void {
@@ -401,7 +395,7 @@ export class WebSocketConnection<
       this.readable = this.#receiver.readable as ReadableStream<M>;
     } else {
       this.readable = new ConnectionReadable<Message>(
-        new WebSocketConnection.#Source(this),
+        host,
         { highWaterMark: READABLE_QUEUE_LIMIT },
       ) as ReadableStream<Message> as ReadableStream<M>;
     }
