@@ -65,15 +65,6 @@ import {
   WriteQueue,
 } from "./write_queue.ts";
 
-export type { Transport } from "./transport.ts";
-export type { OutgoingMessage } from "./message_stream_sender.ts";
-export type {
-  CloseResult,
-  ConnectionInit,
-  MessageDeflate,
-  WebSocketOptions,
-} from "./socket_options.ts";
-
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 
 // Any socket, whatever its readable yields.
