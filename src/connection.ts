@@ -70,9 +70,6 @@ const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 // Any socket, whatever its readable yields.
 type AnySocket = WebSocketConnection<Message | MessageStream>;
 
-// The topic hub's way in, without a public member (see prepared_queue.ts).
-export { enqueueSharedFrames } from "./prepared_queue.ts";
-
 /**
  * One WebSocket connection: messages arrive on `readable` (text as `string`,
  * binary as `Uint8Array`) and are sent by writing to `writable` (`string`
