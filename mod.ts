@@ -48,15 +48,14 @@ export {
   MessageAssemblerStream,
   type MessageInflater,
 } from "./src/message_assembler.ts";
-export {
-  type CloseResult,
-  type ConnectionInit,
-  type MessageDeflate,
-  type OutgoingMessage,
-  type Transport,
-  WebSocketConnection,
-  type WebSocketOptions,
-} from "./src/connection.ts";
+export { WebSocketConnection } from "./src/connection.ts";
+export type {
+  CloseResult,
+  ConnectionInit,
+  MessageDeflate,
+  WebSocketOptions,
+} from "./src/socket_options.ts";
+export type { Transport } from "./src/transport.ts";
 export {
   connect,
   type ConnectOptions,
@@ -82,6 +81,7 @@ export type { Socket } from "./src/socket.ts";
 export type { MessageOf, MessageStream } from "./src/message_stream.ts";
 export {
   DEFAULT_MAX_OUTGOING_FRAME_BYTES,
+  type OutgoingMessage,
   type StreamedMessage,
 } from "./src/message_stream_sender.ts";
 export {

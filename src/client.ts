@@ -6,7 +6,8 @@
  * @module
  */
 
-import { WebSocketConnection, type WebSocketOptions } from "./connection.ts";
+import { WebSocketConnection } from "./connection.ts";
+import type { WebSocketOptions } from "./socket_options.ts";
 import type { MessageOf } from "./message_stream.ts";
 import {
   buildClientRequest,

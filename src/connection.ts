@@ -10,6 +10,11 @@
  */
 
 import { keepHeld } from "./buffer_pool.ts";
+import {
+  answerOrWait,
+  answerPeerClose,
+  type CloseAnswerer,
+} from "./close_answer.ts";
 import { closeRequest } from "./close_payload.ts";
 import type { Message } from "./message_assembler.ts";
 import { sharedDeflateWindowBits } from "./shared_deflate.ts";
@@ -26,7 +31,15 @@ import {
   MessageStreamReceiver,
 } from "./message_stream_receiver.ts";
 import { type ByteSource, ReadLoop, type ReadLoopOwner } from "./read_loop.ts";
+import {
+  READABLE_HIGH_WATER_BYTES,
+  READABLE_QUEUE_LIMIT,
+  readableQueueEmpty,
+  sizeOf,
+  takeReadSizes,
+} from "./readable_queue.ts";
 import { SocketCore } from "./socket_core.ts";
+import { provideSocketEnds } from "./socket_ended.ts";
 import { type PipeReads, SocketPipe } from "./socket_pipe.ts";
 import type { SocketCoreHost, TimerKind } from "./socket_core_host.ts";
 import type {
@@ -39,7 +52,11 @@ import {
   outgoingSizeOf,
   resolveOutgoingFrameBytes,
 } from "./message_stream_sender.ts";
-import { StreamByteReader, type Transport } from "./transport.ts";
+import {
+  closeTransport,
+  StreamByteReader,
+  type Transport,
+} from "./transport.ts";
 import { WebSocketError } from "./websocket_error.ts";
 import {
   markHeaderRoom,
@@ -48,102 +65,10 @@ import {
   WriteQueue,
 } from "./write_queue.ts";
 
-export type { Transport } from "./transport.ts";
-export type { OutgoingMessage } from "./message_stream_sender.ts";
-export type {
-  CloseResult,
-  ConnectionInit,
-  MessageDeflate,
-  WebSocketOptions,
-} from "./socket_options.ts";
-
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
-// Messages (by bytes) that may wait in `readable` before the socket stops
-// reading from the TCP connection.
-const READABLE_HIGH_WATER_BYTES = 256 * 1024;
-// `readable`'s own high-water mark, in messages, never reached: the socket
-// counts the bytes queued itself (a strategy with a size function would
-// cost every socket a closure and a dictionary), and the stream still asks
-// for more (pull) after every read.
-const READABLE_QUEUE_LIMIT = 2 ** 30;
-// How many microtasks a socket waits for a pipe to answer the peer's Close
-// by closing the writable (`pipeTo` takes two when no write is pending)
-// before it sets the close timer instead.
-const ANSWER_HOPS = 16;
-
-function sizeOf(chunk: string | { byteLength: number }): number {
-  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
-}
 
 // Any socket, whatever its readable yields.
 type AnySocket = WebSocketConnection<Message | MessageStream>;
-
-// The topic hub's way in, without a public member (see prepared_queue.ts).
-export { enqueueSharedFrames } from "./prepared_queue.ts";
-
-// Set by WebSocketConnection's static block.
-let endedOf: (socket: WebSocketConnection) => boolean;
-let listenForEnd: (socket: WebSocketConnection, listener: () => void) => void;
-
-/**
- * Whether a socket has ended (closed or failed, its `closed` settled or
- * settling), read without a promise reaction per socket. For the server's
- * handler runner; not exported from `mod.ts`.
- *
- * @example
- * ```ts
- * import { socketEnded, WebSocketConnection } from "./connection.ts";
- * import { assert } from "@std/assert";
- *
- * const socket = new WebSocketConnection({
- *   role: "server",
- *   transport: { readable: new ReadableStream(), writable: new WritableStream() },
- *   closeTimeoutMs: 10,
- * });
- * assert(!socketEnded(socket));
- * socket.close();
- * await socket.closed;
- * assert(socketEnded(socket));
- * ```
- *
- * @param socket The socket.
- * @returns Whether it has ended.
- */
-export function socketEnded(socket: WebSocketConnection): boolean {
-  return endedOf(socket);
-}
-
-/**
- * Calls `listener` once the socket has ended (at once when it has), without
- * a promise: the server's handler runner waits so for every socket. One
- * listener per socket; not exported from `mod.ts`.
- *
- * @example
- * ```ts
- * import { whenSocketEnded, WebSocketConnection } from "./connection.ts";
- * import { assert } from "@std/assert";
- *
- * const socket = new WebSocketConnection({
- *   role: "server",
- *   transport: { readable: new ReadableStream(), writable: new WritableStream() },
- *   closeTimeoutMs: 10,
- * });
- * let ended = false;
- * whenSocketEnded(socket, () => ended = true);
- * socket.close();
- * await socket.closed;
- * assert(ended);
- * ```
- *
- * @param socket The socket.
- * @param listener Called once it has ended.
- */
-export function whenSocketEnded(
-  socket: WebSocketConnection,
-  listener: () => void,
-): void {
-  listenForEnd(socket, listener);
-}
 
 /**
  * One WebSocket connection: messages arrive on `readable` (text as `string`,
@@ -234,11 +159,19 @@ export class WebSocketConnection<
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
-  // The underlying source of `readable`, and what the core and the write
-  // queue report to (the sink of `writable` is a ConnectionSink): each an
-  // object with one field and shared methods, where closures would cost a
-  // few hundred bytes per socket, idle or not.
-  static readonly #Source = class implements PipingSource<Message> {
+  // What the core, the write queue, the read loop and the stream receiver
+  // report to, and the underlying source of `readable` (the sink of
+  // `writable` is a ConnectionSink): one object with one field and shared
+  // methods, where closures would cost a few hundred bytes per socket, idle
+  // or not.
+  static readonly #Host = class
+    implements
+      SocketCoreHost,
+      CloseAnswerer,
+      WriteFailureListener,
+      ReadLoopOwner,
+      MessageStreamOwner,
+      PipingSource<Message> {
     readonly #socket: AnySocket;
 
     constructor(socket: AnySocket) {
@@ -252,7 +185,7 @@ export class WebSocketConnection<
     pull(): void {
       const socket = this.#socket;
       const error = socket.#pendingReadableError;
-      if (error && socket.#readableQueueEmpty()) {
+      if (error && readableQueueEmpty(socket.#readableController)) {
         socket.#pendingReadableError = undefined;
         socket.#readableController.error(error);
         // The application has every message from before a failure.
@@ -271,19 +204,6 @@ export class WebSocketConnection<
       options: StreamPipeOptions | undefined,
     ): Promise<void> | undefined {
       return this.#socket.#pipeItself(destination, options);
-    }
-  };
-
-  static readonly #Host = class
-    implements
-      SocketCoreHost,
-      WriteFailureListener,
-      ReadLoopOwner,
-      MessageStreamOwner {
-    readonly #socket: AnySocket;
-
-    constructor(socket: AnySocket) {
-      this.#socket = socket;
     }
 
     message(message: Message, bytes: Uint8Array): void {
@@ -334,7 +254,21 @@ export class WebSocketConnection<
     closeReceived(): void {
       const socket = this.#socket;
       socket.#closeReadable();
-      if (socket.#core.closeSent === undefined) socket.#answerClose();
+      // RFC 6455 §5.5.1: the peer's Close is answered (see close_answer.ts).
+      if (socket.#core.closeSent === undefined) {
+        socket.#answerTimer = answerPeerClose(
+          socket.#core,
+          socket.writable,
+          socket.#sink,
+          this,
+        );
+      }
+    }
+
+    answerOrWait(): void {
+      const socket = this.#socket;
+      socket.#answerTimer = undefined;
+      answerOrWait(socket.#core, socket.writable, socket.#sink);
     }
 
     failed(error: WebSocketError): void {
@@ -449,7 +383,7 @@ export class WebSocketConnection<
       this.readable = this.#receiver.readable as ReadableStream<M>;
     } else {
       this.readable = new ConnectionReadable<Message>(
-        new WebSocketConnection.#Source(this),
+        host,
         { highWaterMark: READABLE_QUEUE_LIMIT },
       ) as ReadableStream<Message> as ReadableStream<M>;
     }
@@ -540,11 +474,13 @@ export class WebSocketConnection<
   }
 
   static {
-    endedOf = (socket) => socket.#core.ended;
-    listenForEnd = (socket, listener) => {
-      if (socket.#result !== undefined) listener();
-      else socket.#endListener = listener;
-    };
+    provideSocketEnds(
+      (socket) => socket.#core.ended,
+      (socket, listener) => {
+        if (socket.#result !== undefined) listener();
+        else socket.#endListener = listener;
+      },
+    );
     // The hub's way in (see preparedQueueOf): no public member.
     providePreparedQueues((socket) =>
       socket.#sink.prepared ??= new PreparedQueue(
@@ -561,45 +497,13 @@ export class WebSocketConnection<
 
   // ---- closing ----------------------------------------------------------
 
-  // RFC 6455 §5.5.1: the peer's Close is answered. An application that is
-  // writing (the writable is locked, e.g. by a pipe) may finish its current
-  // messages first and answer by closing the writable; others are answered
-  // now. Either way, the close timeout bounds the wait.
-  #answerClose(): void {
-    if (this.writable.locked && !this.#sink.done) {
-      // A pipe closes the writable a few microtasks after `readable`
-      // closed: wait for that before paying for a timer. (Closures made
-      // here, once per connection, cost an idle socket nothing.)
-      const core = this.#core;
-      let hops = 0;
-      const watch = (): void => {
-        if (core.closeSent || core.ended) return;
-        if (++hops < ANSWER_HOPS) queueMicrotask(watch);
-        else this.#answerOrWait();
-      };
-      queueMicrotask(watch);
-      return;
-    }
-    // The check waits one task, so a handler that starts its pipe right
-    // away (when the Close came with the handshake's bytes) is seen.
-    this.#answerTimer = setTimeout(() => this.#answerOrWait(), 0);
-  }
-
-  // Answers the peer's Close now unless the application is still writing,
-  // which then has up to the close timeout to close the writable.
-  #answerOrWait(): void {
-    this.#answerTimer = undefined;
-    if (!this.writable.locked || this.#sink.done) this.#core.close();
-    else this.#core.waitForAnswer();
-  }
-
   // Errors `readable`, but only once the application has read the messages
   // that arrived before the failure: controller.error() would drop them.
   #errorReadable(error: Error): void {
     if (this.#readableDone) return;
     this.#readableDone = true;
     if (this.#receiver) this.#receiver.error(error);
-    else if (this.#readableQueueEmpty()) {
+    else if (readableQueueEmpty(this.#readableController)) {
       this.#readableController.error(error);
       this.#sink.pipe?.sourceErrored(error);
     } else this.#pendingReadableError = error;
@@ -614,7 +518,7 @@ export class WebSocketConnection<
     const sink = this.#sink;
     if (
       destination !== this.writable || this.#readableDone || sink.done ||
-      sink.busy || !this.#readableQueueEmpty() ||
+      sink.busy || !readableQueueEmpty(this.#readableController) ||
       this.#core.closeSent !== undefined
     ) return undefined;
     return (sink.pipe = SocketPipe.start(
@@ -651,18 +555,12 @@ export class WebSocketConnection<
     }
   }
 
-  #readableQueueEmpty(): boolean {
-    return this.#readableController.desiredSize === READABLE_QUEUE_LIMIT;
-  }
-
   // The bytes of the messages waiting in `readable`: those read since the
   // last call (the first ones queued) are taken off first.
   #readableBytes(): number {
     const sizes = this.#queuedSizes;
     if (sizes === undefined) return 0;
-    const queued = READABLE_QUEUE_LIMIT - this.#readableController.desiredSize!;
-    while (sizes.length > queued) this.#queuedBytes -= sizes.shift()!;
-    return this.#queuedBytes;
+    return this.#queuedBytes -= takeReadSizes(sizes, this.#readableController);
   }
 
   #ended(closeCode: number, reason: string, wasClean: boolean): void {
@@ -689,7 +587,7 @@ export class WebSocketConnection<
       );
     }
     this.#resumeReading?.();
-    this.#closeTransport();
+    closeTransport(this.#transport, this.#queue, this.#reader);
     this.#queue.end();
     const result = this.#result = { closeCode, reason, wasClean };
     this.#resolveClosed?.(result);
@@ -697,19 +595,5 @@ export class WebSocketConnection<
     const listener = this.#endListener;
     this.#endListener = undefined;
     listener?.();
-  }
-
-  #closeTransport(): void {
-    try {
-      if (this.#transport.close) {
-        this.#transport.close();
-        return;
-      }
-    } catch {
-      // Already closed.
-    }
-    // In-memory transports: end both directions.
-    this.#queue.closeWriter();
-    this.#reader?.cancel().catch(() => {});
   }
 }

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { MessageDeflate } from "./connection.ts";
+import type { MessageDeflate } from "./socket_options.ts";
 import {
   acceptDeflateOffer,
   acceptDeflateResponse,

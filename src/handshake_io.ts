@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { WebSocketOptions } from "./connection.ts";
+import type { WebSocketOptions } from "./socket_options.ts";
 
 /**
  * A connection as the handshake code writes to and ends it: a `Deno.Conn`

@@ -8,8 +8,9 @@
  * @module
  */
 
-import { WebSocketConnection, type WebSocketOptions } from "./connection.ts";
-import type { Transport } from "./connection.ts";
+import { WebSocketConnection } from "./connection.ts";
+import type { WebSocketOptions } from "./socket_options.ts";
+import type { Transport } from "./transport.ts";
 import { buildErrorResponse } from "./http_error_response.ts";
 import {
   type ClientHandshake,

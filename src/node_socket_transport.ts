@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Transport } from "./connection.ts";
+import type { Transport } from "./transport.ts";
 import type { ByteConn } from "./handshake_io.ts";
 
 /** The part of a `node:net` `Socket` the transport uses. */

@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { MessageDeflate } from "./connection.ts";
+import type { MessageDeflate } from "./socket_options.ts";
 import type { MessageInflater } from "./message_assembler.ts";
 import type { DeflateRaw, InflateRaw } from "node:zlib";
 import type { Buffer } from "node:buffer";

@@ -67,7 +67,8 @@ export function preparedQueueOf(socket: WebSocketConnection): PreparedQueue {
  *
  * @example
  * ```ts
- * import { enqueueSharedFrames, WebSocketConnection } from "./connection.ts";
+ * import { WebSocketConnection } from "./connection.ts";
+ * import { enqueueSharedFrames } from "./prepared_queue.ts";
  * import { assertEquals } from "@std/assert";
  *
  * const written: Uint8Array[] = [];

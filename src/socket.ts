@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { CloseResult, OutgoingMessage } from "./connection.ts";
+import type { CloseResult } from "./socket_options.ts";
+import type { OutgoingMessage } from "./message_stream_sender.ts";
 import type { Message } from "./message_assembler.ts";
 
 /**

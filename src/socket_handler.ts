@@ -6,14 +6,11 @@
  */
 
 import { CloseCode } from "./close_code.ts";
-import {
-  socketEnded,
-  type WebSocketConnection,
-  whenSocketEnded,
-} from "./connection.ts";
+import type { WebSocketConnection } from "./connection.ts";
 import type { HandshakeState } from "./handshake_responder.ts";
 import type { Message } from "./message_assembler.ts";
 import type { MessageStream } from "./message_stream.ts";
+import { socketEnded, whenSocketEnded } from "./socket_ended.ts";
 import { WebSocketError } from "./websocket_error.ts";
 
 /**

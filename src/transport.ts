@@ -1,7 +1,7 @@
 /**
- * The byte transport a socket runs on, and the two adapters that let the
+ * The byte transport a socket runs on, the two adapters that let the
  * socket read and write any transport the way it reads and writes a
- * `Deno.Conn`.
+ * `Deno.Conn`, and how a socket ends any transport.
  *
  * @module
  */
@@ -158,4 +158,46 @@ export class StreamByteReader {
   cancel(): Promise<void> {
     return this.#reader.cancel();
   }
+}
+
+/**
+ * Ends a socket's transport at once: `close()` when it has one (a
+ * `Deno.Conn`), else both directions of its streams (in-memory transports).
+ *
+ * @example
+ * ```ts
+ * import { closeTransport } from "./transport.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const calls: string[] = [];
+ * const writer = { closeWriter: () => void calls.push("closeWriter") };
+ * const streams = {
+ *   readable: new ReadableStream<Uint8Array>(),
+ *   writable: new WritableStream<Uint8Array>(),
+ * };
+ * closeTransport({ ...streams, close: () => void calls.push("close") }, writer);
+ * closeTransport(streams, writer);
+ * assertEquals(calls, ["close", "closeWriter"]);
+ * ```
+ *
+ * @param transport The socket's transport.
+ * @param writer What writes the socket's bytes: closes its writer.
+ * @param reader The socket's reader of `transport.readable`, if it made one.
+ */
+export function closeTransport(
+  transport: Transport,
+  writer: { closeWriter(): void },
+  reader?: StreamByteReader,
+): void {
+  try {
+    if (transport.close) {
+      transport.close();
+      return;
+    }
+  } catch {
+    // Already closed.
+  }
+  // In-memory transports: end both directions.
+  writer.closeWriter();
+  reader?.cancel().catch(() => {});
 }

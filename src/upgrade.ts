@@ -9,7 +9,8 @@
 import { requireDeno } from "./runtime.ts";
 import { CloseCode } from "./close_code.ts";
 import { encodeClosePayload } from "./close_payload.ts";
-import type { CloseResult, OutgoingMessage } from "./connection.ts";
+import type { CloseResult } from "./socket_options.ts";
+import type { OutgoingMessage } from "./message_stream_sender.ts";
 import { isStreamedMessage } from "./message_stream_sender.ts";
 import { buildErrorResponse } from "./http_error_response.ts";
 import {

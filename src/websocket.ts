@@ -10,7 +10,7 @@
 import { connect, parseWebSocketUrl } from "./client.ts";
 import { CloseCode } from "./close_code.ts";
 import { RuntimeCloseEvent } from "./close_event.ts";
-import type { OutgoingMessage } from "./connection.ts";
+import type { OutgoingMessage } from "./message_stream_sender.ts";
 import type { Socket } from "./socket.ts";
 import { useWebSocketScheme } from "./websocket_scheme.ts";
 import { validateProtocols } from "./subprotocols.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Transport } from "../src/connection.ts";
+import type { Transport } from "../src/transport.ts";
 
 /** One end of an in-memory connection, with a record of what it sent. */
 export interface MemoryEnd extends Transport {

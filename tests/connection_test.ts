@@ -1,9 +1,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import {
-  enqueueSharedFrames,
-  type Transport,
-  WebSocketConnection,
-} from "../src/connection.ts";
+import { WebSocketConnection } from "../src/connection.ts";
+import { enqueueSharedFrames } from "../src/prepared_queue.ts";
+import type { Transport } from "../src/transport.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";
 import { WebSocketError } from "../src/websocket_error.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";

@@ -9,7 +9,8 @@ import {
   assertRejects,
 } from "@std/assert";
 import { connect } from "../src/client.ts";
-import { type ConnectionInit, WebSocketConnection } from "../src/connection.ts";
+import { WebSocketConnection } from "../src/connection.ts";
+import type { ConnectionInit } from "../src/socket_options.ts";
 import type { MessageStream } from "../src/message_stream.ts";
 import { acceptDeflateOffer } from "../src/permessage_deflate.ts";
 import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";

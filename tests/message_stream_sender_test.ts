@@ -10,11 +10,9 @@ import {
   assertThrows,
 } from "@std/assert";
 import { connect } from "../src/client.ts";
-import {
-  type ConnectionInit,
-  enqueueSharedFrames,
-  WebSocketConnection,
-} from "../src/connection.ts";
+import { WebSocketConnection } from "../src/connection.ts";
+import { enqueueSharedFrames } from "../src/prepared_queue.ts";
+import type { ConnectionInit } from "../src/socket_options.ts";
 import { upgrade } from "../src/upgrade.ts";
 import { Hub } from "../src/hub.ts";
 import type { Frame } from "../src/frame.ts";

@@ -4,7 +4,8 @@
 // called directly), which must agree.
 
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { type ConnectionInit, WebSocketConnection } from "../src/connection.ts";
+import { WebSocketConnection } from "../src/connection.ts";
+import type { ConnectionInit } from "../src/socket_options.ts";
 import { connect } from "../src/client.ts";
 import { ConnectionSink } from "../src/connection_sink.ts";
 import { FrameDecoder } from "../src/frame_decoder.ts";

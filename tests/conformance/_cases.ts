@@ -9,11 +9,11 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { connect } from "../../src/client.ts";
+import type { WebSocketConnection } from "../../src/connection.ts";
 import type {
   CloseResult,
-  WebSocketConnection,
   WebSocketOptions,
-} from "../../src/connection.ts";
+} from "../../src/socket_options.ts";
 import { serve, type ServeOptions } from "../../src/server.ts";
 import type { ConnectOptions } from "../../src/client.ts";
 import {

@@ -9,7 +9,8 @@
 
 import { assert, assertEquals, assertLess } from "@std/assert";
 import { connect } from "../../src/client.ts";
-import type { CloseResult, WebSocketConnection } from "../../src/connection.ts";
+import type { WebSocketConnection } from "../../src/connection.ts";
+import type { CloseResult } from "../../src/socket_options.ts";
 import { serve } from "../../src/server.ts";
 import {
   type Case,
