@@ -47,6 +47,24 @@ async function consumerProject(): Promise<string> {
   return dir;
 }
 
+/**
+ * Runs `body` in a fresh consumer project, removed afterwards; skips (or,
+ * under CI, fails) when Node is missing.
+ */
+async function inConsumerProject(
+  body: (dir: string) => Promise<void>,
+): Promise<void> {
+  if (!requirePeer("Node", await nodeAvailable(), "Node.js 20 or later")) {
+    return;
+  }
+  const dir = await consumerProject();
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** Writes a tsconfig.json for `lib` and runs tsc on it. */
 async function typeCheck(
   dir: string,
@@ -73,12 +91,8 @@ async function typeCheck(
   return await runTsc(tools, ["-p", "tsconfig.json"], dir);
 }
 
-Deno.test("Node build: its declarations type-check a Node project without the DOM library, and the checked code runs on Node", async () => {
-  if (!requirePeer("Node", await nodeAvailable(), "Node.js 20 or later")) {
-    return;
-  }
-  const dir = await consumerProject();
-  try {
+Deno.test("Node build: its declarations type-check a Node project without the DOM library, and the checked code runs on Node", () =>
+  inConsumerProject(async (dir) => {
     const checked = await typeCheck(dir, ["ES2022"], true);
     assertEquals(checked.output, "", "tsc reported errors");
     assertEquals(checked.success, true);
@@ -95,31 +109,17 @@ Deno.test("Node build: its declarations type-check a Node project without the DO
       closeCode: 1000,
       whatwgClose: [1000, "done", true],
     });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("Node build: its declarations type-check a project with the DOM library", async () => {
-  if (!requirePeer("Node", await nodeAvailable(), "Node.js 20 or later")) {
-    return;
-  }
-  const dir = await consumerProject();
-  try {
+Deno.test("Node build: its declarations type-check a project with the DOM library", () =>
+  inConsumerProject(async (dir) => {
     const checked = await typeCheck(dir, ["ES2022", "DOM"], false);
     assertEquals(checked.output, "", "tsc reported errors");
     assertEquals(checked.success, true);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("Node build: tsc reports a misuse the declarations refuse", async () => {
-  if (!requirePeer("Node", await nodeAvailable(), "Node.js 20 or later")) {
-    return;
-  }
-  const dir = await consumerProject();
-  try {
+Deno.test("Node build: tsc reports a misuse the declarations refuse", () =>
+  inConsumerProject(async (dir) => {
     // Without its @ts-expect-error line, the misuse is an error again.
     const source = await Deno.readTextFile(`${dir}/consumer.ts`);
     await Deno.writeTextFile(
@@ -132,7 +132,4 @@ Deno.test("Node build: tsc reports a misuse the declarations refuse", async () =
       checked.output.replace(/\(\d+,\d+\)/, "(line)"),
       "consumer.ts(line): error TS2322: Type 'string' is not assignable to type 'number'.",
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
