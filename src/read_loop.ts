@@ -164,8 +164,8 @@ export class ReadLoop {
 
   #afterRead(count: number): void {
     this.#readDone(count, this.#targetBytes);
-    if (this.#core.ended) this.#ended();
-    else this.#loop();
+    // (Ends at once, through core.transportEnded(), if the socket ended.)
+    this.#loop();
   }
 
   readonly #onReadFailed = (error: unknown): void => {
@@ -187,8 +187,7 @@ export class ReadLoop {
         core.readFailed(error);
         return;
       }
-      if (core.ended) this.#ended();
-      else this.#loop(false);
+      this.#loop(false);
     }, this.#onReadFailed);
   }
 
