@@ -7,7 +7,7 @@
  */
 
 import { encodeBase64Into } from "./base64.ts";
-import { computeAccept, WEBSOCKET_VERSION } from "./handshake_key.ts";
+import { acceptDigest, WEBSOCKET_VERSION } from "./handshake_key.ts";
 import {
   describeHeaderValue,
   hasToken,
@@ -262,8 +262,8 @@ export interface ServerResponseOptions {
 export function buildServerResponse(
   options: ServerResponseOptions,
 ): Promise<Uint8Array> {
-  return computeAccept(options.key).then((accept) =>
-    serverResponseHead(accept, options.protocol, options.extensions)
+  return acceptDigest(options.key).then((digest) =>
+    serverResponseHead(digest, options.protocol, options.extensions)
   );
 }
 
