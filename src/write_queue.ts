@@ -502,32 +502,31 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
   // copied into the batch (the frames after it may join it there), a long
   // one goes out as a view.
   #closeRun(): void {
+    const run = this.#takeRun();
+    if (run.length >= MERGE_LIMIT_BYTES) {
+      this.#outgoing.push(run);
+      return;
+    }
+    this.#batchWithRoom(run.length).set(run, this.#batchUsed);
+    this.#batchUsed += run.length;
+  }
+
+  // The run of shared frames as one view (its first frame itself when it
+  // has no other), no longer queued as a run.
+  #takeRun(): Uint8Array {
     const run = this.#run!;
     const length = this.#runEnd - run.byteOffset;
     this.#run = undefined;
-    if (length >= MERGE_LIMIT_BYTES) {
-      this.#outgoing.push(new Uint8Array(run.buffer, run.byteOffset, length));
-      return;
-    }
-    this.#batchWithRoom(length).set(
-      new Uint8Array(run.buffer, run.byteOffset, length),
-      this.#batchUsed,
-    );
-    this.#batchUsed += length;
+    return length === run.length
+      ? run
+      : new Uint8Array(run.buffer, run.byteOffset, length);
   }
 
   // Moves the frames encoded into the batch buffer, or the run of shared
   // frames, to the outgoing chunks.
   #sealBatch(): void {
-    const run = this.#run;
-    if (run !== undefined) {
-      const length = this.#runEnd - run.byteOffset;
-      this.#outgoing.push(
-        length === run.length
-          ? run
-          : new Uint8Array(run.buffer, run.byteOffset, length),
-      );
-      this.#run = undefined;
+    if (this.#run !== undefined) {
+      this.#outgoing.push(this.#takeRun());
       return;
     }
     if (this.#batchUsed === 0) return;
