@@ -79,7 +79,7 @@ export function pickSocketOptions(options: WebSocketOptions): WebSocketOptions {
  * @param bytes What to write.
  */
 export async function writeAll(
-  conn: ByteConn,
+  conn: Pick<ByteConn, "write">,
   bytes: Uint8Array,
 ): Promise<void> {
   // The first write takes `bytes` itself: it nearly always writes them all.

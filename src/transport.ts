@@ -6,6 +6,8 @@
  * @module
  */
 
+import { writeAll } from "./handshake_io.ts";
+
 /**
  * A byte transport: a `Deno.Conn` or `Deno.TlsConn`, or in-memory streams.
  *
@@ -72,14 +74,8 @@ class DirectWriter implements ByteWriter {
     this.#transport = transport;
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
-    // The first write takes `bytes` itself: it nearly always writes them
-    // all, with no view made for it.
-    if (bytes.length === 0) return;
-    let written = await this.#transport.write(bytes);
-    while (written < bytes.length) {
-      written += await this.#transport.write(bytes.subarray(written));
-    }
+  write(bytes: Uint8Array): Promise<void> {
+    return writeAll(this.#transport, bytes);
   }
 
   close(): Promise<void> {
