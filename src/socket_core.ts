@@ -169,7 +169,7 @@ export class SocketCore {
         pingIntervalMs,
         init.pongTimeoutMs ?? pingIntervalMs,
       );
-      this.#keepAlive?.schedule();
+      this.#keepAlive.schedule();
     }
   }
 
