@@ -117,18 +117,107 @@ function withErrorGuard<T extends InflateRaw | DeflateRaw>(
   return stream;
 }
 
+/**
+ * One direction's zlib stream, made when first needed, with what ends it:
+ * the state and failure handling the inflater and the deflater share.
+ * Operations run one after the other (`run`); each `begin`s its write and
+ * settles exactly once, with its output or with a failure that ends the
+ * stream for good (the peer's context no longer matches ours).
+ */
+class ZlibSession<S extends InflateRaw | DeflateRaw> {
+  readonly #serializer = new Serializer();
+  stream: S | undefined;
+  failure: WebSocketError | undefined;
+  /** Fails the operation in flight, if any. */
+  #abort: ((error: WebSocketError) => void) | undefined;
+
+  run<T>(operation: () => Promise<T>): Promise<T> {
+    return this.#serializer.run(operation);
+  }
+
+  close(): void {
+    if (this.failure) return;
+    const error = closedError();
+    if (this.#abort) return this.#abort(error);
+    this.failure = error;
+    this.stream?.close();
+    this.stream = undefined;
+  }
+
+  /**
+   * Listens to `stream` for one operation. `onData` sees each output chunk
+   * (and may fail the operation); a zlib error becomes `describe(error)`.
+   * The caller writes, then calls `written` from the write's callback: it
+   * returns the output once, or undefined if the operation already settled.
+   */
+  begin(
+    stream: S,
+    reject: (error: WebSocketError) => void,
+    describe: (error: Error) => WebSocketError,
+    onData?: (chunk: Buffer, operation: ZlibOperation) => void,
+  ): ZlibOperation {
+    const operation: ZlibOperation = {
+      chunks: [],
+      length: 0,
+      settled: false,
+      fail: (error) => {
+        cleanUp();
+        this.failure = error;
+        this.stream = undefined;
+        stream.close();
+        reject(error);
+      },
+      written: (error) => {
+        if (operation.settled) return undefined;
+        if (error) return void onError(error);
+        // zlib reports bad data by destroying the stream, calling this back
+        // without the error and emitting "error" next: onError settles.
+        if (stream.destroyed) return undefined;
+        cleanUp();
+        return concat(operation.chunks, operation.length);
+      },
+    };
+    const cleanUp = () => {
+      operation.settled = true;
+      this.#abort = undefined;
+      stream.off("data", listenData);
+      stream.off("error", onError);
+    };
+    const listenData = (chunk: Buffer) => {
+      if (operation.settled) return;
+      if (onData) return onData(chunk, operation);
+      operation.chunks.push(chunk);
+      operation.length += chunk.length;
+    };
+    const onError = (error: Error) => {
+      if (!operation.settled) operation.fail(describe(error));
+    };
+    this.#abort = operation.fail;
+    stream.on("data", listenData);
+    stream.on("error", onError);
+    return operation;
+  }
+}
+
+/** One inflate or deflate in flight on a {@linkcode ZlibSession}. */
+interface ZlibOperation {
+  readonly chunks: Uint8Array[];
+  length: number;
+  settled: boolean;
+  /** Ends the operation and the stream with `error`. */
+  fail(error: WebSocketError): void;
+  /** From the write's callback: the output, or undefined if settled. */
+  written(error?: Error | null): Uint8Array | undefined;
+}
+
 class ZlibInflater implements MessageInflater {
   readonly #windowBits: number;
   readonly #noContextTakeover: boolean;
-  readonly #serializer = new Serializer();
-  #zlib: InflateRaw | undefined;
+  readonly #session = new ZlibSession<InflateRaw>();
   /** The peer ended its DEFLATE stream (a block with BFINAL set). */
   #ended = false;
   #messageBytes = 0;
   #messageInputBytes = 0;
-  #failure: WebSocketError | undefined;
-  /** Fails the operation in flight, if any. */
-  #abort: ((error: WebSocketError) => void) | undefined;
 
   constructor(windowBits: number, noContextTakeover: boolean) {
     // A zlib peer asked for an 8-bit window compresses with 9 bits (zlib
@@ -143,16 +232,23 @@ class ZlibInflater implements MessageInflater {
     fin: boolean,
     maxBytes: number,
   ): Promise<Uint8Array> {
-    return this.#serializer.run(() => this.#inflate(payload, fin, maxBytes));
+    return this.#session.run(() => this.#inflate(payload, fin, maxBytes));
   }
 
   close(): void {
-    if (this.#failure) return;
-    const error = closedError();
-    if (this.#abort) return this.#abort(error);
-    this.#failure = error;
-    this.#zlib?.close();
-    this.#zlib = undefined;
+    this.#session.close();
+  }
+
+  #newStream(): InflateRaw {
+    const stream = withErrorGuard(zlib!.createInflateRaw({
+      windowBits: this.#windowBits,
+      chunkSize: INFLATE_CHUNK_BYTES,
+      flush: Z_SYNC_FLUSH,
+    }));
+    stream.on("end", () => {
+      if (this.#session.stream === stream) this.#ended = true;
+    });
+    return stream;
   }
 
   #inflate(
@@ -160,7 +256,8 @@ class ZlibInflater implements MessageInflater {
     fin: boolean,
     maxBytes: number,
   ): Promise<Uint8Array> {
-    if (this.#failure) return Promise.reject(this.#failure);
+    const session = this.#session;
+    if (session.failure) return Promise.reject(session.failure);
     if (zlib === undefined) {
       return whenZlibLoaded().then(() => this.#inflate(payload, fin, maxBytes));
     }
@@ -170,69 +267,35 @@ class ZlibInflater implements MessageInflater {
       // alone would not inflate (RFC 7692 §7.2.3.6 sends 0x00 instead).
       return Promise.resolve(new Uint8Array());
     }
-    const stream = this.#zlib ??= withErrorGuard(zlib.createInflateRaw({
-      windowBits: this.#windowBits,
-      chunkSize: INFLATE_CHUNK_BYTES,
-      flush: Z_SYNC_FLUSH,
-    }));
+    const stream = session.stream ??= this.#newStream();
     return new Promise((resolve, reject) => {
-      const chunks: Uint8Array[] = [];
-      let length = 0;
-      let settled = false;
-      const cleanUp = () => {
-        settled = true;
-        this.#abort = undefined;
-        stream.off("data", onData);
-        stream.off("error", onError);
-        stream.off("end", onEnd);
-      };
-      const fail = (error: WebSocketError) => {
-        cleanUp();
-        this.#failure = error;
-        this.#zlib = undefined;
-        stream.close();
-        reject(error);
-      };
-      const onData = (chunk: Buffer) => {
-        if (settled) return;
-        this.#messageBytes += chunk.length;
-        if (this.#messageBytes > maxBytes) {
-          // Stop here: closing the stream discards the input not yet inflated.
-          fail(
-            new WebSocketError(
-              `The compressed message inflates to more than maxMessageBytes (${maxBytes} bytes); raise maxMessageBytes to accept larger messages`,
-              { closeCode: 1009 },
-            ),
-          );
-          return;
-        }
-        chunks.push(chunk);
-        length += chunk.length;
-      };
-      const onError = (error: Error) => {
-        if (settled) return;
+      const operation = session.begin(
+        stream,
+        reject,
         // RFC 7692 §6.2 / §8: data that does not inflate fails the connection.
-        fail(
+        (error) =>
           new WebSocketError(
             `Invalid permessage-deflate data: the compressed message does not inflate (${error.message})`,
             { closeCode: 1002 },
           ),
-        );
-      };
-      const onEnd = () => {
-        this.#ended = true;
-      };
-      this.#abort = fail;
-      stream.on("data", onData);
-      stream.on("error", onError);
-      stream.on("end", onEnd);
+        (chunk, operation) => {
+          this.#messageBytes += chunk.length;
+          if (this.#messageBytes > maxBytes) {
+            // Stop here: closing the stream discards the input not yet inflated.
+            return operation.fail(
+              new WebSocketError(
+                `The compressed message inflates to more than maxMessageBytes (${maxBytes} bytes); raise maxMessageBytes to accept larger messages`,
+                { closeCode: 1009 },
+              ),
+            );
+          }
+          operation.chunks.push(chunk);
+          operation.length += chunk.length;
+        },
+      );
       const done = (error?: Error | null) => {
-        if (settled) return;
-        if (error) return onError(error);
-        // zlib reports bad data by destroying the stream, calling this back
-        // without the error and emitting "error" next: onError settles.
-        if (stream.destroyed) return;
-        cleanUp();
+        const output = operation.written(error);
+        if (output === undefined) return;
         if (fin) {
           this.#messageBytes = 0;
           this.#messageInputBytes = 0;
@@ -240,14 +303,14 @@ class ZlibInflater implements MessageInflater {
             // RFC 7692 §7.2.3: after a block with BFINAL set, the next
             // message starts a new DEFLATE stream.
             this.#ended = false;
-            this.#zlib = undefined;
+            session.stream = undefined;
             stream.close();
           } else if (this.#noContextTakeover) {
             // RFC 7692 §7.1.1: no context takeover, every message on its own.
             stream.reset();
           }
         }
-        resolve(concat(chunks, length));
+        resolve(output);
       };
       if (!fin) {
         stream.write(payload, done);
@@ -270,11 +333,7 @@ class ZlibDeflater {
   readonly #strategy: number;
   readonly #level: number;
   readonly #noContextTakeover: boolean;
-  readonly #serializer = new Serializer();
-  #zlib: DeflateRaw | undefined;
-  #failure: WebSocketError | undefined;
-  /** Fails the operation in flight, if any. */
-  #abort: ((error: WebSocketError) => void) | undefined;
+  readonly #session = new ZlibSession<DeflateRaw>();
 
   constructor(windowBits: number, noContextTakeover: boolean, level: number) {
     // zlib cannot compress raw deflate with an 8-bit window (it rejects or
@@ -290,25 +349,21 @@ class ZlibDeflater {
   // `fin` false: a piece of a message sent in fragments (RFC 7692 §6.1),
   // flushed but kept whole, and the context kept for the next piece.
   deflate(message: Uint8Array, fin = true): Promise<Uint8Array> {
-    return this.#serializer.run(() => this.#deflate(message, fin));
+    return this.#session.run(() => this.#deflate(message, fin));
   }
 
   close(): void {
-    if (this.#failure) return;
-    const error = closedError();
-    if (this.#abort) return this.#abort(error);
-    this.#failure = error;
-    this.#zlib?.close();
-    this.#zlib = undefined;
+    this.#session.close();
   }
 
   #deflate(message: Uint8Array, fin: boolean): Promise<Uint8Array> {
+    const session = this.#session;
     // After a failure the peer's inflater no longer matches our context.
-    if (this.#failure) return Promise.reject(this.#failure);
+    if (session.failure) return Promise.reject(session.failure);
     if (zlib === undefined) {
       return whenZlibLoaded().then(() => this.#deflate(message, fin));
     }
-    const stream = this.#zlib ??= withErrorGuard(zlib.createDeflateRaw({
+    const stream = session.stream ??= withErrorGuard(zlib.createDeflateRaw({
       windowBits: this.#windowBits,
       strategy: this.#strategy,
       level: this.#level,
@@ -317,51 +372,24 @@ class ZlibDeflater {
       flush: Z_SYNC_FLUSH,
     }));
     return new Promise((resolve, reject) => {
-      const chunks: Uint8Array[] = [];
-      let length = 0;
-      let settled = false;
-      const cleanUp = () => {
-        settled = true;
-        this.#abort = undefined;
-        stream.off("data", onData);
-        stream.off("error", onError);
-      };
-      const onData = (chunk: Buffer) => {
-        chunks.push(chunk);
-        length += chunk.length;
-      };
-      const fail = (error: WebSocketError) => {
-        cleanUp();
-        this.#failure = error;
-        this.#zlib = undefined;
-        stream.close();
-        reject(error);
-      };
-      const onError = (error: Error) => {
-        if (settled) return;
-        fail(
+      const operation = session.begin(
+        stream,
+        reject,
+        (error) =>
           new WebSocketError(
             `permessage-deflate could not compress a message: ${error.message}`,
             { closeCode: 1011 },
           ),
-        );
-      };
-      this.#abort = fail;
-      stream.on("data", onData);
-      stream.on("error", onError);
+      );
       stream.write(message, (error?: Error | null) => {
-        if (settled) return;
-        if (error) return onError(error);
-        // zlib reports bad data by destroying the stream, calling this back
-        // without the error and emitting "error" next: onError settles.
-        if (stream.destroyed) return;
-        cleanUp();
+        const output = operation.written(error);
+        if (output === undefined) return;
         // A piece ending in a sync flush may stay whole: an empty stored
         // block mid-message is valid DEFLATE.
-        if (!fin) return resolve(concat(chunks, length));
+        if (!fin) return resolve(output);
         // RFC 7692 §7.1.1: no context takeover, every message on its own.
         if (this.#noContextTakeover) stream.reset();
-        resolve(withoutSyncFlushTail(concat(chunks, length)));
+        resolve(withoutSyncFlushTail(output));
       });
     });
   }
