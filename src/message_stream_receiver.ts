@@ -10,14 +10,11 @@
 import { CloseCode } from "./close_code.ts";
 import type { MessageStream } from "./message_stream.ts";
 import { WebSocketError } from "./websocket_error.ts";
+import { sizeOf } from "./readable_queue.ts";
 
 // Text (UTF-16 code units) a message's stream may hold unread before the
 // socket stops reading.
 const MESSAGE_HIGH_WATER = 256 * 1024;
-
-function sizeOf(chunk: string): number {
-  return chunk.length;
-}
 
 /** What the receiver asks of its socket. */
 export interface MessageStreamOwner {

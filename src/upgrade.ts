@@ -33,6 +33,7 @@ import {
 } from "./prepared_queue.ts";
 import type { Socket } from "./socket.ts";
 import { WebSocketError } from "./websocket_error.ts";
+import { sizeOf } from "./readable_queue.ts";
 
 /**
  * Options of {@linkcode upgrade}. The checks run before the response is
@@ -359,10 +360,6 @@ function refused(error: HandshakeRejection | HttpHeadError): UpgradeResult {
       headers,
     }),
   };
-}
-
-function sizeOf(chunk: string | { byteLength: number }): number {
-  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
 }
 
 // A stream is refused by the write: any size will do.
