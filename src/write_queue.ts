@@ -19,6 +19,7 @@ import type { FrameSink } from "./socket_core_host.ts";
 import {
   flushWhenSharedQuiet,
   type SharedFlushQueue,
+  settlePublications,
   sharedFrameQueued,
 } from "./shared_flush.ts";
 import {
@@ -175,6 +176,8 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
    * last (or when the message is abandoned).
    */
   holdShared(hold: boolean): void {
+    // What a hub holds was published before this: it goes first.
+    settlePublications();
     if (hold) {
       this.#heldShared ??= [];
       return;
@@ -203,6 +206,8 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     rsv1: boolean,
     fin = true,
   ): boolean {
+    // What a hub holds was published before this frame: it goes first.
+    settlePublications();
     if (opcode === Opcode.Close) this.#closeQueued = true;
     if (this.#transportFailed) return false;
     if (!this.#noDelaySet && opcode !== Opcode.Close) this.#setNoDelay();
@@ -231,6 +236,7 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
    * @param bytes Whole, encoded frames (unmasked: a server's).
    */
   enqueueShared(bytes: Uint8Array): void {
+    settlePublications();
     if (this.#transportFailed) return;
     if (this.#heldShared) {
       this.#heldShared.push(bytes);
@@ -367,7 +373,7 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
       return;
     }
     if (shared) {
-      flushWhenSharedQuiet(this, QUIET_HOPS_BEFORE_FLUSH);
+      flushWhenSharedQuiet(this);
       return;
     }
     this.#quietHops = 0;
