@@ -274,7 +274,7 @@ export class PreparedQueue implements PreparedSender {
     if (
       !state.busy && !mask && (windowBits === 0 || !run.compressible) &&
       this.#queue.bufferedAmount + this.#heldBytes + run.bytes -
-          run.lastBytes <= (limit ?? maxBufferedBytes)
+            run.lastBytes <= (limit ?? maxBufferedBytes)
     ) {
       const queue = this.#queue;
       for (const span of run.spans()) {

@@ -18,8 +18,8 @@ import { type Frame, Opcode } from "./frame.ts";
 import type { FrameSink } from "./socket_core_host.ts";
 import {
   flushWhenSharedQuiet,
-  type SharedFlushQueue,
   settlePublications,
+  type SharedFlushQueue,
   sharedFrameQueued,
 } from "./shared_flush.ts";
 import {
