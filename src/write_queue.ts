@@ -122,6 +122,9 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
 
   // Bytes waiting for the transport, and who waits for them to drain.
   #outgoing: Uint8Array[] = [];
+  // The chunks being written, and the one in flight.
+  #writing: Uint8Array[] = [];
+  #writingIndex = 0;
   // Small frames are encoded straight into one buffer, written as one chunk.
   #batch: Uint8Array | undefined;
   #batchUsed = 0;
@@ -288,7 +291,7 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
 
   /** Writes what is queued: the common flush of shared frames is due. */
   flushShared(): void {
-    void this.#flush();
+    this.#flush();
   }
 
   /**
@@ -369,7 +372,7 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     if (now) {
       // A large frame leaves on its own anyway, and nothing follows a Close
       // (RFC 6455 §5.5.1): no reason to wait for more frames.
-      void this.#flush();
+      this.#flush();
       return;
     }
     if (shared) {
@@ -484,14 +487,14 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
   #flushIfQuiet(): void {
     if (this.#closeQueued) {
       // Nothing follows a Close: no reason to wait for more frames.
-      void this.#flush();
+      this.#flush();
       return;
     }
     if (this.#queuedSinceCheck) {
       this.#queuedSinceCheck = false;
       this.#quietHops = 0;
     } else if (++this.#quietHops >= QUIET_HOPS_BEFORE_FLUSH) {
-      void this.#flush();
+      this.#flush();
       return;
     }
     queueMicrotask(this.#flushWhenQuiet!);
@@ -541,50 +544,92 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     this.#batchUsed = 0;
   }
 
-  // Writes what is queued; frames queued while a write is in flight leave
-  // together in the next write.
-  async #flush(): Promise<void> {
+  // Writes what is queued, chunk after chunk; frames queued while a write
+  // is in flight leave together in the next write. Callbacks, not an async
+  // function: a write in flight keeps only its promise alive, which counts
+  // with thousands of sockets writing at once (a hub's subscribers).
+  #flush(): void {
+    this.#chunkWritten ??= (written) => this.#onWritten(written);
+    this.#writeFailed ??= (error) => this.#onWriteFailed(error);
+    this.#writeNext();
+  }
+
+  #writeNext(): void {
+    let chunks = this.#writing;
+    if (this.#writingIndex >= chunks.length) {
+      // (Emptied: no written chunk stays alive here.)
+      chunks.length = 0;
+      this.#sealBatch();
+      if (this.#outgoing.length === 0) {
+        this.#flushing = false;
+        this.#notifyDrained();
+        return;
+      }
+      // The two arrays take turns: no new array per write.
+      this.#writing = this.#outgoing;
+      this.#outgoing = chunks;
+      this.#writingIndex = 0;
+      chunks = this.#writing;
+    }
+    const bytes = chunks[this.#writingIndex];
     try {
-      while (true) {
-        this.#sealBatch();
-        if (this.#outgoing.length === 0) break;
-        const chunks = this.#outgoing;
-        this.#outgoing = [];
-        for (const bytes of chunks) {
-          // A Deno.Conn's write takes all the bytes at once nearly always:
-          // call it without the writer's extra promise.
-          const direct = this.#reuseWrites ? this.#transport.write : undefined;
-          const written = direct === undefined
-            ? 0
-            : await direct.call(this.#transport, bytes);
-          if (written < bytes.length) {
-            await this.#writer.write(
-              written === 0 ? bytes : bytes.subarray(written),
-            );
-          }
-          // Buffers the transport is done with go back to the pool (a read
-          // buffer once the last echo viewing it is written); a stream
-          // transport may keep what it was given.
-          if (this.#reuseWrites) {
-            returnPooled(bytes);
-            letGoHeld(bytes);
-          } else keepHeld(bytes);
-          this.#outgoingBytes -= bytes.length;
-          this.#writtenBytesTotal += bytes.length;
-          if (this.#writtenWaiters.length > 0) this.#notifyWritten(false);
-          if (this.#outgoingBytes <= this.#maxBufferedBytes) {
-            this.#notifyDrained();
-          }
-        }
+      // A Deno.Conn's write takes all the bytes at once nearly always:
+      // call it without the writer's extra promise.
+      const direct = this.#reuseWrites ? this.#transport.write : undefined;
+      const pending: Promise<number | void> = direct === undefined
+        ? this.#writer.write(bytes)
+        : direct.call(this.#transport, bytes);
+      pending.then(this.#chunkWritten, this.#writeFailed);
+    } catch (error) {
+      this.#onWriteFailed(error);
+    }
+  }
+
+  // The chunk in flight was written (the count from a direct write, of
+  // which the rest goes through the writer), or failed.
+  #chunkWritten: ((written: number | void) => void) | undefined;
+  #writeFailed: ((error: unknown) => void) | undefined;
+
+  #onWritten(written: number | void): void {
+    try {
+      const bytes = this.#writing[this.#writingIndex];
+      if (typeof written === "number" && written < bytes.length) {
+        this.#writer.write(written === 0 ? bytes : bytes.subarray(written))
+          .then(this.#chunkWritten, this.#writeFailed);
+        return;
+      }
+      this.#writingIndex++;
+      // Buffers the transport is done with go back to the pool (a read
+      // buffer once the last echo viewing it is written); a stream
+      // transport may keep what it was given.
+      if (this.#reuseWrites) {
+        returnPooled(bytes);
+        letGoHeld(bytes);
+      } else keepHeld(bytes);
+      this.#outgoingBytes -= bytes.length;
+      this.#writtenBytesTotal += bytes.length;
+      if (this.#writtenWaiters.length > 0) this.#notifyWritten(false);
+      if (this.#outgoingBytes <= this.#maxBufferedBytes) {
+        this.#notifyDrained();
       }
     } catch (error) {
-      this.#transportFailed = true;
-      this.#outgoing = [];
-      this.#batch = undefined;
-      this.#batchUsed = 0;
-      this.#run = undefined;
-      this.#outgoingBytes = 0;
-      this.#notifyWritten(true);
+      this.#onWriteFailed(error);
+      return;
+    }
+    this.#writeNext();
+  }
+
+  #onWriteFailed(error: unknown): void {
+    this.#transportFailed = true;
+    this.#writing = [];
+    this.#writingIndex = 0;
+    this.#outgoing = [];
+    this.#batch = undefined;
+    this.#batchUsed = 0;
+    this.#run = undefined;
+    this.#outgoingBytes = 0;
+    this.#notifyWritten(true);
+    try {
       this.#listener.transportEnded(error);
     } finally {
       this.#flushing = false;
