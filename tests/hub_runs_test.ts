@@ -11,6 +11,7 @@ import { connect, Hub, serve } from "../mod.ts";
 import { PreparedMessage } from "../src/prepared_message.ts";
 import { PublicationRun } from "../src/publication_run.ts";
 import { MERGE_LIMIT_BYTES } from "../src/write_queue.ts";
+import { concat } from "./_codec_util.ts";
 import { closeAll, memoryPair, type Message, take } from "./_hub_util.ts";
 
 /** Every message `socket` receives until it ends. */
