@@ -16,8 +16,12 @@ export interface SharedFlushQueue {
   flushShared(): void;
 }
 
-// Microtask hops without a shared frame before the common flush.
-const QUIET_HOPS = 8;
+/**
+ * Microtask hops without a new frame before queued frames are written (a
+ * pipe hands its messages over a few hops apart): for a socket's own
+ * frames, and, counted over all queues, for the common flush.
+ */
+export const QUIET_HOPS = 8;
 
 let waiting: SharedFlushQueue[] = [];
 // Delivers what a hub holds; each is called once.

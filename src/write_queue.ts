@@ -7,7 +7,6 @@
  */
 
 import {
-  isPooled,
   keepHeld,
   letGoHeld,
   MIN_POOLED_BYTES,
@@ -15,19 +14,16 @@ import {
   takePooled,
 } from "./buffer_pool.ts";
 import { type Frame, Opcode } from "./frame.ts";
+import { queueLargeFrame } from "./large_frame.ts";
 import type { FrameSink } from "./socket_core_host.ts";
 import {
   flushWhenSharedQuiet,
+  QUIET_HOPS,
   settlePublications,
   type SharedFlushQueue,
   sharedFrameQueued,
 } from "./shared_flush.ts";
-import {
-  encodeFrame,
-  encodeFrameHeader,
-  encodeFrameInto,
-  frameHeaderLength,
-} from "./frame_encoder.ts";
+import { encodeFrameInto, frameHeaderLength } from "./frame_encoder.ts";
 import {
   type ByteWriter,
   byteWriterOf,
@@ -35,32 +31,10 @@ import {
   type Transport,
 } from "./transport.ts";
 
+export { markHeaderRoom } from "./large_frame.ts";
+
 /** Frames smaller than this are merged into one TCP write. */
 export const MERGE_LIMIT_BYTES = 64 * 1024;
-// Masked large frames queued behind a write in flight are encoded into one
-// buffer of up to this size (so they leave in one write).
-const MAX_QUEUED_WRITE_BYTES = 512 * 1024;
-// Microtask hops without a new frame before queued frames are written.
-const QUIET_HOPS_BEFORE_FLUSH = 8;
-
-// Large binary messages handed out as views of a buffer in which the bytes
-// just before the view are its frame's header, which no other view covers:
-// a server may write its own (shorter) header there and send the message
-// back as one chunk, without a copy. Keyed by the view object itself, so a
-// subarray the application makes is never mistaken for one.
-const headroomViews = new WeakSet<Uint8Array>();
-
-/**
- * Marks a received payload, handed out as a view of the read buffer right
- * after its own (masked, so longer) frame header, as one whose header bytes
- * an unmasked echo may overwrite with its own header (see
- * {@linkcode WriteQueue.sendFrame}).
- *
- * @param payload A view no other view overlaps in its header's bytes.
- */
-export function markHeaderRoom(payload: Uint8Array): void {
-  headroomViews.add(payload);
-}
 
 /**
  * Who hears that the transport failed while being written: the socket,
@@ -221,7 +195,11 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
       this.#encodeIntoBatch(frame, size);
     } else {
       this.#sealBatch();
-      viewsPayload = this.#queueLargeFrame(frame, size);
+      viewsPayload = queueLargeFrame(this.#outgoing, frame, size, {
+        mask: this.#mask,
+        reuseWrites: this.#reuseWrites,
+        writing: this.#flushing,
+      });
     }
     this.#queued(
       size,
@@ -253,16 +231,16 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
   }
 
   /**
-   * Queues one small frame that is already encoded and shared by many
-   * sockets (unmasked: a server's, shorter than {@linkcode MERGE_LIMIT_BYTES};
-   * it must stay unchanged until written), after the frames queued before
-   * it: the same as {@linkcode WriteQueue.sendFrame} without encoding it
+   * Queues one small frame, or frames next to each other, already encoded
+   * and shared by many sockets (unmasked: a server's, shorter together than
+   * {@linkcode MERGE_LIMIT_BYTES}; they must stay unchanged until written),
+   * after the frames queued before them: the same as {@linkcode WriteQueue.sendFrame} without encoding it
    * again. Frames that lie right after the one before them in the same
    * buffer (see frame_arena.ts) leave as one view of it, not copied; others
    * are copied into the batch. Queues that take such frames in one turn are
    * flushed together once the turn goes quiet.
    *
-   * @param frame One whole encoded frame.
+   * @param frame Whole encoded frames.
    */
   appendSharedFrame(frame: Uint8Array): void {
     if (this.#transportFailed) return;
@@ -418,57 +396,6 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     return batch;
   }
 
-  // Queues a frame of at least MERGE_LIMIT_BYTES; true when the queued
-  // bytes view its payload.
-  #queueLargeFrame(frame: Frame, size: number): boolean {
-    const payload = frame.payload;
-    const outgoing = this.#outgoing;
-    const headerLength = size - payload.length;
-    if (
-      !this.#mask && !frame.rsv1 && headroomViews.has(payload) &&
-      payload.byteOffset >= headerLength
-    ) {
-      // A message received as a view after its frame's header: our header
-      // goes in front of it, and the frame leaves whole, without a copy.
-      const bytes = new Uint8Array(
-        payload.buffer,
-        payload.byteOffset - headerLength,
-        size,
-      );
-      encodeFrameHeader(bytes, frame);
-      outgoing.push(bytes);
-      return true;
-    }
-    if (this.#mask && this.#reuseWrites) {
-      // RFC 6455 §5.3: the client masks a copy; the copy's buffer is reused
-      // once written. Frames that queue behind a write in flight are masked
-      // into one buffer, so they leave in one write.
-      const last = outgoing[outgoing.length - 1];
-      if (
-        last !== undefined && last.byteOffset === 0 && isPooled(last) &&
-        last.buffer.byteLength - last.length >= size
-      ) {
-        const grown = new Uint8Array(last.buffer, 0, last.length + size);
-        encodeFrameInto(grown, last.length, frame, true);
-        outgoing[outgoing.length - 1] = grown;
-      } else {
-        const capacity = this.#flushing
-          ? Math.max(size, Math.min(size * 4, MAX_QUEUED_WRITE_BYTES))
-          : size;
-        const bytes = takePooled(capacity).subarray(0, size);
-        encodeFrameInto(bytes, 0, frame, true);
-        outgoing.push(bytes);
-      }
-      return false;
-    }
-    let viewsPayload = false;
-    for (const chunk of encodeFrame(frame, this.#mask)) {
-      outgoing.push(chunk);
-      if (chunk === payload) viewsPayload = true;
-    }
-    return viewsPayload;
-  }
-
   #notifyWritten(all: boolean): void {
     const waiters = this.#writtenWaiters;
     while (
@@ -493,7 +420,7 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     if (this.#queuedSinceCheck) {
       this.#queuedSinceCheck = false;
       this.#quietHops = 0;
-    } else if (++this.#quietHops >= QUIET_HOPS_BEFORE_FLUSH) {
+    } else if (++this.#quietHops >= QUIET_HOPS) {
       this.#flush();
       return;
     }
