@@ -24,6 +24,7 @@ import {
 } from "./message_stream_sender.ts";
 import type { PreparedQueue, PreparedQueueState } from "./prepared_queue.ts";
 import { MessageBatch } from "./batching_writable.ts";
+import { settlePublications } from "./shared_flush.ts";
 import type { SocketCore } from "./socket_core.ts";
 import type { PipeSink, SocketPipe } from "./socket_pipe.ts";
 import type { MessageDeflate } from "./socket_options.ts";
@@ -194,6 +195,9 @@ export class ConnectionSink
     }
     const deflated = this.#deflate?.deflate(bytes);
     if (deflated instanceof Promise) {
+      // Messages a hub holds were published before this one: they are
+      // queued now, not held behind it (see PreparedQueue).
+      settlePublications();
       this.#deflatesPending++;
       return deflated.then((compressed) => {
         this.#deflatesPending--;

@@ -12,10 +12,17 @@ import {
   type PreparedMessageOptions,
 } from "./prepared_message.ts";
 import {
+  PreparedQueue,
   preparedQueueOf,
   type PreparedSender,
   QueueResult,
 } from "./prepared_queue.ts";
+import { PublicationRun } from "./publication_run.ts";
+import {
+  settlePublications,
+  settleWhenSharedQuiet,
+  sharedFrameQueued,
+} from "./shared_flush.ts";
 import type { Socket } from "./socket.ts";
 import { preparedSenderOfUpgraded } from "./upgrade.ts";
 
@@ -120,8 +127,17 @@ const TRY_AGAIN_LATER = 1013;
 interface Subscriber {
   readonly socket: Socket;
   readonly sender: PreparedSender;
+  // The sender when it takes a run of messages in one call (wstream's
+  // codec); else (upgrade()'s sockets) each message is sent at once.
+  readonly runs: PreparedQueue | undefined;
   readonly topics: Set<string>;
   dropped: number;
+}
+
+// A topic's subscribers, and those of them that take no runs.
+interface Topic {
+  readonly all: Set<Subscriber>;
+  readonly direct: Set<Subscriber>;
 }
 
 /**
@@ -169,7 +185,7 @@ interface Subscriber {
  * ```
  */
 export class Hub {
-  readonly #topics = new Map<string, Set<Subscriber>>();
+  readonly #topics = new Map<string, Topic>();
   readonly #subscribers = new Map<Socket, Subscriber>();
   readonly #backplane: Backplane | undefined;
   readonly #limit: number | undefined;
@@ -177,6 +193,16 @@ export class Hub {
   readonly #prepareOptions: PreparedMessageOptions;
   #dropped = 0;
   #closed = false;
+  // Messages from writable() and the backplane, held until the turn goes
+  // quiet (see shared_flush.ts), then handed to each subscriber at once.
+  #runs: PublicationRun[] = [];
+  #settleScheduled = false;
+  readonly #settle = (): void => {
+    this.#settleScheduled = false;
+    const runs = this.#runs;
+    this.#runs = [];
+    for (const run of runs) this.#deliverRun(run);
+  };
 
   /**
    * Makes a hub.
@@ -209,9 +235,7 @@ export class Hub {
     };
     this.#backplane = backplane;
     backplane?.start((topic, message) => {
-      if (!this.#closed) {
-        this.#deliver(topic, this.#prepare(message), undefined);
-      }
+      if (!this.#closed) this.#hold(topic, this.#prepare(message), undefined);
     });
   }
 
@@ -227,6 +251,8 @@ export class Hub {
    */
   subscribe(socket: Socket, topic: string): void {
     checkTopic(topic);
+    // What is held was published before this socket joined.
+    settlePublications();
     let subscriber = this.#subscribers.get(socket);
     if (subscriber === undefined) {
       const sender = senderOf(socket);
@@ -236,7 +262,13 @@ export class Hub {
             (socket === null ? "null" : typeof socket),
         );
       }
-      subscriber = { socket, sender, topics: new Set(), dropped: 0 };
+      subscriber = {
+        socket,
+        sender,
+        runs: sender instanceof PreparedQueue ? sender : undefined,
+        topics: new Set(),
+        dropped: 0,
+      };
       this.#subscribers.set(socket, subscriber);
       const added = subscriber;
       socket.closed.then(() => this.#forget(added));
@@ -245,10 +277,12 @@ export class Hub {
     subscriber.topics.add(topic);
     let subscribers = this.#topics.get(topic);
     if (subscribers === undefined) {
-      this.#topics.set(topic, subscribers = new Set());
+      subscribers = { all: new Set(), direct: new Set() };
+      this.#topics.set(topic, subscribers);
       this.#backplane?.subscribe(topic);
     }
-    subscribers.add(subscriber);
+    subscribers.all.add(subscriber);
+    if (subscriber.runs === undefined) subscribers.direct.add(subscriber);
   }
 
   /**
@@ -259,6 +293,7 @@ export class Hub {
    */
   unsubscribe(socket: Socket, topic: string): void {
     checkTopic(topic);
+    settlePublications();
     const subscriber = this.#subscribers.get(socket);
     if (subscriber === undefined || !subscriber.topics.delete(topic)) return;
     this.#leave(subscriber, topic);
@@ -289,6 +324,8 @@ export class Hub {
       topic,
       typeof message === "string" ? message : prepared.payload,
     );
+    // Messages held from writable() were published first.
+    settlePublications();
     return this.#deliver(topic, prepared, options.except);
   }
 
@@ -296,7 +333,10 @@ export class Hub {
    * A stream whose every chunk is published to `topic`, so a socket's
    * messages go to a room with
    * `socket.readable.pipeTo(hub.writable(topic, { except: socket }))`.
-   * It never applies backpressure: publishing does not wait.
+   * It never applies backpressure: publishing does not wait. The messages
+   * written in a turn reach each subscriber in one step once the turn goes
+   * quiet, in the order and under the policy of `publish()`; anything else
+   * sent to a subscriber, or a close, waits for them.
    *
    * @param topic The topic.
    * @param options `except`: a socket that does not get the messages.
@@ -307,8 +347,17 @@ export class Hub {
     options: PublishOptions = {},
   ): WritableStream<string | BufferSource | ArrayBufferView> {
     checkTopic(topic);
+    const except = options.except;
     return new WritableStream({
-      write: (message) => void this.publish(topic, message, options),
+      write: (message) => {
+        const prepared = this.#prepare(message);
+        if (this.#closed) return;
+        this.#backplane?.publish(
+          topic,
+          typeof message === "string" ? message : prepared.payload,
+        );
+        this.#hold(topic, prepared, except);
+      },
     });
   }
 
@@ -319,7 +368,7 @@ export class Hub {
    * @returns The count (0 for an unknown topic).
    */
   subscriberCount(topic: string): number {
-    return this.#topics.get(topic)?.size ?? 0;
+    return this.#topics.get(topic)?.all.size ?? 0;
   }
 
   /**
@@ -331,6 +380,7 @@ export class Hub {
    * @returns The count.
    */
   droppedMessages(socket?: Socket): number {
+    settlePublications();
     if (socket === undefined) return this.#dropped;
     return this.#subscribers.get(socket)?.dropped ?? 0;
   }
@@ -341,6 +391,8 @@ export class Hub {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
+    // What is held was published before the hub closed.
+    settlePublications();
     this.#closed = true;
     this.#topics.clear();
     this.#subscribers.clear();
@@ -363,20 +415,69 @@ export class Hub {
   ): number {
     const subscribers = this.#topics.get(topic);
     if (subscribers === undefined) return 0;
+    return this.#deliverEach(subscribers.all, message, except);
+  }
+
+  // Queues message to each of subscribers but except; how many took it.
+  #deliverEach(
+    subscribers: Set<Subscriber>,
+    message: PreparedMessage,
+    except: Socket | undefined,
+  ): number {
     let queued = 0;
     for (const subscriber of subscribers) {
       if (subscriber.socket === except) continue;
       const result = subscriber.sender.queue(message, this.#limit);
       if (result === QueueResult.Queued) queued++;
-      else if (result === QueueResult.Full) this.#onFull(subscriber);
+      else if (result === QueueResult.Full) this.#onFull(subscriber, 1);
     }
     return queued;
   }
 
-  #onFull(subscriber: Subscriber): void {
+  // A publication from writable() or the backplane: sent now to the
+  // subscribers that take no runs, held for the others until the turn goes
+  // quiet (or something else is queued first: see shared_flush.ts).
+  #hold(topic: string, message: PreparedMessage, except: Socket | undefined) {
+    const subscribers = this.#topics.get(topic);
+    if (subscribers === undefined) return;
+    if (subscribers.direct.size > 0) {
+      this.#deliverEach(subscribers.direct, message, except);
+      if (subscribers.direct.size === subscribers.all.size) return;
+    }
+    const runs = this.#runs;
+    let run = runs[runs.length - 1];
+    if (run === undefined || run.topic !== topic || run.except !== except) {
+      runs.push(run = new PublicationRun(topic, except));
+    }
+    run.add(message);
+    if (this.#settleScheduled) {
+      sharedFrameQueued();
+    } else {
+      this.#settleScheduled = true;
+      settleWhenSharedQuiet(this.#settle);
+    }
+  }
+
+  // Hands the run to each subscriber of its topic that takes runs.
+  #deliverRun(run: PublicationRun): void {
+    const subscribers = this.#topics.get(run.topic);
+    if (subscribers === undefined) return;
+    const count = run.messages.length;
+    for (const subscriber of subscribers.all) {
+      const queue = subscriber.runs;
+      if (queue === undefined || subscriber.socket === run.except) continue;
+      const queued = queue.queueRun(run, this.#limit);
+      if (queued >= 0 && queued < count) {
+        this.#onFull(subscriber, count - queued);
+      }
+    }
+  }
+
+  // messages did not fit in subscriber's queue (the policy's call).
+  #onFull(subscriber: Subscriber, messages: number): void {
     if (this.#dropSlow) {
-      subscriber.dropped++;
-      this.#dropped++;
+      subscriber.dropped += messages;
+      this.#dropped += messages;
       return;
     }
     // The client learns that it missed messages (1013: Try Again Later).
@@ -388,14 +489,18 @@ export class Hub {
 
   #leave(subscriber: Subscriber, topic: string): void {
     const subscribers = this.#topics.get(topic);
-    if (subscribers === undefined || !subscribers.delete(subscriber)) return;
-    if (subscribers.size > 0) return;
+    if (subscribers === undefined || !subscribers.all.delete(subscriber)) {
+      return;
+    }
+    subscribers.direct.delete(subscriber);
+    if (subscribers.all.size > 0) return;
     this.#topics.delete(topic);
     this.#backplane?.unsubscribe(topic);
   }
 
   #forget(subscriber: Subscriber): void {
     if (this.#subscribers.get(subscriber.socket) !== subscriber) return;
+    settlePublications();
     this.#subscribers.delete(subscriber.socket);
     for (const topic of subscriber.topics) this.#leave(subscriber, topic);
     subscriber.topics.clear();

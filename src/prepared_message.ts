@@ -122,6 +122,15 @@ export class PreparedMessage {
   }
 
   /**
+   * Whether the message is long enough to be sent compressed (at least
+   * the compression threshold); whether it is depends on whether it
+   * shrinks (see {@linkcode PreparedMessage.compressedPayload}).
+   */
+  get compressible(): boolean {
+    return this.payload.length >= this.#threshold;
+  }
+
+  /**
    * The payload compressed (RFC 7692 §7.2.1, without the trailing
    * `00 00 ff ff`) by a fresh DEFLATE stream whose matches reach at most
    * `2 ** windowBits` bytes back, or `undefined` when the message is below

@@ -9,6 +9,7 @@
 
 import type { WebSocketConnection } from "./connection.ts";
 import type { PreparedMessage } from "./prepared_message.ts";
+import type { PublicationRun } from "./publication_run.ts";
 import { MERGE_LIMIT_BYTES, type WriteQueue } from "./write_queue.ts";
 
 // A socket's queue, made on first use: WebSocketConnection provides it (it
@@ -250,6 +251,42 @@ export class PreparedQueue implements PreparedSender {
       this.#send(message);
     }
     return QueueResult.Queued;
+  }
+
+  /**
+   * Queues the messages of `run` in order, each as
+   * {@linkcode PreparedQueue.queue} would, and stops at the first that
+   * finds more than `limit` bytes waiting (the rest would too: nothing is
+   * written meanwhile). When the socket is a server's that is not busy,
+   * sends them all uncompressed and all fit, their frames are queued as
+   * the run's spans, one call each.
+   *
+   * @param run The messages.
+   * @param limit The bytes that may wait.
+   * @returns How many were queued (the one after them found the queue
+   * full), or -1 when the socket is closing or closed.
+   */
+  queueRun(run: PublicationRun, limit?: number): number {
+    const state = this.#state;
+    if (!state.sendable) return -1;
+    const { mask, windowBits, maxBufferedBytes } = this.#options;
+    const messages = run.messages;
+    if (
+      !state.busy && !mask && (windowBits === 0 || !run.compressible) &&
+      this.#queue.bufferedAmount + this.#heldBytes + run.bytes -
+            run.lastBytes <= (limit ?? maxBufferedBytes)
+    ) {
+      const queue = this.#queue;
+      for (const span of run.spans()) {
+        if (span.length < MERGE_LIMIT_BYTES) queue.appendSharedFrame(span);
+        else queue.enqueueShared(span);
+      }
+      return messages.length;
+    }
+    for (let i = 0; i < messages.length; i++) {
+      if (this.queue(messages[i], limit) !== QueueResult.Queued) return i;
+    }
+    return messages.length;
   }
 
   /**

@@ -2,7 +2,10 @@
  * One flush moment for every write queue given a hub's shared frames in a
  * turn: one microtask chain for all of them, rather than one per queue,
  * that flushes them all once no queue got a shared frame for a few hops.
- * Not public API.
+ * Publications a hub holds until then (see
+ * {@linkcode settleWhenSharedQuiet}) are delivered first, at that moment,
+ * or earlier when anything else is about to be queued for a socket (see
+ * {@linkcode settlePublications}). Not public API.
  *
  * @module
  */
@@ -13,7 +16,17 @@ export interface SharedFlushQueue {
   flushShared(): void;
 }
 
+/**
+ * Microtask hops without a new frame before queued frames are written (a
+ * pipe hands its messages over a few hops apart): for a socket's own
+ * frames, and, counted over all queues, for the common flush.
+ */
+export const QUIET_HOPS = 8;
+
 let waiting: SharedFlushQueue[] = [];
+// Delivers what a hub holds; each is called once.
+let settlers: (() => void)[] = [];
+let chainRunning = false;
 let sharedSinceCheck = false;
 let quietHops = 0;
 
@@ -33,7 +46,7 @@ export function sharedFrameQueued(): void {
 }
 
 /**
- * Makes `queue` wait for the common flush, which is once `quietHops`
+ * Makes `queue` wait for the common flush, which is once `QUIET_HOPS`
  * microtask hops pass without a shared frame queued anywhere.
  *
  * @example
@@ -42,32 +55,88 @@ export function sharedFrameQueued(): void {
  * import { assertEquals } from "@std/assert";
  *
  * let flushed = 0;
- * flushWhenSharedQuiet({ flushShared: () => void flushed++ }, 8);
+ * flushWhenSharedQuiet({ flushShared: () => void flushed++ });
  * await new Promise((resolve) => setTimeout(resolve, 0));
  * assertEquals(flushed, 1);
  * ```
  *
  * @param queue The queue; it is flushed once.
- * @param hops The quiet hops to wait for.
  */
-export function flushWhenSharedQuiet(
-  queue: SharedFlushQueue,
-  hops: number,
-): void {
+export function flushWhenSharedQuiet(queue: SharedFlushQueue): void {
   waiting.push(queue);
-  if (waiting.length > 1) return;
+  startChain();
+}
+
+/**
+ * Holds a delivery until the common flush: `settle` is called once, when
+ * the turn goes quiet (just before the queues are flushed) or when
+ * {@linkcode settlePublications} is called first. A hub holds the messages
+ * published in a turn this way, to hand each subscriber all of them in
+ * one call. Counts as a shared frame queued.
+ *
+ * @example
+ * ```ts
+ * import { settleWhenSharedQuiet } from "./shared_flush.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * let settled = 0;
+ * settleWhenSharedQuiet(() => void settled++);
+ * assertEquals(settled, 0);
+ * await new Promise((resolve) => setTimeout(resolve, 0));
+ * assertEquals(settled, 1);
+ * ```
+ *
+ * @param settle Delivers what is held.
+ */
+export function settleWhenSharedQuiet(settle: () => void): void {
+  settlers.push(settle);
+  sharedSinceCheck = true;
+  startChain();
+}
+
+/**
+ * Delivers every held publication now: called before anything else is
+ * queued for a socket or changes whether it can take a message, so a
+ * held message keeps its place among the socket's own frames.
+ *
+ * @example
+ * ```ts
+ * import { settlePublications, settleWhenSharedQuiet } from "./shared_flush.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * let settled = 0;
+ * settleWhenSharedQuiet(() => void settled++);
+ * settlePublications();
+ * assertEquals(settled, 1);
+ * ```
+ */
+export function settlePublications(): void {
+  if (settlers.length === 0) return;
+  const held = settlers;
+  settlers = [];
+  for (const settle of held) settle();
+}
+
+function startChain(): void {
+  if (chainRunning) return;
+  chainRunning = true;
   quietHops = 0;
-  const check = (): void => {
-    if (sharedSinceCheck) {
-      sharedSinceCheck = false;
-      quietHops = 0;
-    } else if (++quietHops >= hops) {
-      const queues = waiting;
-      waiting = [];
-      for (const waiter of queues) waiter.flushShared();
-      return;
-    }
-    queueMicrotask(check);
-  };
+  queueMicrotask(check);
+}
+
+function check(): void {
+  if (sharedSinceCheck) {
+    sharedSinceCheck = false;
+    quietHops = 0;
+  } else if (++quietHops >= QUIET_HOPS) {
+    // What the hubs held joins the queues first, then all leave at once.
+    settlePublications();
+    sharedSinceCheck = false;
+    chainRunning = false;
+    const queues = waiting;
+    waiting = [];
+    for (const waiter of queues) waiter.flushShared();
+    return;
+  }
   queueMicrotask(check);
 }

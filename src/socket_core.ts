@@ -21,6 +21,7 @@ import {
 import { type Frame, Opcode } from "./frame.ts";
 import { FrameReceiver } from "./frame_receiver.ts";
 import { KeepAlive } from "./keep_alive.ts";
+import { settlePublications } from "./shared_flush.ts";
 import type { Message, MessageInflater } from "./message_assembler.ts";
 import type {
   FrameSink,
@@ -442,6 +443,8 @@ export class SocketCore {
     if (request) info = request;
     else if (received) info = received;
     else info = { closeCode: CloseCode.NormalClosure, reason: "" };
+    // Messages a hub holds were published before this Close.
+    settlePublications();
     this.#closeSent = info;
     // 1005 means the peer's Close had no code: the answer has none either.
     const payload = info.closeCode === CloseCode.NoStatusReceived
@@ -527,6 +530,7 @@ export class SocketCore {
     const code = error.closeCode ?? CloseCode.AbnormalClosure;
     const reason = truncateCloseReason(error.message);
     if (!this.#closeSent && isValidCloseCode(code)) {
+      settlePublications();
       this.#closeSent = { closeCode: code, reason };
       this.#sink.sendFrame(
         Opcode.Close,
@@ -549,6 +553,7 @@ export class SocketCore {
    */
   end(closeCode: number, reason: string, wasClean: boolean): void {
     if (this.#ended) return;
+    settlePublications();
     this.#ended = true;
     this.#keepAlive?.stop();
     if (this.#closeWait !== undefined) {

@@ -7,7 +7,6 @@
  */
 
 import {
-  isPooled,
   keepHeld,
   letGoHeld,
   MIN_POOLED_BYTES,
@@ -15,18 +14,16 @@ import {
   takePooled,
 } from "./buffer_pool.ts";
 import { type Frame, Opcode } from "./frame.ts";
+import { queueLargeFrame } from "./large_frame.ts";
 import type { FrameSink } from "./socket_core_host.ts";
 import {
   flushWhenSharedQuiet,
+  QUIET_HOPS,
+  settlePublications,
   type SharedFlushQueue,
   sharedFrameQueued,
 } from "./shared_flush.ts";
-import {
-  encodeFrame,
-  encodeFrameHeader,
-  encodeFrameInto,
-  frameHeaderLength,
-} from "./frame_encoder.ts";
+import { encodeFrameInto, frameHeaderLength } from "./frame_encoder.ts";
 import {
   type ByteWriter,
   byteWriterOf,
@@ -34,32 +31,10 @@ import {
   type Transport,
 } from "./transport.ts";
 
+export { markHeaderRoom } from "./large_frame.ts";
+
 /** Frames smaller than this are merged into one TCP write. */
 export const MERGE_LIMIT_BYTES = 64 * 1024;
-// Masked large frames queued behind a write in flight are encoded into one
-// buffer of up to this size (so they leave in one write).
-const MAX_QUEUED_WRITE_BYTES = 512 * 1024;
-// Microtask hops without a new frame before queued frames are written.
-const QUIET_HOPS_BEFORE_FLUSH = 8;
-
-// Large binary messages handed out as views of a buffer in which the bytes
-// just before the view are its frame's header, which no other view covers:
-// a server may write its own (shorter) header there and send the message
-// back as one chunk, without a copy. Keyed by the view object itself, so a
-// subarray the application makes is never mistaken for one.
-const headroomViews = new WeakSet<Uint8Array>();
-
-/**
- * Marks a received payload, handed out as a view of the read buffer right
- * after its own (masked, so longer) frame header, as one whose header bytes
- * an unmasked echo may overwrite with its own header (see
- * {@linkcode WriteQueue.sendFrame}).
- *
- * @param payload A view no other view overlaps in its header's bytes.
- */
-export function markHeaderRoom(payload: Uint8Array): void {
-  headroomViews.add(payload);
-}
 
 /**
  * Who hears that the transport failed while being written: the socket,
@@ -121,6 +96,9 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
 
   // Bytes waiting for the transport, and who waits for them to drain.
   #outgoing: Uint8Array[] = [];
+  // The chunks being written, and the one in flight.
+  #writing: Uint8Array[] = [];
+  #writingIndex = 0;
   // Small frames are encoded straight into one buffer, written as one chunk.
   #batch: Uint8Array | undefined;
   #batchUsed = 0;
@@ -175,6 +153,8 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
    * last (or when the message is abandoned).
    */
   holdShared(hold: boolean): void {
+    // What a hub holds was published before this: it goes first.
+    settlePublications();
     if (hold) {
       this.#heldShared ??= [];
       return;
@@ -203,6 +183,8 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     rsv1: boolean,
     fin = true,
   ): boolean {
+    // What a hub holds was published before this frame: it goes first.
+    settlePublications();
     if (opcode === Opcode.Close) this.#closeQueued = true;
     if (this.#transportFailed) return false;
     if (!this.#noDelaySet && opcode !== Opcode.Close) this.#setNoDelay();
@@ -213,7 +195,11 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
       this.#encodeIntoBatch(frame, size);
     } else {
       this.#sealBatch();
-      viewsPayload = this.#queueLargeFrame(frame, size);
+      viewsPayload = queueLargeFrame(this.#outgoing, frame, size, {
+        mask: this.#mask,
+        reuseWrites: this.#reuseWrites,
+        writing: this.#flushing,
+      });
     }
     this.#queued(
       size,
@@ -231,6 +217,7 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
    * @param bytes Whole, encoded frames (unmasked: a server's).
    */
   enqueueShared(bytes: Uint8Array): void {
+    settlePublications();
     if (this.#transportFailed) return;
     if (this.#heldShared) {
       this.#heldShared.push(bytes);
@@ -244,16 +231,16 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
   }
 
   /**
-   * Queues one small frame that is already encoded and shared by many
-   * sockets (unmasked: a server's, shorter than {@linkcode MERGE_LIMIT_BYTES};
-   * it must stay unchanged until written), after the frames queued before
-   * it: the same as {@linkcode WriteQueue.sendFrame} without encoding it
+   * Queues one small frame, or frames next to each other, already encoded
+   * and shared by many sockets (unmasked: a server's, shorter together than
+   * {@linkcode MERGE_LIMIT_BYTES}; they must stay unchanged until written),
+   * after the frames queued before them: the same as {@linkcode WriteQueue.sendFrame} without encoding it
    * again. Frames that lie right after the one before them in the same
    * buffer (see frame_arena.ts) leave as one view of it, not copied; others
    * are copied into the batch. Queues that take such frames in one turn are
    * flushed together once the turn goes quiet.
    *
-   * @param frame One whole encoded frame.
+   * @param frame Whole encoded frames.
    */
   appendSharedFrame(frame: Uint8Array): void {
     if (this.#transportFailed) return;
@@ -282,7 +269,7 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
 
   /** Writes what is queued: the common flush of shared frames is due. */
   flushShared(): void {
-    void this.#flush();
+    this.#flush();
   }
 
   /**
@@ -363,11 +350,11 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     if (now) {
       // A large frame leaves on its own anyway, and nothing follows a Close
       // (RFC 6455 §5.5.1): no reason to wait for more frames.
-      void this.#flush();
+      this.#flush();
       return;
     }
     if (shared) {
-      flushWhenSharedQuiet(this, QUIET_HOPS_BEFORE_FLUSH);
+      flushWhenSharedQuiet(this);
       return;
     }
     this.#quietHops = 0;
@@ -409,57 +396,6 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     return batch;
   }
 
-  // Queues a frame of at least MERGE_LIMIT_BYTES; true when the queued
-  // bytes view its payload.
-  #queueLargeFrame(frame: Frame, size: number): boolean {
-    const payload = frame.payload;
-    const outgoing = this.#outgoing;
-    const headerLength = size - payload.length;
-    if (
-      !this.#mask && !frame.rsv1 && headroomViews.has(payload) &&
-      payload.byteOffset >= headerLength
-    ) {
-      // A message received as a view after its frame's header: our header
-      // goes in front of it, and the frame leaves whole, without a copy.
-      const bytes = new Uint8Array(
-        payload.buffer,
-        payload.byteOffset - headerLength,
-        size,
-      );
-      encodeFrameHeader(bytes, frame);
-      outgoing.push(bytes);
-      return true;
-    }
-    if (this.#mask && this.#reuseWrites) {
-      // RFC 6455 §5.3: the client masks a copy; the copy's buffer is reused
-      // once written. Frames that queue behind a write in flight are masked
-      // into one buffer, so they leave in one write.
-      const last = outgoing[outgoing.length - 1];
-      if (
-        last !== undefined && last.byteOffset === 0 && isPooled(last) &&
-        last.buffer.byteLength - last.length >= size
-      ) {
-        const grown = new Uint8Array(last.buffer, 0, last.length + size);
-        encodeFrameInto(grown, last.length, frame, true);
-        outgoing[outgoing.length - 1] = grown;
-      } else {
-        const capacity = this.#flushing
-          ? Math.max(size, Math.min(size * 4, MAX_QUEUED_WRITE_BYTES))
-          : size;
-        const bytes = takePooled(capacity).subarray(0, size);
-        encodeFrameInto(bytes, 0, frame, true);
-        outgoing.push(bytes);
-      }
-      return false;
-    }
-    let viewsPayload = false;
-    for (const chunk of encodeFrame(frame, this.#mask)) {
-      outgoing.push(chunk);
-      if (chunk === payload) viewsPayload = true;
-    }
-    return viewsPayload;
-  }
-
   #notifyWritten(all: boolean): void {
     const waiters = this.#writtenWaiters;
     while (
@@ -478,14 +414,14 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
   #flushIfQuiet(): void {
     if (this.#closeQueued) {
       // Nothing follows a Close: no reason to wait for more frames.
-      void this.#flush();
+      this.#flush();
       return;
     }
     if (this.#queuedSinceCheck) {
       this.#queuedSinceCheck = false;
       this.#quietHops = 0;
-    } else if (++this.#quietHops >= QUIET_HOPS_BEFORE_FLUSH) {
-      void this.#flush();
+    } else if (++this.#quietHops >= QUIET_HOPS) {
+      this.#flush();
       return;
     }
     queueMicrotask(this.#flushWhenQuiet!);
@@ -535,50 +471,92 @@ export class WriteQueue implements FrameSink, SharedFlushQueue {
     this.#batchUsed = 0;
   }
 
-  // Writes what is queued; frames queued while a write is in flight leave
-  // together in the next write.
-  async #flush(): Promise<void> {
+  // Writes what is queued, chunk after chunk; frames queued while a write
+  // is in flight leave together in the next write. Callbacks, not an async
+  // function: a write in flight keeps only its promise alive, which counts
+  // with thousands of sockets writing at once (a hub's subscribers).
+  #flush(): void {
+    this.#chunkWritten ??= (written) => this.#onWritten(written);
+    this.#writeFailed ??= (error) => this.#onWriteFailed(error);
+    this.#writeNext();
+  }
+
+  #writeNext(): void {
+    let chunks = this.#writing;
+    if (this.#writingIndex >= chunks.length) {
+      // (Emptied: no written chunk stays alive here.)
+      chunks.length = 0;
+      this.#sealBatch();
+      if (this.#outgoing.length === 0) {
+        this.#flushing = false;
+        this.#notifyDrained();
+        return;
+      }
+      // The two arrays take turns: no new array per write.
+      this.#writing = this.#outgoing;
+      this.#outgoing = chunks;
+      this.#writingIndex = 0;
+      chunks = this.#writing;
+    }
+    const bytes = chunks[this.#writingIndex];
     try {
-      while (true) {
-        this.#sealBatch();
-        if (this.#outgoing.length === 0) break;
-        const chunks = this.#outgoing;
-        this.#outgoing = [];
-        for (const bytes of chunks) {
-          // A Deno.Conn's write takes all the bytes at once nearly always:
-          // call it without the writer's extra promise.
-          const direct = this.#reuseWrites ? this.#transport.write : undefined;
-          const written = direct === undefined
-            ? 0
-            : await direct.call(this.#transport, bytes);
-          if (written < bytes.length) {
-            await this.#writer.write(
-              written === 0 ? bytes : bytes.subarray(written),
-            );
-          }
-          // Buffers the transport is done with go back to the pool (a read
-          // buffer once the last echo viewing it is written); a stream
-          // transport may keep what it was given.
-          if (this.#reuseWrites) {
-            returnPooled(bytes);
-            letGoHeld(bytes);
-          } else keepHeld(bytes);
-          this.#outgoingBytes -= bytes.length;
-          this.#writtenBytesTotal += bytes.length;
-          if (this.#writtenWaiters.length > 0) this.#notifyWritten(false);
-          if (this.#outgoingBytes <= this.#maxBufferedBytes) {
-            this.#notifyDrained();
-          }
-        }
+      // A Deno.Conn's write takes all the bytes at once nearly always:
+      // call it without the writer's extra promise.
+      const direct = this.#reuseWrites ? this.#transport.write : undefined;
+      const pending: Promise<number | void> = direct === undefined
+        ? this.#writer.write(bytes)
+        : direct.call(this.#transport, bytes);
+      pending.then(this.#chunkWritten, this.#writeFailed);
+    } catch (error) {
+      this.#onWriteFailed(error);
+    }
+  }
+
+  // The chunk in flight was written (the count from a direct write, of
+  // which the rest goes through the writer), or failed.
+  #chunkWritten: ((written: number | void) => void) | undefined;
+  #writeFailed: ((error: unknown) => void) | undefined;
+
+  #onWritten(written: number | void): void {
+    try {
+      const bytes = this.#writing[this.#writingIndex];
+      if (typeof written === "number" && written < bytes.length) {
+        this.#writer.write(written === 0 ? bytes : bytes.subarray(written))
+          .then(this.#chunkWritten, this.#writeFailed);
+        return;
+      }
+      this.#writingIndex++;
+      // Buffers the transport is done with go back to the pool (a read
+      // buffer once the last echo viewing it is written); a stream
+      // transport may keep what it was given.
+      if (this.#reuseWrites) {
+        returnPooled(bytes);
+        letGoHeld(bytes);
+      } else keepHeld(bytes);
+      this.#outgoingBytes -= bytes.length;
+      this.#writtenBytesTotal += bytes.length;
+      if (this.#writtenWaiters.length > 0) this.#notifyWritten(false);
+      if (this.#outgoingBytes <= this.#maxBufferedBytes) {
+        this.#notifyDrained();
       }
     } catch (error) {
-      this.#transportFailed = true;
-      this.#outgoing = [];
-      this.#batch = undefined;
-      this.#batchUsed = 0;
-      this.#run = undefined;
-      this.#outgoingBytes = 0;
-      this.#notifyWritten(true);
+      this.#onWriteFailed(error);
+      return;
+    }
+    this.#writeNext();
+  }
+
+  #onWriteFailed(error: unknown): void {
+    this.#transportFailed = true;
+    this.#writing = [];
+    this.#writingIndex = 0;
+    this.#outgoing = [];
+    this.#batch = undefined;
+    this.#batchUsed = 0;
+    this.#run = undefined;
+    this.#outgoingBytes = 0;
+    this.#notifyWritten(true);
+    try {
       this.#listener.transportEnded(error);
     } finally {
       this.#flushing = false;

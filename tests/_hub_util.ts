@@ -14,8 +14,9 @@ import {
   Hub,
   Opcode,
   type Socket,
-  type WebSocketConnection,
+  WebSocketConnection,
 } from "../mod.ts";
+import { memoryTransportPair } from "./_memory_transport.ts";
 import { parseClosePayload } from "../src/close_payload.ts";
 import { delay, maskedFrame, upgradeRequest, within } from "./_socket_util.ts";
 
@@ -203,4 +204,30 @@ export async function assertDroppedAndCounted(run: SlowRun): Promise<void> {
   reader.close();
   await reader.closed;
   await server.shutdown();
+}
+
+/** A server socket and the client socket at the other end, in memory. */
+export function memoryPair(): {
+  server: WebSocketConnection;
+  client: WebSocketConnection;
+} {
+  const [a, b] = memoryTransportPair();
+  return {
+    server: new WebSocketConnection({
+      transport: a,
+      role: "server",
+      closeTimeoutMs: 200,
+    }),
+    client: new WebSocketConnection({
+      transport: b,
+      role: "client",
+      closeTimeoutMs: 200,
+    }),
+  };
+}
+
+/** Closes the sockets and waits until they end. */
+export async function closeAll(sockets: WebSocketConnection[]): Promise<void> {
+  for (const socket of sockets) socket.close();
+  await Promise.all(sockets.map((socket) => socket.closed));
 }

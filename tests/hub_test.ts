@@ -4,11 +4,13 @@
  */
 
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { connect, Hub, serve, WebSocketConnection } from "../mod.ts";
+import { connect, Hub, serve, type WebSocketConnection } from "../mod.ts";
 import type { ServeOptions } from "../src/server.ts";
 import {
   assertClosedWith1013,
   assertDroppedAndCounted,
+  closeAll,
+  memoryPair,
   type Message,
   sameMessages,
   slowSubscriberRun,
@@ -16,33 +18,7 @@ import {
   take,
   waitFor,
 } from "./_hub_util.ts";
-import { memoryTransportPair } from "./_memory_transport.ts";
 import { delay, within } from "./_socket_util.ts";
-
-/** A server socket and the client socket at the other end, in memory. */
-function memoryPair(): {
-  server: WebSocketConnection;
-  client: WebSocketConnection;
-} {
-  const [a, b] = memoryTransportPair();
-  return {
-    server: new WebSocketConnection({
-      transport: a,
-      role: "server",
-      closeTimeoutMs: 200,
-    }),
-    client: new WebSocketConnection({
-      transport: b,
-      role: "client",
-      closeTimeoutMs: 200,
-    }),
-  };
-}
-
-async function closeAll(sockets: WebSocketConnection[]): Promise<void> {
-  for (const socket of sockets) socket.close();
-  await Promise.all(sockets.map((socket) => socket.closed));
-}
 
 function startServer(
   hub: Hub,
