@@ -328,7 +328,11 @@ export class HandshakeResponder {
     const accept = early !== undefined && key === offer.key
       ? early
       : acceptDigest(offer.key);
-    const refusal = await this.#policyRefusal(head, getRequest);
+    // (Most servers have no policy: no promise to wait on then.)
+    const { allowedOrigins, authorize } = this.#options;
+    const refusal = allowedOrigins === undefined && authorize === undefined
+      ? undefined
+      : await this.#policyRefusal(head, getRequest);
     if (refusal !== undefined) {
       await refuse(conn, refusal);
       return false;
