@@ -16,6 +16,7 @@ import {
   type ClientHandshake,
   HandshakeRejection,
   isUpgradeRequest,
+  offeredKey,
   serverResponseHead,
   validateClientRequest,
 } from "./server_handshake.ts";
@@ -242,7 +243,8 @@ export class HandshakeResponder {
       closeQuietly(conn);
       return false;
     }
-    return await this.answer(conn, head, leftover, state);
+    // (answer() never throws: no await needed to catch.)
+    return this.answer(conn, head, leftover, state);
   }
 
   /**
@@ -291,6 +293,15 @@ export class HandshakeResponder {
     // or a protocols function.
     let request: Request | undefined;
     let offer: ClientHandshake | undefined;
+    // RFC 6455 §4.2.2 step 5.4: the hash runs on another thread and comes
+    // back in a later turn of the event loop. Started before the request is
+    // checked, it runs while the checks, the policy and the handler's
+    // Request are done, and is usually back by the time they are.
+    const key = offeredKey(head);
+    const early = key === null ? undefined : acceptDigest(key);
+    // A refused request leaves it unawaited: it must not become an
+    // unhandled rejection (awaiting it still sees the error).
+    early?.catch(() => {});
     try {
       line = parseRequestLine(head.startLine);
       url = this.#requestUrl(head, line);
@@ -313,14 +324,15 @@ export class HandshakeResponder {
       await this.#answerPlain(conn, getRequest, line.method);
       return false;
     }
-    // RFC 6455 §4.2.2 step 5.4: the hash runs on another thread: started
-    // now, it is done (or nearly) once the checks below and the handler's
-    // Request are.
-    const accept = acceptDigest(offer.key);
-    // A refusal below leaves it unawaited: it must not become an unhandled
-    // rejection (awaiting it still sees the error).
-    accept.catch(() => {});
-    const refusal = await this.#policyRefusal(head, getRequest);
+    // (A valid request's key is the one hashed above.)
+    const accept = early !== undefined && key === offer.key
+      ? early
+      : acceptDigest(offer.key);
+    // (Most servers have no policy: no promise to wait on then.)
+    const { allowedOrigins, authorize } = this.#options;
+    const refusal = allowedOrigins === undefined && authorize === undefined
+      ? undefined
+      : await this.#policyRefusal(head, getRequest);
     if (refusal !== undefined) {
       await refuse(conn, refusal);
       return false;

@@ -93,6 +93,36 @@ export function isUpgradeRequest(
 const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
 const KEY_FIELD = "sec-websocket-key";
 
+/**
+ * The `Sec-WebSocket-Key` of a request when it holds one well-formed key
+ * (RFC 6455 §4.2.1 item 5: base64 of 16 bytes), else `null`. A server
+ * starts hashing it before it checks the rest of the request (the hash
+ * runs on another thread); {@linkcode validateClientRequest} still decides
+ * whether the request is accepted.
+ *
+ * @example
+ * ```ts
+ * import { offeredKey } from "./server_handshake.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const key = "dGhlIHNhbXBsZSBub25jZQ==";
+ * assertEquals(offeredKey(new Headers({ "sec-websocket-key": key })), key);
+ * assertEquals(offeredKey(new Headers({ "sec-websocket-key": "short" })), null);
+ * // Two keys are no key (the field's values joined by ", ").
+ * const two = new Headers([["sec-websocket-key", key], ["sec-websocket-key", key]]);
+ * assertEquals(offeredKey(two), null);
+ * ```
+ *
+ * @param headers The request's headers (`Headers`, or a parsed head).
+ * @returns The key, or `null`.
+ */
+export function offeredKey(
+  headers: { get(name: string): string | null },
+): string | null {
+  const key = headers.get(KEY_FIELD);
+  return key !== null && KEY_PATTERN.test(key) ? key : null;
+}
+
 // RFC 6455 §4.2.1 items 3 and 4: a header that must list a token, else 400.
 function requireToken(
   head: HttpHead,

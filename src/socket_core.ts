@@ -34,6 +34,9 @@ import { WebSocketError } from "./websocket_error.ts";
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 
 const EMPTY_BYTES = new Uint8Array(0);
+// The Close most sockets send (an echo of the peer's 1000, or our own),
+// made once: the write queue copies a Close's payload and never modifies it.
+const NORMAL_CLOSURE_BYTES = encodeClosePayload(CloseCode.NormalClosure);
 
 /** What a {@linkcode SocketCore} is built from. */
 export interface SocketCoreInit {
@@ -449,6 +452,8 @@ export class SocketCore {
     // 1005 means the peer's Close had no code: the answer has none either.
     const payload = info.closeCode === CloseCode.NoStatusReceived
       ? EMPTY_BYTES
+      : info.closeCode === CloseCode.NormalClosure && info.reason === ""
+      ? NORMAL_CLOSURE_BYTES
       : encodeClosePayload(info.closeCode, info.reason);
     this.#sink.sendFrame(Opcode.Close, payload, false);
     this.#keepAlive?.stop();

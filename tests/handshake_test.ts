@@ -17,6 +17,7 @@ import {
   buildServerResponse,
   HandshakeRejection,
   isUpgradeRequest,
+  offeredKey,
   serverResponseHead,
   validateClientRequest,
 } from "../src/server_handshake.ts";
@@ -364,6 +365,22 @@ Deno.test("validateClientRequest() answers 426 with Sec-WebSocket-Version: 13 to
       "expected header Sec-WebSocket-Version: 13",
     );
   }
+});
+
+Deno.test("offeredKey() gives the key of a request with one well-formed Sec-WebSocket-Key, else null", () => {
+  const withKeys = (...keys: string[]) =>
+    head(request(["Host: a", ...keys.map((k) => `Sec-WebSocket-Key: ${k}`)]));
+  assertEquals(offeredKey(withKeys(RFC_KEY)), RFC_KEY);
+  assertEquals(offeredKey(withKeys()), null);
+  // Not 16 bytes of base64, or two keys (RFC 6455 §4.2.1 item 5).
+  assertEquals(offeredKey(withKeys("short")), null);
+  assertEquals(offeredKey(withKeys("AAAAAAAAAAAAAAAAAAAAAAA=")), null);
+  assertEquals(offeredKey(withKeys(RFC_KEY, RFC_KEY)), null);
+  // Whatever offeredKey() takes, validateClientRequest() would take too.
+  assertEquals(
+    validateClientRequest(head(request(REQUEST))).key,
+    offeredKey(head(request(REQUEST))),
+  );
 });
 
 Deno.test("isUpgradeRequest() looks for the websocket token in Upgrade", () => {

@@ -546,6 +546,39 @@ Deno.test("serve(): a refused handshake leaves no unhandled rejection from the h
   }
 });
 
+Deno.test("serve(): requests the RFC 6455 checks refuse after their key was hashed get their status, and leave no unhandled rejection", async () => {
+  // The accept hash starts before the request is checked at all; a request
+  // with a well-formed key but another version or method is refused without
+  // awaiting it. An unhandled rejection would fail this test.
+  const subtle = crypto.subtle;
+  const originalDigest = subtle.digest;
+  let digests = 0;
+  subtle.digest = () => {
+    digests++;
+    return Promise.reject(new Error("digest failed"));
+  };
+  try {
+    await using server = start({});
+    const port = server.addr.port;
+    const version = await rawExchange(
+      port,
+      upgradeRequest({ "Sec-WebSocket-Version": "8" }),
+    );
+    assertEquals(statusOf(version), 426);
+    const method = await rawExchange(
+      port,
+      upgradeRequest({}, "POST /chat HTTP/1.1"),
+    );
+    assertEquals(statusOf(method), 405);
+    // Both keys were hashed early (the refusals came after).
+    assertEquals(digests, 2);
+    // Unhandled rejections are reported after a macrotask.
+    await delay(20);
+  } finally {
+    subtle.digest = originalDigest;
+  }
+});
+
 Deno.test("serve(): an error a handler throws after its socket ended is not logged as a handler bug", async () => {
   const logged: unknown[][] = [];
   const originalError = console.error;
