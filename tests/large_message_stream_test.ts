@@ -15,7 +15,7 @@ const SIZE_MIB = Number(Deno.env.get("STREAM_TEST_MIB") ?? 1024);
 // wstream adds is its modules (their source is kept in the V8 heap),
 // WebCrypto for the handshake digest (~1 MiB) and a few 64 KiB chunks, never
 // the message (see the README, "One large message"). These processes peak
-// at 58-61 MiB for a 1 GiB message, also on a loaded machine, since no
+// at 58-62 MiB for a 1 GiB message, also on a loaded machine, since no
 // module they load imports a node: module (node:buffer alone cost ~3 MiB).
 const PEAK_RSS_LIMIT = 64 * MIB;
 const PEER = new URL("./_stream_file_peer.ts", import.meta.url);
