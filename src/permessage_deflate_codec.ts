@@ -26,6 +26,7 @@ import type { MessageInflater } from "./message_assembler.ts";
 import type { DeflateRaw, InflateRaw } from "node:zlib";
 import type { Buffer } from "node:buffer";
 import { WebSocketError } from "./websocket_error.ts";
+import { loadedZlib, loadZlib, type ZlibModule } from "./zlib_module.ts";
 import {
   allowSharedCompression,
   withoutSyncFlushTail,
@@ -35,16 +36,6 @@ import {
   type NegotiatedDeflate,
   type PerMessageDeflateOptions,
 } from "./permessage_deflate.ts";
-
-// node:zlib is loaded when a socket first compresses or inflates a message:
-// a process whose sockets never negotiate permessage-deflate does not pay
-// for it (a few MiB of RSS).
-let zlib: typeof import("node:zlib") | undefined;
-let zlibLoading: Promise<unknown> | undefined;
-
-function whenZlibLoaded(): Promise<unknown> {
-  return zlibLoading ??= import("node:zlib").then((module) => zlib = module);
-}
 
 // zlib.constants, known before node:zlib is loaded.
 const Z_SYNC_FLUSH = 2;
@@ -239,8 +230,8 @@ class ZlibInflater implements MessageInflater {
     this.#session.close();
   }
 
-  #newStream(): InflateRaw {
-    const stream = withErrorGuard(zlib!.createInflateRaw({
+  #newStream(zlib: ZlibModule): InflateRaw {
+    const stream = withErrorGuard(zlib.createInflateRaw({
       windowBits: this.#windowBits,
       chunkSize: INFLATE_CHUNK_BYTES,
       flush: Z_SYNC_FLUSH,
@@ -258,8 +249,11 @@ class ZlibInflater implements MessageInflater {
   ): Promise<Uint8Array> {
     const session = this.#session;
     if (session.failure) return Promise.reject(session.failure);
+    // node:zlib is loaded by the first socket that negotiates
+    // permessage-deflate (see zlib_module.ts).
+    const zlib = loadedZlib();
     if (zlib === undefined) {
-      return whenZlibLoaded().then(() => this.#inflate(payload, fin, maxBytes));
+      return loadZlib().then(() => this.#inflate(payload, fin, maxBytes));
     }
     this.#messageInputBytes += payload.length;
     if (fin && this.#messageInputBytes === 0) {
@@ -267,7 +261,7 @@ class ZlibInflater implements MessageInflater {
       // alone would not inflate (RFC 7692 §7.2.3.6 sends 0x00 instead).
       return Promise.resolve(new Uint8Array());
     }
-    const stream = session.stream ??= this.#newStream();
+    const stream = session.stream ??= this.#newStream(zlib);
     return new Promise((resolve, reject) => {
       const operation = session.begin(
         stream,
@@ -360,8 +354,9 @@ class ZlibDeflater {
     const session = this.#session;
     // After a failure the peer's inflater no longer matches our context.
     if (session.failure) return Promise.reject(session.failure);
+    const zlib = loadedZlib();
     if (zlib === undefined) {
-      return whenZlibLoaded().then(() => this.#deflate(message, fin));
+      return loadZlib().then(() => this.#deflate(message, fin));
     }
     const stream = session.stream ??= withErrorGuard(zlib.createDeflateRaw({
       windowBits: this.#windowBits,
@@ -431,6 +426,9 @@ export function createMessageDeflate(
     serverMaxWindowBits: params.serverMaxWindowBits,
     clientMaxWindowBits: params.clientMaxWindowBits,
   });
+  // Loaded now rather than at the first message: a hub's shared compressed
+  // frames (prepared_message.ts) need it synchronously.
+  loadZlib().catch(() => {});
   const threshold = options.threshold ?? 1024;
   const isServer = role === "server";
   // This end's sending direction: its deflater, and shared compression.

@@ -6,11 +6,11 @@
  * @module
  */
 
-import zlib from "node:zlib";
 import { Opcode } from "./frame.ts";
 import { arenaBytes } from "./frame_arena.ts";
 import { encodeFrameHeader, frameHeaderLength } from "./frame_encoder.ts";
 import { withoutSyncFlushTail } from "./shared_deflate.ts";
+import { loadedZlib, loadZlib, type ZlibModule } from "./zlib_module.ts";
 
 /**
  * How a {@linkcode PreparedMessage} is compressed for the sockets that can
@@ -134,7 +134,10 @@ export class PreparedMessage {
    * The payload compressed (RFC 7692 §7.2.1, without the trailing
    * `00 00 ff ff`) by a fresh DEFLATE stream whose matches reach at most
    * `2 ** windowBits` bytes back, or `undefined` when the message is below
-   * the threshold or does not shrink. Made once per `windowBits`.
+   * the threshold or does not shrink. Made once per `windowBits`. Also
+   * `undefined` while `node:zlib` is not loaded (a socket that negotiates
+   * permessage-deflate loads it): RFC 7692 §6 lets any message go
+   * uncompressed.
    *
    * @param windowBits The receiver's window for this sender (8-15).
    * @returns The compressed payload, or `undefined` to send it as it is.
@@ -143,7 +146,12 @@ export class PreparedMessage {
     if (this.payload.length < this.#threshold) return undefined;
     let compressed = this.#compressed[windowBits];
     if (compressed === undefined) {
-      compressed = deflateAlone(this.payload, windowBits, this.#level);
+      const zlib = loadedZlib();
+      if (zlib === undefined) {
+        loadZlib().catch(() => {});
+        return undefined;
+      }
+      compressed = deflateAlone(zlib, this.payload, windowBits, this.#level);
       if (compressed.length >= this.payload.length) compressed = null;
       this.#compressed[windowBits] = compressed;
     }
@@ -187,6 +195,7 @@ function buildFrame(
 // an 8-bit window: 9 bits with Z_RLE (every match at distance 1) is valid
 // for a 256-byte window too (as in permessage_deflate.ts).
 function deflateAlone(
+  zlib: ZlibModule,
   payload: Uint8Array,
   windowBits: number,
   level: number,

@@ -46,15 +46,15 @@ async function loadedModules(entry: URL): Promise<string[]> {
   return [...loaded];
 }
 
-for (const entry of ["server.ts", "client.ts"]) {
-  Deno.test(`src/${entry} loads no node: module when evaluated`, async () => {
+for (const entry of ["src/server.ts", "src/client.ts", "mod.ts"]) {
+  Deno.test(`${entry} loads no node: module when evaluated`, async () => {
     const loaded = await loadedModules(
-      new URL(`../src/${entry}`, import.meta.url),
+      new URL(`../${entry}`, import.meta.url),
     );
     // The walk found the library's modules: the graph is not empty.
     assert(
       loaded.some((specifier) => specifier.endsWith("/src/socket_core.ts")),
-      `expected src/${entry} to load socket_core.ts, found ${loaded.length} modules`,
+      `expected ${entry} to load socket_core.ts, found ${loaded.length} modules`,
     );
     assertEquals(
       loaded.filter((specifier) => specifier.startsWith("node:")),
@@ -62,3 +62,28 @@ for (const entry of ["server.ts", "client.ts"]) {
     );
   });
 }
+
+Deno.test("a hub's shared compression waits for node:zlib, loaded on first use, and sends uncompressed meanwhile", async () => {
+  // A fresh process: in this one other tests have loaded node:zlib.
+  const program = `
+    import { PreparedMessage } from "./src/prepared_message.ts";
+    import { loadZlib } from "./src/zlib_module.ts";
+    const message = new PreparedMessage("again and again ".repeat(100));
+    const before = message.compressedPayload(15);
+    await loadZlib();
+    const after = message.compressedPayload(15);
+    console.log(JSON.stringify([before === undefined, after?.length]));
+  `;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `--import-map=${IMPORT_MAP}`, program],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(output.success, new TextDecoder().decode(output.stderr));
+  const [uncompressedBefore, lengthAfter] = JSON.parse(
+    new TextDecoder().decode(output.stdout),
+  );
+  assertEquals(uncompressedBefore, true);
+  assert(lengthAfter > 0 && lengthAfter < 1600, `compressed: ${lengthAfter}`);
+});

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
 import zlib from "node:zlib";
 import { Hub, WebSocketConnection } from "../mod.ts";
 import { PreparedMessage } from "../src/prepared_message.ts";
+import { loadZlib } from "../src/zlib_module.ts";
 import { acceptDeflateOffer } from "../src/permessage_deflate.ts";
 import { createMessageDeflate } from "../src/permessage_deflate_codec.ts";
 import { memoryTransportPair } from "./_memory_transport.ts";
@@ -67,7 +68,8 @@ Deno.test("PreparedMessage: small frames built one after another lie next to eac
   assertEquals(large.buffer.byteLength, large.length);
 });
 
-Deno.test("PreparedMessage: compressed once per window, a DEFLATE stream of its own that any receiver inflates", () => {
+Deno.test("PreparedMessage: compressed once per window, a DEFLATE stream of its own that any receiver inflates", async () => {
+  await loadZlib();
   const text = "the same words again and again, ".repeat(200);
   const message = new PreparedMessage(text);
   for (const bits of [8, 9, 12, 15]) {
