@@ -116,8 +116,10 @@ export class ConnectionSink
     if (this.done) return;
     this.done = true;
     this.#controller.error(error);
-    // Nothing more of a message being forwarded is sent.
-    this.#forwardEnded();
+    // Nothing more of a message being forwarded is sent, nor, after its
+    // first fragments, any other data frame (RFC 6455 §5.4): the hub's
+    // frames stay held; the socket is closing.
+    this.#forwardingFragments = false;
     this.pipe?.destinationErrored(error);
   }
 
