@@ -200,7 +200,7 @@ export class WebSocketConnection<
     }
 
     pipeItself(
-      destination: WritableStream<Message>,
+      destination: WritableStream<Message | MessageStream>,
       options: StreamPipeOptions | undefined,
     ): Promise<void> | undefined {
       return this.#socket.#pipeItself(destination, options);
@@ -209,15 +209,7 @@ export class WebSocketConnection<
     message(message: Message, bytes: Uint8Array): void {
       const socket = this.#socket;
       if (socket.#readableDone) return;
-      if (typeof message !== "string" && message.buffer === bytes.buffer) {
-        socket.#reads.lent = true;
-        // A server receives masked frames, so before each payload lie at
-        // least four header bytes more than the header of its echo: a large
-        // one sent back unchanged leaves as one chunk (see WriteQueue).
-        if (socket.#role === "server" && message.length >= MERGE_LIMIT_BYTES) {
-          markHeaderRoom(message);
-        }
-      }
+      if (typeof message !== "string") socket.#lend(message, bytes);
       const pipe = socket.#sink.pipe;
       if (pipe?.forwarding) pipe.message(message);
       else {
@@ -235,12 +227,20 @@ export class WebSocketConnection<
       payload: Uint8Array,
       first: boolean,
       fin: boolean,
-      _bytes: Uint8Array,
+      bytes: Uint8Array,
     ): void {
+      const socket = this.#socket;
+      const pipe = socket.#sink.pipe;
+      if (pipe?.forwarding) {
+        // Forwarded as it is, from the read buffer.
+        socket.#lend(payload, bytes);
+        pipe.fragment(text, payload, first, fin);
+        return;
+      }
       // The read buffer is not lent: the receiver copies each payload out
       // (decoded, or into the reader's buffer) before the socket reads
       // again (see MessageStreamReceiver.readPaused).
-      this.#socket.#receiver!.fragment(text, payload, first, fin);
+      socket.#receiver!.fragment(text, payload, first, fin);
     }
 
     resumeReading(): void {
@@ -502,30 +502,49 @@ export class WebSocketConnection<
   #errorReadable(error: Error): void {
     if (this.#readableDone) return;
     this.#readableDone = true;
-    if (this.#receiver) this.#receiver.error(error);
-    else if (readableQueueEmpty(this.#readableController)) {
+    if (this.#receiver) {
+      this.#receiver.error(error);
+      this.#sink.pipe?.sourceErrored(error);
+    } else if (readableQueueEmpty(this.#readableController)) {
       this.#readableController.error(error);
       this.#sink.pipe?.sourceErrored(error);
     } else this.#pendingReadableError = error;
   }
 
+  // A payload handed out as a view of the read buffer lends the buffer. A
+  // server receives masked frames, so before each payload lie at least four
+  // header bytes more than the header of its echo: a large one sent back
+  // unchanged leaves as one chunk (see WriteQueue).
+  #lend(payload: Uint8Array, bytes: Uint8Array): void {
+    if (payload.buffer !== bytes.buffer) return;
+    this.#reads.lent = true;
+    if (this.#role === "server" && payload.length >= MERGE_LIMIT_BYTES) {
+      markHeaderRoom(payload);
+    }
+  }
+
   // `readable.pipeTo(writable)` inside the socket, when nothing has been
   // read or written yet; else undefined (the generic pipe runs).
   #pipeItself(
-    destination: WritableStream<Message>,
+    destination: WritableStream<Message | MessageStream>,
     options: StreamPipeOptions | undefined,
   ): Promise<void> | undefined {
     const sink = this.#sink;
+    const receiver = this.#receiver;
+    // Streamed messages are forwarded as their frames arrive: none begun
+    // already, and none compressed (the generic pipe inflates and deflates).
     if (
       destination !== this.writable || this.#readableDone || sink.done ||
-      sink.busy || !readableQueueEmpty(this.#readableController) ||
-      this.#core.closeSent !== undefined
+      sink.busy || this.#core.closeSent !== undefined ||
+      (receiver
+        ? !receiver.idle || this.#deflate !== undefined
+        : !readableQueueEmpty(this.#readableController))
     ) return undefined;
     return (sink.pipe = SocketPipe.start(
       sink,
       this.#host,
-      this.readable as ReadableStream<Message>,
-      destination,
+      this.readable,
+      destination as WritableStream<M>,
       options,
       this.#maxBufferedBytes,
     ))?.promise;
@@ -549,10 +568,8 @@ export class WebSocketConnection<
     if (this.#readableDone) return;
     this.#readableDone = true;
     if (this.#receiver) this.#receiver.close();
-    else {
-      this.#readableController.close();
-      this.#sink.pipe?.sourceClosed();
-    }
+    else this.#readableController.close();
+    this.#sink.pipe?.sourceClosed();
   }
 
   // The bytes of the messages waiting in `readable`: those read since the

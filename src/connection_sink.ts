@@ -69,6 +69,8 @@ export class ConnectionSink
   #controller!: WritableStreamDefaultController;
   #deflatesPending = 0;
   #sendingFragments = false;
+  // A pipe forwards a received message in fragments (forwardFragment).
+  #forwardingFragments = false;
   // Stops the message being sent from a stream, when the socket ends.
   #stopSending: (() => void) | undefined;
 
@@ -114,6 +116,10 @@ export class ConnectionSink
     if (this.done) return;
     this.done = true;
     this.#controller.error(error);
+    // Nothing more of a message being forwarded is sent, nor, after its
+    // first fragments, any other data frame (RFC 6455 §5.4): the hub's
+    // frames stay held; the socket is closing.
+    this.#forwardingFragments = false;
     this.pipe?.destinationErrored(error);
   }
 
@@ -129,6 +135,79 @@ export class ConnectionSink
     return this.#sendMessage(message, true);
   }
 
+  /**
+   * Sends a received data frame's payload, for a pipe running inside the
+   * socket with `messages: "stream"`: as a fragment of the message being
+   * forwarded (RFC 6455 §5.4: the first with the message's opcode, the
+   * rest as continuations), split at `maxOutgoingFrameBytes`. The hub's
+   * frames wait until its last fragment. The payload is the socket's: a
+   * view of it is kept until written (see buffer_pool.ts).
+   *
+   * @returns A promise while the write queue is over its limit.
+   */
+  forwardFragment(
+    text: boolean,
+    payload: Uint8Array,
+    first: boolean,
+    fin: boolean,
+  ): void | Promise<void> {
+    const core = this.core;
+    core.assertSendable();
+    const queue = this.#queue;
+    if (first && !fin) {
+      queue.holdShared(true);
+      this.#forwardingFragments = true;
+    }
+    const maxFrameBytes = this.#maxOutgoingFrameBytes;
+    // Split, its buffer is not tracked until written: it never returns to
+    // the pool.
+    if (payload.length > maxFrameBytes) keepHeld(payload);
+    let opcode = first
+      ? (text ? Opcode.Text : Opcode.Binary)
+      : Opcode.Continuation;
+    let start = 0;
+    let viewed = false;
+    do {
+      const end = Math.min(start + maxFrameBytes, payload.length);
+      viewed = core.send(
+        opcode,
+        start === 0 && end === payload.length
+          ? payload
+          : payload.subarray(start, end),
+        false,
+        fin && end === payload.length,
+      ) || viewed;
+      opcode = Opcode.Continuation;
+      start = end;
+    } while (start < payload.length);
+    // Copied into the queue, its read buffer is free (else the queue lets
+    // go of it once written).
+    if (!viewed) letGoHeld(payload);
+    if (fin && !first) this.#forwardEnded();
+    return queue.backpressure();
+  }
+
+  /**
+   * The message a pipe forwards in fragments will never end: the socket
+   * fails with `error` (the peer sees the Close before the message's last
+   * frame) and `writable` errors.
+   *
+   * @param error Why, with its close code (1011).
+   */
+  abandonMessage(error: WebSocketError): void {
+    this.core.fail(error);
+    this.error(error);
+  }
+
+  // The message forwarded in fragments ended (or never will): the hub's
+  // frames that came meanwhile follow.
+  #forwardEnded(): void {
+    if (!this.#forwardingFragments) return;
+    this.#forwardingFragments = false;
+    this.#queue.holdShared(false);
+    this.prepared?.release();
+  }
+
   /** The socket ended: stops the message being sent from a stream. */
   stopStreamedMessage(): void {
     this.#stopSending?.();
@@ -139,7 +218,8 @@ export class ConnectionSink
   }
 
   get busy(): boolean {
-    return this.#deflatesPending > 0 || this.#sendingFragments;
+    return this.#deflatesPending > 0 || this.#sendingFragments ||
+      this.#forwardingFragments;
   }
 
   // Sends a batch's messages in order, settling each as a write of its own

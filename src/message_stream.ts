@@ -33,6 +33,11 @@ import type { Message } from "./message_assembler.ts";
  *
  * Sending: write one to `writable` (or just a `ReadableStream` or `Blob`).
  *
+ * An echo, `socket.readable.pipeTo(socket.writable)` on a socket without
+ * compression, runs inside the socket: each frame received goes back out
+ * as a fragment of the same message as it arrives, and no `MessageStream`
+ * is made.
+ *
  * @example Receive each message as a stream, and echo it as one
  * ```ts
  * import { connect, serve } from "@wstream/wstream";

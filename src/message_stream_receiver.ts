@@ -8,6 +8,7 @@
  */
 
 import { CloseCode } from "./close_code.ts";
+import { ConnectionReadable } from "./connection_readable.ts";
 import type { MessageStream } from "./message_stream.ts";
 import { WebSocketError } from "./websocket_error.ts";
 import { sizeOf } from "./readable_queue.ts";
@@ -22,6 +23,14 @@ export interface MessageStreamOwner {
   resumeReading(): void;
   /** The application cancelled `readable`: start closing. */
   readableCancelled(): void;
+  /**
+   * `readable.pipeTo(destination)`, run by the socket itself when it can
+   * (see socket_pipe.ts); `undefined` for the generic pipe.
+   */
+  pipeItself?(
+    destination: WritableStream<MessageStream>,
+    options: StreamPipeOptions | undefined,
+  ): Promise<void> | undefined;
 }
 
 /** A message being received, or a binary one whose last bytes wait unread. */
@@ -110,8 +119,10 @@ export class MessageStreamReceiver {
     this.#owner = owner;
     // No message is taken ahead of the application: a read of `readable`
     // (a pull) means it wants the next message now.
-    this.readable = new ReadableStream<MessageStream>({
+    this.readable = new ConnectionReadable<MessageStream>({
       start: (controller) => void (this.#controller = controller),
+      pipeItself: (destination, options) =>
+        owner.pipeItself?.(destination, options),
       pull: () => this.#nextWanted(),
       cancel: () => {
         this.#done = true;
@@ -123,6 +134,14 @@ export class MessageStreamReceiver {
         owner.readableCancelled();
       },
     }, { highWaterMark: 0 });
+  }
+
+  /**
+   * Whether no message is in progress or waits in `readable` unread (a
+   * pipe inside the socket may then take the messages' frames).
+   */
+  get idle(): boolean {
+    return this.#current === undefined && this.#controller.desiredSize === 0;
   }
 
   /**

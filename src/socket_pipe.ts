@@ -13,11 +13,25 @@
  * message compressed or sent in fragments) the next ones wait in order and
  * the socket stops reading.
  *
+ * With `messages: "stream"`, the pipe takes each data frame's payload as it
+ * arrives and sends it on as a fragment of the same message (RFC 6455
+ * §5.4), so a message of any size passes through without a
+ * {@linkcode MessageStream} or a stream read per frame. A message begun is
+ * always finished before the pipe shuts down; one the source ends inside
+ * (the peer's Close, a failure) fails the socket with 1011, as the generic
+ * pipe's write of that message's stream would.
+ *
  * @module
  */
 
 import { holdHeld } from "./buffer_pool.ts";
+import { CloseCode } from "./close_code.ts";
 import type { Message } from "./message_assembler.ts";
+import type { MessageStream } from "./message_stream.ts";
+import { WebSocketError } from "./websocket_error.ts";
+
+/** What a pipe takes from `readable` and writes to `writable`. */
+type PipedMessage = Message | MessageStream;
 
 /** The sink of the socket's `writable`, which a {@linkcode SocketPipe} writes through. */
 export interface PipeSink {
@@ -31,8 +45,37 @@ export interface PipeSink {
    * @throws When the socket may no longer send.
    */
   forward(message: Message): void | Promise<void>;
+  /**
+   * Sends a received data frame's payload back out as a fragment of the
+   * message being forwarded (RFC 6455 §5.4), after those sent before it.
+   *
+   * @returns A promise while the write queue is over its limit; else
+   * nothing.
+   * @throws When the socket may no longer send.
+   */
+  forwardFragment(
+    text: boolean,
+    payload: Uint8Array,
+    first: boolean,
+    fin: boolean,
+  ): void | Promise<void>;
+  /**
+   * The message being forwarded will never end (its source ended inside
+   * it): fails the socket with `error` and errors `writable`.
+   */
+  abandonMessage(error: WebSocketError): void;
   /** Errors `writable` (sending failed). */
   error(error: Error): void;
+}
+
+/** A received data frame's payload, waiting to be forwarded. */
+class Fragment {
+  constructor(
+    readonly text: boolean,
+    readonly payload: Uint8Array,
+    readonly first: boolean,
+    readonly fin: boolean,
+  ) {}
 }
 
 /** The socket's reading side: told when the pipe takes messages again. */
@@ -71,20 +114,24 @@ export class SocketPipe {
 
   readonly #sink: PipeSink;
   readonly #reads: PipeReads;
-  readonly #reader: ReadableStreamDefaultReader<Message>;
-  readonly #writer: WritableStreamDefaultWriter<Message>;
+  readonly #reader: ReadableStreamDefaultReader<PipedMessage>;
+  readonly #writer: WritableStreamDefaultWriter<PipedMessage>;
   readonly #preventClose: boolean;
   readonly #preventAbort: boolean;
   readonly #preventCancel: boolean;
   readonly #signal: AbortSignal | undefined;
   #resolve!: () => void;
   #reject!: (error: unknown) => void;
-  // Messages that wait for the one being sent.
-  #waiting: Message[] | undefined;
+  // Messages (or fragments) that wait for the one being sent.
+  #waiting: (Message | Fragment)[] | undefined;
   #busy = false;
+  // A fragment received began a message whose last one has not arrived.
+  #inMessage = false;
   #shuttingDown = false;
   #sourceEnded = false;
   #action: Action = Action.None;
+  // The action has run (or is running).
+  #done = false;
   #isError = false;
   #error: unknown;
 
@@ -100,8 +147,8 @@ export class SocketPipe {
   constructor(
     sink: PipeSink,
     reads: PipeReads,
-    reader: ReadableStreamDefaultReader<Message>,
-    writer: WritableStreamDefaultWriter<Message>,
+    reader: ReadableStreamDefaultReader<PipedMessage>,
+    writer: WritableStreamDefaultWriter<PipedMessage>,
     options: StreamPipeOptions | undefined,
   ) {
     this.#sink = sink;
@@ -137,8 +184,8 @@ export class SocketPipe {
   static start(
     sink: PipeSink,
     reads: PipeReads,
-    readable: ReadableStream<Message>,
-    writable: WritableStream<Message>,
+    readable: ReadableStream<PipedMessage>,
+    writable: WritableStream<PipedMessage>,
     options: StreamPipeOptions | undefined,
     highWaterMark: number,
   ): SocketPipe | undefined {
@@ -159,9 +206,12 @@ export class SocketPipe {
     return new SocketPipe(sink, reads, readable.getReader(), writer, options);
   }
 
-  /** Whether messages go to the pipe (not yet shutting down). */
+  /**
+   * Whether messages go to the pipe: not yet shutting down, or a message
+   * begun is still to be finished.
+   */
   get forwarding(): boolean {
-    return !this.#shuttingDown;
+    return !this.#shuttingDown || this.#inMessage;
   }
 
   /** Whether the socket should stop reading: a message waits to be sent. */
@@ -182,9 +232,32 @@ export class SocketPipe {
     else this.#send(message);
   }
 
+  /**
+   * A data frame's payload received (`messages: "stream"`): sent now as a
+   * fragment of the same message, or after those waiting.
+   *
+   * @param text Whether the message is text (its bytes validated as UTF-8).
+   * @param payload The payload; may view the socket's read buffer.
+   * @param first Whether it starts a message.
+   * @param fin Whether it ends it.
+   */
+  fragment(
+    text: boolean,
+    payload: Uint8Array,
+    first: boolean,
+    fin: boolean,
+  ): void {
+    holdHeld(payload);
+    this.#inMessage = !fin;
+    if (this.#busy) {
+      (this.#waiting ??= []).push(new Fragment(text, payload, first, fin));
+    } else this.#sendFragment(text, payload, first, fin);
+  }
+
   /** The source closed (the peer's Close): close the destination. */
   sourceClosed(): void {
     this.#sourceEnded = true;
+    if (this.#cutWhileShuttingDown(undefined)) return;
     if (this.#preventClose) this.#shutdown(Action.None, false, undefined);
     else this.#shutdown(Action.CloseDestination, false, undefined);
   }
@@ -196,6 +269,7 @@ export class SocketPipe {
    */
   sourceErrored(error: unknown): void {
     this.#sourceEnded = true;
+    if (this.#cutWhileShuttingDown(error)) return;
     this.#shutdown(
       this.#preventAbort ? Action.None : Action.AbortDestination,
       true,
@@ -213,6 +287,8 @@ export class SocketPipe {
     if (this.#shuttingDown) return;
     this.#waiting = undefined;
     this.#busy = false;
+    // The rest of a message being forwarded is dropped (the socket fails).
+    this.#inMessage = false;
     this.#shutdown(
       this.#preventCancel ? Action.None : Action.CancelSource,
       true,
@@ -225,7 +301,12 @@ export class SocketPipe {
     this.#shutdown(Action.Abort, true, this.#signal!.reason);
   }
 
-  #send(message: Message): void {
+  #send(message: Message | Fragment): void {
+    if (message instanceof Fragment) {
+      const { text, payload, first, fin } = message;
+      this.#sendFragment(text, payload, first, fin);
+      return;
+    }
     let sent;
     try {
       sent = this.#sink.forward(message);
@@ -233,6 +314,34 @@ export class SocketPipe {
       this.#forwardFailed(error);
       return;
     }
+    this.#waitFor(sent);
+  }
+
+  #sendFragment(
+    text: boolean,
+    payload: Uint8Array,
+    first: boolean,
+    fin: boolean,
+  ): void {
+    let sent;
+    try {
+      sent = this.#sink.forwardFragment(text, payload, first, fin);
+    } catch (error) {
+      this.#forwardFailed(error);
+      return;
+    }
+    this.#waitFor(sent);
+    // A shutdown that waited for the message's end acts now (else #sent()
+    // does, once what waits is sent).
+    if (
+      fin && this.#shuttingDown && !this.#busy && !this.#inMessage &&
+      !this.#waiting?.length
+    ) {
+      queueMicrotask(() => this.#act());
+    }
+  }
+
+  #waitFor(sent: void | Promise<void>): void {
     if (sent === undefined) return;
     this.#busy = true;
     sent.then(() => this.#sent(), (error) => {
@@ -250,7 +359,7 @@ export class SocketPipe {
       this.#send(waiting.shift()!);
     }
     if (this.#busy) return;
-    if (this.#shuttingDown) this.#act();
+    if (this.#shuttingDown && !this.#inMessage) this.#act();
     else this.#reads.resumeReading();
   }
 
@@ -268,11 +377,55 @@ export class SocketPipe {
     this.#action = action;
     this.#isError = isError;
     this.#error = error;
+    if (this.#inMessage) {
+      if (this.#sourceEnded) {
+        this.#messageCut(error);
+        return;
+      }
+      // The rest of the message is forwarded first: #sendFragment() acts
+      // once its last fragment is queued.
+      return;
+    }
     if (this.#busy) return; // #sent() acts once the last one is queued.
     queueMicrotask(() => this.#act());
   }
 
+  // A shutdown waits for the message being forwarded, which the source
+  // just ended inside: it never ends.
+  #cutWhileShuttingDown(cause: unknown): boolean {
+    if (!this.#shuttingDown || !this.#inMessage) return false;
+    this.#messageCut(cause);
+    return true;
+  }
+
+  // The source ended inside the message being forwarded: its last fragment
+  // never comes. The socket fails with 1011, so the peer never takes the
+  // part sent for the whole message, and the pipe rejects with that error
+  // (as the generic pipe's write of the message's stream would fail).
+  #messageCut(cause: unknown): void {
+    this.#inMessage = false;
+    this.#waiting = undefined;
+    this.#busy = false;
+    const failure = new WebSocketError(
+      `the message stream failed before its end (${
+        cause instanceof Error
+          ? cause.message
+          : cause === undefined
+          ? "the peer's Close arrived inside the message"
+          : String(cause)
+      }); the socket fails with 1011 so the peer does not take the part sent for the whole message`,
+      { closeCode: CloseCode.InternalError },
+    );
+    this.#sink.abandonMessage(failure);
+    this.#action = Action.None;
+    this.#isError = true;
+    this.#error = failure;
+    queueMicrotask(() => this.#act());
+  }
+
   #act(): void {
+    if (this.#done) return;
+    this.#done = true;
     const error = this.#error;
     let done: Promise<unknown> | undefined;
     switch (this.#action) {
