@@ -184,6 +184,29 @@ export function resolveOutgoingFrameBytes(option: number | undefined): number {
 }
 
 /**
+ * The error a socket fails with when a message it began to send can never
+ * end (its source failed, or ended inside it): 1011, so that the peer does
+ * not take the part sent for the whole message.
+ *
+ * @example
+ * ```ts
+ * import { unfinishedMessageError } from "./message_stream_sender.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(unfinishedMessageError("disk error").closeCode, 1011);
+ * ```
+ *
+ * @param cause What ended the message's source.
+ * @returns The error, with close code 1011.
+ */
+export function unfinishedMessageError(cause: string): WebSocketError {
+  return new WebSocketError(
+    `the message stream failed before its end (${cause}); the socket fails with 1011 so the peer does not take the part sent for the whole message`,
+    { closeCode: CloseCode.InternalError },
+  );
+}
+
+/**
  * Sends a payload in fragments of at most `maxFrameBytes` (RFC 6455
  * §5.4; one frame when it fits, an empty one for an empty payload), each queued once the connection took the one before it (down to
  * the backpressure limit), so control frames go out between them.
@@ -408,11 +431,8 @@ export async function sendStreamedMessage(
       reader.cancel(error).catch(() => {});
       throw error;
     }
-    const failure = new WebSocketError(
-      `the message stream failed before its end (${
-        error instanceof Error ? error.message : String(error)
-      }); the socket fails with 1011 so the peer does not take the part sent for the whole message`,
-      { closeCode: CloseCode.InternalError },
+    const failure = unfinishedMessageError(
+      error instanceof Error ? error.message : String(error),
     );
     reader.cancel(failure).catch(() => {});
     target.fail(failure);

@@ -25,10 +25,10 @@
  */
 
 import { holdHeld } from "./buffer_pool.ts";
-import { CloseCode } from "./close_code.ts";
 import type { Message } from "./message_assembler.ts";
 import type { MessageStream } from "./message_stream.ts";
-import { WebSocketError } from "./websocket_error.ts";
+import { unfinishedMessageError } from "./message_stream_sender.ts";
+import type { WebSocketError } from "./websocket_error.ts";
 
 /** What a pipe takes from `readable` and writes to `writable`. */
 type PipedMessage = Message | MessageStream;
@@ -406,15 +406,12 @@ export class SocketPipe {
     this.#inMessage = false;
     this.#waiting = undefined;
     this.#busy = false;
-    const failure = new WebSocketError(
-      `the message stream failed before its end (${
-        cause instanceof Error
-          ? cause.message
-          : cause === undefined
-          ? "the peer's Close arrived inside the message"
-          : String(cause)
-      }); the socket fails with 1011 so the peer does not take the part sent for the whole message`,
-      { closeCode: CloseCode.InternalError },
+    const failure = unfinishedMessageError(
+      cause instanceof Error
+        ? cause.message
+        : cause === undefined
+        ? "the peer's Close arrived inside the message"
+        : String(cause),
     );
     this.#sink.abandonMessage(failure);
     this.#action = Action.None;
