@@ -318,12 +318,8 @@ export class Hub {
     options: PublishOptions = {},
   ): number {
     checkTopic(topic);
-    const prepared = this.#prepare(message);
-    if (this.#closed) return 0;
-    this.#backplane?.publish(
-      topic,
-      typeof message === "string" ? message : prepared.payload,
-    );
+    const prepared = this.#relay(topic, message);
+    if (prepared === undefined) return 0;
     // Messages held from writable() were published first.
     settlePublications();
     return this.#deliver(topic, prepared, options.except);
@@ -350,13 +346,8 @@ export class Hub {
     const except = options.except;
     return new WritableStream({
       write: (message) => {
-        const prepared = this.#prepare(message);
-        if (this.#closed) return;
-        this.#backplane?.publish(
-          topic,
-          typeof message === "string" ? message : prepared.payload,
-        );
-        this.#hold(topic, prepared, except);
+        const prepared = this.#relay(topic, message);
+        if (prepared !== undefined) this.#hold(topic, prepared, except);
       },
     });
   }
@@ -416,6 +407,22 @@ export class Hub {
     const subscribers = this.#topics.get(topic);
     if (subscribers === undefined) return 0;
     return this.#deliverEach(subscribers.all, message, except);
+  }
+
+  // A message published here: encoded once (a bad one throws, also on a
+  // closed hub), sent to the other processes, and returned for local
+  // delivery; undefined once the hub is closed.
+  #relay(
+    topic: string,
+    message: string | BufferSource | ArrayBufferView,
+  ): PreparedMessage | undefined {
+    const prepared = this.#prepare(message);
+    if (this.#closed) return undefined;
+    this.#backplane?.publish(
+      topic,
+      typeof message === "string" ? message : prepared.payload,
+    );
+    return prepared;
   }
 
   // Queues message to each of subscribers but except; how many took it.
