@@ -73,6 +73,10 @@ export class ConnectionSink
   #forwardingFragments = false;
   // Stops the message being sent from a stream, when the socket ends.
   #stopSending: (() => void) | undefined;
+  // A message was left unfinished after its first fragments (its source
+  // failed, or the message forwarded was cut): RFC 6455 §5.4, no data
+  // frame of another message may follow; the socket is failing.
+  #abandoned = false;
 
   constructor(
     queue: WriteQueue,
@@ -195,6 +199,7 @@ export class ConnectionSink
    * @param error Why, with its close code (1011).
    */
   abandonMessage(error: WebSocketError): void {
+    this.#abandoned = true;
     this.core.fail(error);
     this.error(error);
   }
@@ -214,7 +219,7 @@ export class ConnectionSink
   }
 
   get sendable(): boolean {
-    return this.core.sendable;
+    return !this.#abandoned && this.core.sendable;
   }
 
   get busy(): boolean {
@@ -335,6 +340,7 @@ export class ConnectionSink
     const queue = this.#queue;
     queue.holdShared(true);
     this.#sendingFragments = true;
+    let finished = false;
     try {
       await send({
         get sendable() {
@@ -347,10 +353,15 @@ export class ConnectionSink
         whenWritten: () => queue.whenWritten(),
         stopWhenEnded: (stop) => this.#stopSending = stop,
       });
+      finished = true;
     } finally {
-      queue.holdShared(false);
       this.#sendingFragments = false;
-      // Hub messages that came meanwhile follow the message's last fragment.
+      // Hub messages that came meanwhile follow the message's last
+      // fragment. Unfinished, the message would have them follow a part of
+      // it (RFC 6455 §5.4): they stay held, and the hub's are dropped, as
+      // the socket is no longer sendable.
+      if (finished) queue.holdShared(false);
+      else this.#abandoned = true;
       this.prepared?.release();
     }
   }
