@@ -97,6 +97,10 @@ function chunkSizeOf<W>(
   return size;
 }
 
+// Set by BatchingWritable's static block: counts a write handed to the
+// stream (+1) or settled (-1).
+let countWrite: <W>(stream: BatchingWritable<W>, delta: number) => void;
+
 /**
  * A `WritableStream` whose `getWriter()` gives a {@linkcode BatchingWriter}.
  * Its sink gets {@linkcode MessageBatch}es beside single messages, and its
@@ -106,6 +110,19 @@ function chunkSizeOf<W>(
  */
 export class BatchingWritable<W> extends WritableStream<W> {
   readonly #sizeOf: (message: W) => number;
+  // Writes handed to the stream by its writers (released ones too) and not
+  // settled yet, and who waits for them to settle.
+  #pendingWrites = 0;
+  #onSettled: (() => void) | undefined;
+
+  static {
+    countWrite = (stream, delta) => {
+      if ((stream.#pendingWrites += delta) > 0) return;
+      const listener = stream.#onSettled;
+      stream.#onSettled = undefined;
+      listener?.();
+    };
+  }
 
   /**
    * Makes the stream.
@@ -134,6 +151,25 @@ export class BatchingWritable<W> extends WritableStream<W> {
   override getWriter(): WritableStreamDefaultWriter<W> {
     return new BatchingWriter(this, this.#sizeOf);
   }
+
+  /**
+   * Whether writes made through {@linkcode BatchingWritable.getWriter}'s
+   * writers (released ones too) have not settled yet: messages the sink
+   * may not have taken.
+   */
+  get writesPending(): boolean {
+    return this.#pendingWrites > 0;
+  }
+
+  /**
+   * Calls `listener` once when no write is pending (see
+   * {@linkcode BatchingWritable.writesPending}); a later call replaces it.
+   *
+   * @param listener Called once.
+   */
+  onceWritesSettled(listener: () => void): void {
+    this.#onSettled = listener;
+  }
 }
 
 /**
@@ -144,6 +180,7 @@ export class BatchingWritable<W> extends WritableStream<W> {
  * `releaseLock()`).
  */
 class BatchingWriter<W> extends WritableStreamDefaultWriter<W> {
+  readonly #stream: BatchingWritable<W>;
   readonly #sizeOf: (message: W) => number;
   #batch: MessageBatch<W> | undefined;
   // Writes (messages or batches) given to the stream and not settled.
@@ -154,8 +191,9 @@ class BatchingWriter<W> extends WritableStreamDefaultWriter<W> {
   #settle: (() => void) | undefined;
   #flushLater: (() => void) | undefined;
 
-  constructor(stream: WritableStream<W>, sizeOf: (message: W) => number) {
+  constructor(stream: BatchingWritable<W>, sizeOf: (message: W) => number) {
     super(stream);
+    this.#stream = stream;
     this.#sizeOf = sizeOf;
   }
 
@@ -206,8 +244,12 @@ class BatchingWriter<W> extends WritableStreamDefaultWriter<W> {
   // settles.
   #hand(chunk: W | MessageBatch<W>): Promise<void> {
     this.#inFlight++;
+    countWrite(this.#stream, 1);
     const written = super.write(chunk as W);
-    const settle = this.#settle ??= () => void this.#inFlight--;
+    const settle = this.#settle ??= () => {
+      this.#inFlight--;
+      countWrite(this.#stream, -1);
+    };
     written.then(settle, settle);
     return written;
   }

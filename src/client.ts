@@ -6,6 +6,7 @@
  * @module
  */
 
+import { applicationStarted } from "./close_answer.ts";
 import { WebSocketConnection } from "./connection.ts";
 import type { WebSocketOptions } from "./socket_options.ts";
 import type { MessageOf } from "./message_stream.ts";
@@ -304,7 +305,7 @@ export async function connect<Options extends ConnectOptions = ConnectOptions>(
         options,
       );
       signal.throwIfAborted();
-      return new WebSocketConnection<MessageOf<Options>>({
+      const socket = new WebSocketConnection<MessageOf<Options>>({
         ...pickSocketOptions(options),
         transport: conn,
         role: "client",
@@ -314,6 +315,11 @@ export async function connect<Options extends ConnectOptions = ConnectOptions>(
         // An empty one would be kept as long as the socket's read loop runs.
         leftover: leftover.length > 0 ? leftover : undefined,
       });
+      // The caller's code after `await connect()` runs before any later
+      // read: a Close from then on is answered without a timer unless it
+      // writes (see close_answer.ts).
+      applicationStarted(socket);
+      return socket;
     }
   } catch (error) {
     if (conn) closeQuietly(conn);

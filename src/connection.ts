@@ -14,6 +14,7 @@ import {
   answerOrWait,
   answerPeerClose,
   type CloseAnswerer,
+  provideApplicationStart,
 } from "./close_answer.ts";
 import { closeRequest } from "./close_payload.ts";
 import type { Message } from "./message_assembler.ts";
@@ -79,9 +80,11 @@ type AnySocket = WebSocketConnection<Message | MessageStream>;
  * Closing: when the peer sends Close, `readable` closes, and closing
  * `writable` (or calling `close()`) completes the handshake echoing the
  * peer's code, so `socket.readable.pipeTo(socket.writable)` is a correct echo.
- * Closing `writable` first sends Close 1000 (or what `close()` was given)
- * and waits for the peer's Close, up to `closeTimeoutMs`. `closed` resolves
- * with how the socket ended.
+ * An application that holds no writer then is answered by the socket a few
+ * microtasks after the Close (after what it wrote already); a later write
+ * fails. Closing `writable` first sends Close 1000 (or what `close()` was
+ * given) and waits for the peer's Close, up to `closeTimeoutMs`. `closed`
+ * resolves with how the socket ended.
  *
  * @example Run a socket over in-memory streams
  * ```ts
@@ -156,6 +159,8 @@ export class WebSocketConnection<
   #endListener: (() => void) | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
+  // The application has had the socket and run (see applicationStarted).
+  #started = false;
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -258,9 +263,10 @@ export class WebSocketConnection<
       if (socket.#core.closeSent === undefined) {
         socket.#answerTimer = answerPeerClose(
           socket.#core,
-          socket.writable,
+          socket.writable as BatchingWritable<OutgoingMessage>,
           socket.#sink,
           this,
+          socket.#started,
         );
       }
     }
@@ -268,7 +274,12 @@ export class WebSocketConnection<
     answerOrWait(): void {
       const socket = this.#socket;
       socket.#answerTimer = undefined;
-      answerOrWait(socket.#core, socket.writable, socket.#sink);
+      answerOrWait(
+        socket.#core,
+        socket.writable as BatchingWritable<OutgoingMessage>,
+        socket.#sink,
+        this,
+      );
     }
 
     failed(error: WebSocketError): void {
@@ -481,6 +492,7 @@ export class WebSocketConnection<
         else socket.#endListener = listener;
       },
     );
+    provideApplicationStart((socket) => socket.#started = true);
     // The hub's way in (see preparedQueueOf): no public member.
     providePreparedQueues((socket) =>
       socket.#sink.prepared ??= new PreparedQueue(

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { applicationStarted } from "./close_answer.ts";
 import { CloseCode } from "./close_code.ts";
 import type { WebSocketConnection } from "./connection.ts";
 import type { HandshakeState } from "./handshake_responder.ts";
@@ -92,6 +93,9 @@ export function runHandler(
     whenSocketEnded(socket, done);
     return;
   }
+  // The handler's synchronous part has run: a Close from now on is
+  // answered without a timer unless it writes (see close_answer.ts).
+  applicationStarted(socket);
   if (!isPromiseLike(returned)) {
     whenSocketEnded(socket, done);
     return;

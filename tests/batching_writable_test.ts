@@ -156,3 +156,22 @@ Deno.test("BatchingWritable: releaseLock() and close() hand on the batch first; 
   assertEquals(sent, range(SINGLE_WRITES + 5));
   assertEquals(calls[SINGLE_WRITES], [256, 257, 258]);
 });
+
+Deno.test("BatchingWritable: writes of released writers stay pending until sent, and onceWritesSettled is called once when the last settles", async () => {
+  const { sink, sent } = recordingSink(3);
+  const stream = new BatchingWritable<number>(sink, 1024, () => 1);
+  assertEquals(stream.writesPending, false);
+  const writer = stream.getWriter();
+  const writes = [1, 2, 3].map((message) => writer.write(message));
+  writer.releaseLock();
+  assert(!stream.locked);
+  assertEquals(stream.writesPending, true);
+  const settled: boolean[] = [];
+  stream.onceWritesSettled(() => settled.push(stream.writesPending));
+  await Promise.allSettled(writes);
+  // A failed write settles too (3 is refused, and fails the stream).
+  await Promise.resolve();
+  assertEquals(sent, [1, 2]);
+  assertEquals(settled, [false]);
+  assertEquals(stream.writesPending, false);
+});
