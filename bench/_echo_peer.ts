@@ -9,6 +9,7 @@
  *     deno run -A bench/_echo_peer.ts server ws        # npm ws WebSocketServer
  *     deno run -A bench/_echo_peer.ts server tcp       # conn.readable.pipeTo(conn.writable)
  *     deno run -A bench/_echo_peer.ts server wstream   # serve() from mod.ts
+ *     deno run -A bench/_echo_peer.ts server wstream-unheld # serve(), a writer per message
  *     deno run -A bench/_echo_peer.ts server upgrade   # Deno.serve + upgrade() from mod.ts
  *     deno run -A bench/_echo_peer.ts server ws-http   # node:http + npm ws handleUpgrade
  *     deno run -A bench/_echo_peer.ts server handleUpgrade # node:http + handleUpgrade()
@@ -109,6 +110,29 @@ async function startServer(kind: string): Promise<void> {
         { hostname, port: 0, onListen() {} },
         async (socket) => {
           await socket.readable.pipeTo(socket.writable).catch(() => {});
+        },
+      );
+      report({ port: server.addr.port });
+      return;
+    }
+    case "wstream-unheld": {
+      // An echo that never holds `writable`: it takes a writer for each
+      // message and lets go of it at once (the peer's Close finds the
+      // writable free, as with a handler that only reads or only logs).
+      const serve = await wstreamExport<WstreamServe>("serve");
+      if (!serve) return report({ skip: "mod.ts does not export serve() yet" });
+      const server = serve(
+        { hostname, port: 0, onListen() {} },
+        async (socket) => {
+          try {
+            for await (const message of socket.readable) {
+              const writer = socket.writable.getWriter();
+              writer.write(message).catch(() => {});
+              writer.releaseLock();
+            }
+          } catch {
+            // The peer failed the connection.
+          }
         },
       );
       report({ port: server.addr.port });

@@ -12,7 +12,10 @@
  *
  * Options: `--quick`, `--duration S` (measured seconds per workload, default
  * 5), `--warmup S` (default 1), `--repeat N` (runs of the whole
- * matrix, each on fresh server processes; the table shows medians; default 1), `--servers a,b` (of builtin,ws,tcp,wstream,bun,upgrade,ws-http,handleUpgrade:
+ * matrix, each on fresh server processes; the table shows medians; default 1), `--servers a,b` (of builtin,ws,tcp,wstream,wstream-unheld,bun,upgrade,ws-http,handleUpgrade:
+ * wstream-unheld echoes with a writer taken and let go per message, so the
+ * peer's Close finds `writable` free, as a handler that only reads does
+ * (run only when named);
  * the last three are the adapters and their peer, npm ws's handleUpgrade on
  * the same node:http server),
  * `--workloads a,b` (of the ids below), `--clients a,b` (of builtin,ws,wstream;
@@ -53,6 +56,7 @@ const SERVERS = [
   "ws",
   "tcp",
   "wstream",
+  "wstream-unheld",
   "bun",
   "upgrade",
   "ws-http",
@@ -63,6 +67,7 @@ const SERVER_NAMES: Record<string, string> = {
   ws: "npm ws (Deno)",
   tcp: "raw TCP pipeTo",
   wstream: "wstream",
+  "wstream-unheld": "wstream, echo not holding writable",
   upgrade: "wstream upgrade() in Deno.serve",
   "ws-http": "npm ws on node:http (Deno)",
   handleUpgrade: "wstream handleUpgrade() on node:http (Deno)",
@@ -195,7 +200,8 @@ function parseOptions(args: string[]): Options {
     duration: 5,
     warmup: 1,
     repeat: 1,
-    servers: [...SERVERS],
+    // wstream-unheld only when asked for: it measures one closing path.
+    servers: SERVERS.filter((kind) => kind !== "wstream-unheld"),
     workloads: [...WORKLOAD_IDS],
     clients: [...CLIENTS],
   };
