@@ -26,7 +26,8 @@
  *
  * Options: `--quick`, `--duration S` (default 5), `--warmup S` (default 1),
  * `--window W` (default 32), `--repeat N` (medians of N runs, default 1),
- * `--servers a,b` (of builtin,ws,bun,loop,hub), `--workloads a,b` (of the
+ * `--servers a,b` (of builtin,ws,bun,loop,hub,redis, and floor: a bare
+ * `conn.write` loop, bench/_fanout_floor.ts, run only when named), `--workloads a,b` (of the
  * ids below), `--json FILE` (raw results).
  *
  * @module
@@ -46,8 +47,19 @@ import {
 } from "./echo_e2e.ts";
 
 const PEER = new URL("./_fanout_peer.ts", import.meta.url).pathname;
+const FLOOR = new URL("./_fanout_floor.ts", import.meta.url).pathname;
 
-const SERVERS = ["builtin", "ws", "bun", "loop", "hub", "redis"] as const;
+const SERVERS = [
+  "builtin",
+  "ws",
+  "bun",
+  "loop",
+  "hub",
+  "redis",
+  "floor",
+] as const;
+/** Run only when asked for (`--servers ...,floor`): not a library. */
+const ON_REQUEST = ["floor"];
 const SERVER_NAMES: Record<string, string> = {
   builtin: "Deno built-in loop",
   ws: "npm ws loop (Deno)",
@@ -55,6 +67,7 @@ const SERVER_NAMES: Record<string, string> = {
   loop: "wstream writer loop",
   hub: "wstream Hub",
   redis: "Hub via Redis (2 processes)",
+  floor: "Deno floor (conn.write)",
 };
 /** Ratios printed: [kind, baseline]. */
 const RATIOS: [string, string][] = [
@@ -63,6 +76,8 @@ const RATIOS: [string, string][] = [
   ["redis", "bun"],
   ["loop", "bun"],
   ["loop", "builtin"],
+  ["floor", "bun"],
+  ["hub", "floor"],
 ];
 
 interface Workload {
@@ -112,7 +127,7 @@ function parseOptions(args: string[]): Options {
     warmup: 1,
     window: 32,
     repeat: 1,
-    servers: [...SERVERS],
+    servers: SERVERS.filter((kind) => !ON_REQUEST.includes(kind)),
     workloads: WORKLOADS.map((w) => w.id),
   };
   for (let i = 0; i < args.length; i++) {
@@ -198,7 +213,9 @@ async function startServers(
   { servers: RunningServer[]; stop(): Promise<void> } | { skip: string }
 > {
   if (kind !== "redis") {
-    const command = await serverCommand(kind, PEER, [kind], "fanout");
+    const command = kind === "floor"
+      ? await serverCommand(kind, FLOOR, [], "fanout")
+      : await serverCommand(kind, PEER, [kind], "fanout");
     if ("skip" in command) return command;
     const server = await startServer(kind, command);
     return "skip" in server ? server : { servers: [server], stop: server.stop };
