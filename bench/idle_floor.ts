@@ -15,7 +15,9 @@
  * (what the optimizing compilers' memory costs); with `:second`, the
  * figures are those of a second 2,000 connections opened while the first
  * 2,000 stay open (the cost of one more connection, once the code is
- * compiled, the threads started and the young generation grown).
+ * compiled, the threads started and the young generation grown); with
+ * `:alloc`, the young generation is 128 MiB from the start, so no scavenge
+ * runs and `heapUsed` is all the JS heap a connection allocates.
  *
  * @module
  */
@@ -107,6 +109,8 @@ async function measure(loadgen: string, spec: string) {
   Deno.env.set("IDLE_FLOOR_STATS", statsFile);
   const flags = variant === "nojit"
     ? ["--v8-flags=--no-maglev,--no-turbofan"]
+    : variant === "alloc"
+    ? ["--v8-flags=--min-semi-space-size=128,--max-semi-space-size=128"]
     : [];
   const server = await startServer(kind, {
     path: Deno.execPath(),
