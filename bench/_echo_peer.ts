@@ -65,7 +65,26 @@ function report(value: Record<string, unknown>): void {
   console.log(JSON.stringify(value));
 }
 
-async function startServer(kind: string): Promise<void> {
+// serve() on an ephemeral port with handler; reports the port, or why it
+// cannot run.
+async function serveWstream(
+  hostname: string,
+  handler: (socket: WstreamSocket) => Promise<void>,
+): Promise<void> {
+  const serve = await wstreamExport<WstreamServe>("serve");
+  if (!serve) return report({ skip: "mod.ts does not export serve() yet" });
+  const server = serve({ hostname, port: 0, onListen() {} }, handler);
+  report({ port: server.addr.port });
+}
+
+/**
+ * Starts the echo server of kind (see the module's list) and prints its
+ * port as one JSON line; bench/_idle_floor_peer.ts measures the same
+ * servers.
+ *
+ * @param kind The server kind.
+ */
+export async function startServer(kind: string): Promise<void> {
   const hostname = "127.0.0.1";
   switch (kind) {
     case "builtin": {
@@ -103,41 +122,25 @@ async function startServer(kind: string): Promise<void> {
       }
       return;
     }
-    case "wstream": {
-      const serve = await wstreamExport<WstreamServe>("serve");
-      if (!serve) return report({ skip: "mod.ts does not export serve() yet" });
-      const server = serve(
-        { hostname, port: 0, onListen() {} },
-        async (socket) => {
-          await socket.readable.pipeTo(socket.writable).catch(() => {});
-        },
-      );
-      report({ port: server.addr.port });
-      return;
-    }
-    case "wstream-unheld": {
+    case "wstream":
+      return await serveWstream(hostname, async (socket) => {
+        await socket.readable.pipeTo(socket.writable).catch(() => {});
+      });
+    case "wstream-unheld":
       // An echo that never holds `writable`: it takes a writer for each
       // message and lets go of it at once (the peer's Close finds the
       // writable free, as with a handler that only reads or only logs).
-      const serve = await wstreamExport<WstreamServe>("serve");
-      if (!serve) return report({ skip: "mod.ts does not export serve() yet" });
-      const server = serve(
-        { hostname, port: 0, onListen() {} },
-        async (socket) => {
-          try {
-            for await (const message of socket.readable) {
-              const writer = socket.writable.getWriter();
-              writer.write(message).catch(() => {});
-              writer.releaseLock();
-            }
-          } catch {
-            // The peer failed the connection.
+      return await serveWstream(hostname, async (socket) => {
+        try {
+          for await (const message of socket.readable) {
+            const writer = socket.writable.getWriter();
+            writer.write(message).catch(() => {});
+            writer.releaseLock();
           }
-        },
-      );
-      report({ port: server.addr.port });
-      return;
-    }
+        } catch {
+          // The peer failed the connection.
+        }
+      });
     case "upgrade": {
       const upgrade = await wstreamExport<WstreamUpgrade>("upgrade");
       if (!upgrade) return report({ skip: "mod.ts does not export upgrade()" });

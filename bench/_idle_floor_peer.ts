@@ -18,6 +18,8 @@
  * @module
  */
 
+import { startServer } from "./_echo_peer.ts";
+
 const hostname = "127.0.0.1";
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const encoder = new TextEncoder();
@@ -127,24 +129,11 @@ switch (kind) {
   case "streams":
     await floor(kind);
     break;
-  case "wstream": {
-    const { serve } = await import("../mod.ts");
-    const server = serve({ hostname, port: 0, onListen() {} }, async (s) => {
-      await s.readable.pipeTo(s.writable).catch(() => {});
-    });
-    report({ port: server.addr.port });
+  case "wstream":
+  case "builtin":
+    // The very servers bench:echo measures.
+    await startServer(kind);
     break;
-  }
-  case "builtin": {
-    const server = Deno.serve({ hostname, port: 0, onListen() {} }, (r) => {
-      const { socket, response } = Deno.upgradeWebSocket(r);
-      socket.binaryType = "arraybuffer";
-      socket.onmessage = (event) => socket.send(event.data);
-      return response;
-    });
-    report({ port: server.addr.port });
-    break;
-  }
   default:
     throw new Error(
       `expected accept|read|streams|wstream|builtin, found "${kind}"`,
